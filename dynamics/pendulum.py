@@ -1,0 +1,68 @@
+"""Torque-limited pendulum (the classic swing-up benchmark)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numba as nb
+import numpy as np
+
+from imle_mpc.model import AnalyticModel
+from imle_mpc.validation import FloatArray, require_non_negative, require_positive
+
+
+@nb.njit(cache=True)
+def pendulum_step(x, u, p, out):  # pragma: no cover - compiled
+    """Semi-implicit Euler step. x = (theta, theta_dot), theta = 0 is upright.
+
+    p = (mass, length, gravity, damping, dt, max_speed).
+    """
+    m, l, g, b, dt, vmax = p[0], p[1], p[2], p[3], p[4], p[5]
+    theta_ddot = g / l * np.sin(x[0]) + (u[0] - b * x[1]) / (m * l * l)
+    w = x[1] + dt * theta_ddot
+    w = min(max(w, -vmax), vmax)
+    out[0] = x[0] + dt * w
+    out[1] = w
+
+
+@dataclass(frozen=True)
+class Pendulum(AnalyticModel):
+    """Point mass on a massless rod, torque at the pivot. ``theta = 0`` is upright.
+
+    With the defaults the motor (2 N m) cannot lift the mass (9.81 N m) directly:
+    the controller must pump energy, as in Gymnasium's ``Pendulum-v1``.
+    """
+
+    mass: float = 1.0
+    length: float = 1.0
+    gravity: float = 9.81
+    damping: float = 0.0
+    dt: float = 0.05
+    max_torque: float = 2.0
+    max_speed: float = 8.0
+
+    nx: ClassVar[int] = 2
+    nu: ClassVar[int] = 1
+    step_function: ClassVar = pendulum_step
+    state_names: ClassVar[tuple[str, ...]] = ("theta", "theta_dot")
+    action_names: ClassVar[tuple[str, ...]] = ("torque",)
+
+    def __post_init__(self) -> None:
+        for name in ("mass", "length", "dt", "max_torque", "max_speed"):
+            require_positive("Pendulum", name, getattr(self, name))
+        require_non_negative("Pendulum", "damping", self.damping)
+        require_non_negative("Pendulum", "gravity", self.gravity)
+
+    def params_vector(self) -> FloatArray:
+        return np.array(
+            [self.mass, self.length, self.gravity, self.damping, self.dt, self.max_speed]
+        )
+
+    @property
+    def action_low(self) -> FloatArray:
+        return np.array([-self.max_torque])
+
+    @property
+    def action_high(self) -> FloatArray:
+        return np.array([self.max_torque])

@@ -1,0 +1,77 @@
+"""Selection kernels: from per-sample costs to a plan.
+
+Costs that are NaN or +inf mark infeasible samples; they never win and get
+zero weight.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True)
+def argmin_finite(costs):  # pragma: no cover - compiled
+    """Index of the smallest finite cost, or -1 if no cost is finite. Shape=(K,)."""
+    best = -1
+    best_cost = np.inf
+    for k in range(costs.shape[0]):
+        c = costs[k]
+        if c < best_cost:  # False for NaN and +inf
+            best_cost = c
+            best = k
+    return best
+
+
+@nb.njit(cache=True)
+def softmax_weights(costs, temperature, weights):  # pragma: no cover - compiled
+    """MPPI weights ``w_k ∝ exp(-(c_k - c_min) / temperature)`` written into ``weights``.
+
+    Subtracting the minimum keeps ``exp`` from underflowing for all samples.
+    Non-finite costs get weight 0. Returns the number of finite costs; when it
+    is 0 the weights are all 0 and the caller must fall back.
+    """
+    K = costs.shape[0]
+    cmin = np.inf
+    for k in range(K):
+        if costs[k] < cmin:
+            cmin = costs[k]
+    n_finite = 0
+    total = 0.0
+    inv_t = 1.0 / temperature
+    for k in range(K):
+        c = costs[k]
+        if np.isfinite(c):
+            w = np.exp(-(c - cmin) * inv_t)
+            n_finite += 1
+        else:
+            w = 0.0
+        weights[k] = w
+        total += w
+    if total > 0.0:
+        for k in range(K):
+            weights[k] /= total
+    return n_finite
+
+
+@nb.njit(parallel=True, cache=True)
+def weighted_mean(U, weights, out):  # pragma: no cover - compiled
+    """``out[t, j] = sum_k weights[k] * U[k, t, j]``. U Shape=(K, H, nu), out Shape=(H, nu)."""
+    K, H, nu = U.shape
+    for t in nb.prange(H):
+        for j in range(nu):
+            acc = 0.0
+            for k in range(K):
+                w = weights[k]
+                if w != 0.0:
+                    acc += w * U[k, t, j]
+            out[t, j] = acc
+
+
+def elite_indices(costs: np.ndarray, n_elites: int) -> np.ndarray:
+    """Indices of the ``n_elites`` lowest finite costs, best first (fewer if fewer are finite)."""
+    finite = np.flatnonzero(np.isfinite(costs))
+    if finite.size <= n_elites:
+        return finite[np.argsort(costs[finite], kind="stable")]
+    part = finite[np.argpartition(costs[finite], n_elites - 1)[:n_elites]]
+    return part[np.argsort(costs[part], kind="stable")]

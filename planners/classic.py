@@ -1,0 +1,175 @@
+"""MPPI, CEM and predictive sampling: the sampling planner with Gaussian proposals.
+
+Each is a ``SamplingPlanner`` with a particular sampler and selector; only the
+configuration differs, so there is one hot loop to optimise and test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from cost.composite import CostSum
+from imle_mpc.protocols import Constraint, Dynamics
+from imle_mpc.validation import FloatArray, require_int_at_least, require_positive
+from planners.samplers import CrossEntropySampler, GaussianSampler
+from planners.sampling import SamplingConfig, SamplingPlanner
+from planners.selectors import ArgminSelector, EliteMeanSelector, SoftmaxSelector
+
+CostLike = CostSum | Callable[[FloatArray, FloatArray], FloatArray]
+
+
+def _check_sigma(owner: str, sigma: float | tuple[float, ...]) -> None:
+    values = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
+    if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(f"{owner}.noise_sigma must be finite and > 0, got {sigma!r}.")
+
+
+@dataclass(frozen=True)
+class MPPIConfig(SamplingConfig):
+    """Model Predictive Path Integral control.
+
+    Attributes:
+        temperature: lambda of the softmax weights ``exp(-cost / lambda)``.
+        noise_sigma: std of the Gaussian perturbations, scalar or per action.
+    """
+
+    temperature: float = 1.0
+    noise_sigma: float | tuple[float, ...] = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_positive("MPPIConfig", "temperature", self.temperature)
+        _check_sigma("MPPIConfig", self.noise_sigma)
+
+
+@dataclass(frozen=True)
+class CEMConfig(SamplingConfig):
+    """Cross-entropy method.
+
+    Attributes:
+        num_elites: samples the mean and std are refit to (2 <= elites <= K).
+        noise_sigma: initial std at every control step.
+        min_sigma: floor on the refit std, so the search never collapses.
+    """
+
+    iterations: int = 4
+    num_elites: int = 16
+    noise_sigma: float | tuple[float, ...] = 1.0
+    min_sigma: float = 0.05
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_int_at_least("CEMConfig", "num_elites", self.num_elites, 2)
+        if self.num_elites > self.num_samples:
+            raise ValueError(
+                f"CEMConfig.num_elites={self.num_elites} must be <= num_samples="
+                f"{self.num_samples}; lower num_elites or raise num_samples."
+            )
+        _check_sigma("CEMConfig", self.noise_sigma)
+        require_positive("CEMConfig", "min_sigma", self.min_sigma)
+
+
+@dataclass(frozen=True)
+class PredictiveSamplingConfig(SamplingConfig):
+    """MuJoCo MPC's predictive sampling: perturb the nominal, keep the best.
+
+    Attributes:
+        noise_sigma: std of the Gaussian perturbations.
+    """
+
+    noise_sigma: float | tuple[float, ...] = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_sigma("PredictiveSamplingConfig", self.noise_sigma)
+
+
+class MPPI(SamplingPlanner):
+    """MPPI: Gaussian samples around the shifted plan, softmax-weighted average.
+
+    The MPPI control-cost term ``lambda * u^T Sigma^-1 eps`` is left out (as in
+    MuJoCo MPC); add a ``ControlEffort`` term to the cost to penalise effort.
+    """
+
+    def __init__(
+        self,
+        dynamics: Dynamics,
+        cost: CostLike,
+        config: MPPIConfig = MPPIConfig(),
+        constraints: Sequence[Constraint] = (),
+        initial_plan: ArrayLike | None = None,
+    ) -> None:
+        sampler = GaussianSampler(
+            config.noise_sigma,
+            config.horizon,
+            dynamics.nu,
+            dynamics.action_low,
+            dynamics.action_high,
+        )
+        super().__init__(
+            dynamics,
+            cost,
+            sampler,
+            SoftmaxSelector(config.temperature),
+            config,
+            constraints,
+            initial_plan,
+        )
+
+
+class CEM(SamplingPlanner):
+    """Cross-entropy method: refit a Gaussian to the elites for a few iterations."""
+
+    def __init__(
+        self,
+        dynamics: Dynamics,
+        cost: CostLike,
+        config: CEMConfig = CEMConfig(),
+        constraints: Sequence[Constraint] = (),
+        initial_plan: ArrayLike | None = None,
+    ) -> None:
+        sampler = CrossEntropySampler(
+            config.noise_sigma,
+            config.horizon,
+            dynamics.nu,
+            dynamics.action_low,
+            dynamics.action_high,
+            num_elites=config.num_elites,
+            min_sigma=config.min_sigma,
+        )
+        super().__init__(
+            dynamics,
+            cost,
+            sampler,
+            EliteMeanSelector(config.num_elites),
+            config,
+            constraints,
+            initial_plan,
+        )
+
+
+class PredictiveSampling(SamplingPlanner):
+    """Predictive sampling: Gaussian samples around the plan, keep the single best."""
+
+    def __init__(
+        self,
+        dynamics: Dynamics,
+        cost: CostLike,
+        config: PredictiveSamplingConfig = PredictiveSamplingConfig(),
+        constraints: Sequence[Constraint] = (),
+        initial_plan: ArrayLike | None = None,
+    ) -> None:
+        sampler = GaussianSampler(
+            config.noise_sigma,
+            config.horizon,
+            dynamics.nu,
+            dynamics.action_low,
+            dynamics.action_high,
+        )
+        super().__init__(
+            dynamics, cost, sampler, ArgminSelector(), config, constraints, initial_plan
+        )
