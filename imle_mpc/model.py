@@ -27,9 +27,17 @@ class RolloutMixin:
     Subclasses provide ``nx``, ``nu``, ``_kernel`` and ``params_vector()``.
     """
 
-    nx: int
-    nu: int
     _kernel: Any
+
+    @property
+    def nx(self) -> int:
+        """State size."""
+        raise NotImplementedError
+
+    @property
+    def nu(self) -> int:
+        """Action size."""
+        raise NotImplementedError
 
     def params_vector(self) -> FloatArray:
         raise NotImplementedError
@@ -101,13 +109,21 @@ class StepDynamics(RolloutMixin):
             raise ValueError(f"nx and nu must be >= 1, got nx={nx}, nu={nu}.")
         if not dt > 0:
             raise ValueError(f"dt must be > 0 seconds, got {dt!r}.")
-        self.nx = int(nx)
-        self.nu = int(nu)
+        self._nx = int(nx)
+        self._nu = int(nu)
         self.dt = float(dt)
         self._params = np.ascontiguousarray(np.atleast_1d(np.asarray(params, dtype=np.float64)))
         lo, hi = check_bounds("action bounds", action_low, action_high, self.nu)  # type: ignore[arg-type]
         self.action_low, self.action_high = lo, hi
         self._kernel = make_rollout_kernel(step)
+
+    @property
+    def nx(self) -> int:
+        return self._nx
+
+    @property
+    def nu(self) -> int:
+        return self._nu
 
     def params_vector(self) -> FloatArray:
         return self._params
@@ -128,7 +144,6 @@ class AnalyticModel(RolloutMixin):
     step_function: ClassVar[Any]
     state_names: ClassVar[tuple[str, ...]] = ()
     action_names: ClassVar[tuple[str, ...]] = ()
-    _kernel: ClassVar[Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

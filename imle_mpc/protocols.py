@@ -69,7 +69,10 @@ class CostTerm(Protocol):
 class Constraint(Protocol):
     """A constraint over a batch: ``violation(X, U) -> (K,)``, 0 where satisfied, > 0 otherwise."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Shown in logs and fallback reports."""
+        ...
 
     def violation(self, X: Array, U: Array) -> Array: ...
 
@@ -108,7 +111,10 @@ class Selector(Protocol):
     """Turns scored samples into a plan."""
 
     def select(self, U: Array, costs: Array, out: Array) -> int:
-        """Write the plan Shape=(H, nu) into ``out``; return the best sample's index (-1 if none)."""
+        """Write the plan Shape=(H, nu) into ``out``; return the best sample's index.
+
+        Returns -1 (and leaves ``out`` alone) when no sample is feasible.
+        """
         ...
 
 

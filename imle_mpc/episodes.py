@@ -1,0 +1,69 @@
+"""Run a named task with a named planner: the wiring shared by the CLI, examples and tests."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from imle_mpc.plant import DynamicsEnv, EnvRobot
+from imle_mpc.runner import EpisodeRecord, LoopConfig, Progress, run_closed_loop
+from imle_mpc.tasks import Task
+
+PLANNERS = ("mppi", "cem", "predictive_sampling")
+
+
+def make_planner(
+    kind: str,
+    task: Task,
+    seed: int = 0,
+    num_samples: int | None = None,
+    record_samples: bool = False,
+) -> Any:
+    """Build a planner for ``task`` from its hints. ``kind`` is one of ``PLANNERS``."""
+    from planners import (
+        CEM,
+        MPPI,
+        CEMConfig,
+        MPPIConfig,
+        PredictiveSampling,
+        PredictiveSamplingConfig,
+    )
+
+    hints = task.hints
+    if num_samples is not None:
+        hints = replace(hints, num_samples=num_samples)
+    common: dict[str, Any] = {
+        "num_samples": hints.num_samples,
+        "horizon": hints.horizon,
+        "noise_sigma": hints.noise_sigma,
+        "seed": seed,
+        "record_samples": record_samples,
+    }
+    if kind == "mppi":
+        config = MPPIConfig(temperature=hints.temperature, **common)
+        return MPPI(task.dynamics, task.cost, config, task.constraints)
+    if kind == "cem":
+        elites = max(2, hints.num_samples // 16)
+        return CEM(
+            task.dynamics, task.cost, CEMConfig(num_elites=elites, **common), task.constraints
+        )
+    if kind == "predictive_sampling":
+        return PredictiveSampling(
+            task.dynamics, task.cost, PredictiveSamplingConfig(**common), task.constraints
+        )
+    raise ValueError(f"unknown planner {kind!r}; choose one of {list(PLANNERS)}.")
+
+
+def run_episode(
+    task: Task,
+    planner: Any,
+    seed: int = 0,
+    steps: int | None = None,
+    progress: Progress | None = None,
+) -> EpisodeRecord:
+    """Simulate one episode of ``task`` with ``planner`` on a ``DynamicsEnv`` plant."""
+    robot = EnvRobot(DynamicsEnv(task.dynamics, task.initial_state), seed=seed)
+    config = LoopConfig(steps=steps or task.steps, control_period=task.dynamics.dt)
+    record = run_closed_loop(robot, planner, config, success=task.success, progress=progress)
+    record.info.update({"task": task.name, "seed": seed})
+    return record

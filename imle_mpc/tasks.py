@@ -1,0 +1,146 @@
+"""Ready-made control tasks: a model, a cost, constraints, a start and a success test.
+
+A task is data; any planner can be pointed at it. The builders import the
+``dynamics`` and ``cost`` packages lazily so that ``import imle_mpc`` stays
+free of them (the core depends on no implementation package).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from imle_mpc.protocols import Constraint, Dynamics
+from imle_mpc.validation import FloatArray
+
+
+def wrap_angle(angle: FloatArray | float) -> Any:
+    """Wrap angles to [-pi, pi)."""
+    return (np.asarray(angle) + np.pi) % (2.0 * np.pi) - np.pi
+
+
+@dataclass(frozen=True)
+class PlannerHints:
+    """Planner settings known to work for a task (a starting point, not a limit)."""
+
+    num_samples: int = 256
+    horizon: int = 30
+    noise_sigma: float | tuple[float, ...] = 1.0
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class Task:
+    """A control problem.
+
+    Attributes:
+        name: registry name.
+        dynamics: the planner's model (and, by default, the simulated plant).
+        cost: ``CostSum`` or ``fn(X, U) -> (K,)``.
+        constraints: hard constraints (violation > 0 rejects a sample).
+        initial_state: start state, Shape=(nx,).
+        steps: episode length in control steps.
+        success: ``fn(states Shape=(T+1, nx)) -> bool``.
+        hints: planner settings that work.
+        scene: obstacles, for plots (``cost.Scene`` or None).
+    """
+
+    name: str
+    dynamics: Dynamics
+    cost: Any
+    constraints: Sequence[Constraint]
+    initial_state: FloatArray
+    steps: int
+    success: Callable[[FloatArray], bool]
+    hints: PlannerHints = field(default_factory=PlannerHints)
+    scene: Any = None
+
+
+def _upright_for(states: FloatArray, angle_index: int, band: float, hold: int) -> bool:
+    """True if the angle stayed within ``band`` of upright for the last ``hold`` states."""
+    tail = states[-hold:, angle_index]
+    return bool(np.all(np.abs(wrap_angle(tail)) < band))
+
+
+def pendulum_swingup() -> Task:
+    """Swing a torque-limited pendulum up from hanging; upright for the last 2 of 10 s."""
+    from cost import ControlEffort, CostSum, StateTracking, Term
+    from dynamics import Pendulum
+
+    model = Pendulum()
+    cost = CostSum(
+        Term("upright", StateTracking([0.0, 0.0], [1.0, 0.1], angle_dims=[0])),
+        Term("effort", ControlEffort(), 0.001),
+    )
+    return Task(
+        name="pendulum",
+        dynamics=model,
+        cost=cost,
+        constraints=(),
+        initial_state=np.array([np.pi, 0.0]),
+        steps=200,
+        success=lambda s: _upright_for(s, 0, 0.3, 40),
+        hints=PlannerHints(num_samples=256, horizon=40, noise_sigma=1.0, temperature=0.1),
+    )
+
+
+POINT_MASS_GOAL = np.array([4.0, 0.0])
+
+
+def point_mass_obstacle() -> Task:
+    """Drive a 2-D point mass from (0, 0) to (4, 0) around a disc that blocks the line."""
+    from cost import (
+        ControlEffort,
+        CostSum,
+        ObstacleConstraint,
+        ObstacleProximity,
+        Scene,
+        StateTracking,
+        Term,
+        TerminalState,
+    )
+    from dynamics import PointMass2D
+
+    model = PointMass2D()
+    scene = Scene(circles=[[2.0, 0.0, 0.6]])
+    goal = np.array([*POINT_MASS_GOAL, 0.0, 0.0])
+    cost = CostSum(
+        Term("goal", StateTracking(goal, [1.0, 1.0, 0.05, 0.05]), 1.0),
+        Term("terminal", TerminalState(goal, [1.0, 1.0, 0.5, 0.5]), 10.0),
+        Term("clearance", ObstacleProximity(scene, margin=0.3), 100.0),
+        Term("effort", ControlEffort(), 0.01),
+    )
+
+    def success(states: FloatArray) -> bool:
+        clear = scene.distances(states[None])[0].min() > 0.0
+        arrived = np.linalg.norm(states[-1, :2] - POINT_MASS_GOAL) < 0.25
+        return bool(clear and arrived)
+
+    return Task(
+        name="point_mass",
+        dynamics=model,
+        cost=cost,
+        constraints=(ObstacleConstraint(scene, margin=0.05),),
+        initial_state=np.zeros(4),
+        steps=120,
+        success=success,
+        hints=PlannerHints(num_samples=256, horizon=30, noise_sigma=1.0, temperature=0.5),
+        scene=scene,
+    )
+
+
+TASKS: dict[str, Callable[[], Task]] = {
+    "pendulum": pendulum_swingup,
+    "point_mass": point_mass_obstacle,
+}
+
+
+def make_task(name: str) -> Task:
+    """Build a task by name; the error lists the known names."""
+    try:
+        return TASKS[name]()
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS)}.") from None

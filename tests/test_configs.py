@@ -1,0 +1,44 @@
+"""Configs reject bad values with messages that name the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from dynamics import Pendulum, PointMass2D
+from imle_mpc.runner import LoopConfig
+from planners import CEMConfig, MPPIConfig, PredictiveSamplingConfig, SamplingConfig
+
+
+@pytest.mark.parametrize(
+    ("factory", "kwargs", "field"),
+    [
+        (SamplingConfig, {"num_samples": 1}, "num_samples"),
+        (SamplingConfig, {"horizon": 0}, "horizon"),
+        (SamplingConfig, {"iterations": 0}, "iterations"),
+        (SamplingConfig, {"shift": 30, "horizon": 30}, "shift"),
+        (SamplingConfig, {"seed": -1}, "seed"),
+        (SamplingConfig, {"num_samples": 2.5}, "num_samples"),
+        (MPPIConfig, {"temperature": 0.0}, "temperature"),
+        (MPPIConfig, {"temperature": float("nan")}, "temperature"),
+        (MPPIConfig, {"noise_sigma": -1.0}, "noise_sigma"),
+        (CEMConfig, {"num_elites": 1}, "num_elites"),
+        (CEMConfig, {"num_elites": 300, "num_samples": 256}, "num_elites"),
+        (CEMConfig, {"min_sigma": 0.0}, "min_sigma"),
+        (PredictiveSamplingConfig, {"noise_sigma": (0.0,)}, "noise_sigma"),
+        (LoopConfig, {"steps": 0}, "steps"),
+        (LoopConfig, {"control_period": 0.0}, "control_period"),
+        (Pendulum, {"mass": 0.0}, "mass"),
+        (Pendulum, {"dt": -0.1}, "dt"),
+        (PointMass2D, {"drag": -1.0}, "drag"),
+        (PointMass2D, {"max_force": float("inf")}, "max_force"),
+    ],
+)
+def test_bad_value_names_field(factory: type, kwargs: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        factory(**kwargs)
+
+
+def test_configs_are_frozen() -> None:
+    config = MPPIConfig()
+    with pytest.raises(AttributeError):
+        config.temperature = 2.0  # type: ignore[misc]

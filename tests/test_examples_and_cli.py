@@ -1,0 +1,70 @@
+"""Examples run as smoke tests; the console script's --json contract."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imle_mpc.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "expect"),
+    [
+        ("pendulum_swingup.py", ["--steps", "200"], "upright"),
+        ("custom_cost.py", ["--steps", "40"], "below_axis"),
+    ],
+)
+def test_example_runs(script: str, args: list[str], expect: str, capsys) -> None:
+    module = runpy.run_path(str(REPO / "examples" / script))
+    assert module["main"](args) == 0
+    out = capsys.readouterr().out
+    assert expect in out
+    assert "not upright" not in out
+
+
+def test_run_json_summary_is_last_line(capsys, tmp_path: Path) -> None:
+    assert main(["run", "point_mass", "--episodes", "1", "--json", "--out", str(tmp_path)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = json.loads(last)
+    assert summary["task"] == "point_mass" and summary["success_rate"] == 1.0
+    assert (tmp_path / "point_mass_mppi_seed0.npz").exists()
+
+
+def test_demo_writes_plot_and_json(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imle_mpc.cli",
+            "demo",
+            "--episodes",
+            "1",
+            "--tasks",
+            "point_mass",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["success_rate"] == 1.0
+    png = Path(summary["plot"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_task_is_refused(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "no_such_task"])
+    assert "invalid choice" in capsys.readouterr().err
