@@ -18,8 +18,8 @@ def pendulum_step(x, u, p, out):  # pragma: no cover - compiled
 
     p = (mass, length, gravity, damping, dt, max_speed).
     """
-    m, l, g, b, dt, vmax = p[0], p[1], p[2], p[3], p[4], p[5]
-    theta_ddot = g / l * np.sin(x[0]) + (u[0] - b * x[1]) / (m * l * l)
+    m, length, g, b, dt, vmax = p[0], p[1], p[2], p[3], p[4], p[5]
+    theta_ddot = g / length * np.sin(x[0]) + (u[0] - b * x[1]) / (m * length * length)
     w = x[1] + dt * theta_ddot
     w = min(max(w, -vmax), vmax)
     out[0] = x[0] + dt * w

@@ -9,7 +9,7 @@ model can be both the plant and (a possibly mismatched copy) the planner's model
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -47,7 +47,7 @@ class DynamicsEnv(gym.Env[np.ndarray, np.ndarray]):
         terminate: optional ``fn(x) -> bool`` ending the episode (e.g. a crash).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (Gymnasium API)
 
     def __init__(
         self,
