@@ -118,6 +118,49 @@ class Selector(Protocol):
         ...
 
 
+@runtime_checkable
+class ChunkGenerator(Protocol):
+    """A trained generator of action chunks, conditioned on an observation history.
+
+    ``sample`` draws latents from the caller's RNG and decodes ALL of them in
+    one batched forward pass. ``decode`` maps given latents, so a planner can
+    search the (bounded) latent space instead of raw actions.
+    """
+
+    @property
+    def horizon(self) -> int:
+        """H, steps per chunk."""
+        ...
+
+    @property
+    def nu(self) -> int: ...
+
+    @property
+    def obs_horizon(self) -> int:
+        """How many past observations the generator is conditioned on."""
+        ...
+
+    @property
+    def obs_dim(self) -> int: ...
+
+    @property
+    def latent_dim(self) -> int: ...
+
+    def sample(self, obs_history: Array, n: int, rng: np.random.Generator) -> Array:
+        """Draw ``n`` chunks Shape=(n, H, nu) (float64, un-normalised actions).
+
+        Args:
+            obs_history: Shape=(obs_horizon, obs_dim), oldest first.
+            n: number of chunks.
+            rng: source of the latents.
+        """
+        ...
+
+    def decode(self, obs_history: Array, z: Array) -> Array:
+        """Chunks Shape=(n, H, nu) for latents ``z`` Shape=(n, latent_dim)."""
+        ...
+
+
 class Planner(Protocol):
     """Anything that maps a measured state to a plan."""
 
