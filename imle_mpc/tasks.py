@@ -87,6 +87,33 @@ def pendulum_swingup() -> Task:
     )
 
 
+def cartpole_swingup() -> Task:
+    """Swing a cart-pole up from hanging and balance it, cart near the origin (4 s at 20 Hz)."""
+    from cost import ControlEffort, CostSum, StateTracking, Term
+    from dynamics import CartPole
+
+    model = CartPole()
+    cost = CostSum(
+        Term("upright", StateTracking(np.zeros(4), [1.0, 10.0, 0.1, 0.1], angle_dims=[1])),
+        Term("effort", ControlEffort(), 0.01),
+    )
+
+    def success(states: FloatArray) -> bool:
+        on_rail = bool(np.all(np.abs(states[:, 0]) < 2.0))
+        return on_rail and _upright_for(states, 1, 0.3, 20)
+
+    return Task(
+        name="cartpole",
+        dynamics=model,
+        cost=cost,
+        constraints=(),
+        initial_state=np.array([0.0, np.pi, 0.0, 0.0]),
+        steps=80,
+        success=success,
+        hints=PlannerHints(num_samples=256, horizon=30, noise_sigma=5.0, temperature=1.0),
+    )
+
+
 POINT_MASS_GOAL = np.array([4.0, 0.0])
 
 
@@ -132,9 +159,23 @@ def point_mass_obstacle() -> Task:
     )
 
 
+def _multimodal(name: str) -> Callable[[], Task]:
+    def build() -> Task:
+        from imle_mpc.navigation import TASK_BUILDERS
+
+        return TASK_BUILDERS[name]()
+
+    build.__doc__ = f"The multi-modal demonstration task {name!r} (see imle_mpc.navigation)."
+    return build
+
+
 TASKS: dict[str, Callable[[], Task]] = {
     "pendulum": pendulum_swingup,
+    "cartpole": cartpole_swingup,
     "point_mass": point_mass_obstacle,
+    "nav_one_obstacle": _multimodal("nav_one_obstacle"),
+    "nav_two_obstacles": _multimodal("nav_two_obstacles"),
+    "arm_reach_around": _multimodal("arm_reach_around"),
 }
 
 

@@ -19,6 +19,13 @@ def test_pendulum_swingup_with_mppi(seed: int) -> None:
     assert np.all(theta[-40:] < 0.3)
 
 
+def test_cartpole_swingup_task_with_mppi() -> None:
+    task = make_task("cartpole")
+    record = run_episode(task, make_planner("mppi", task, seed=0), seed=0)
+    assert abs(wrap_angle(record.states[0, 1])) > 3.0
+    assert record.success, f"final state {record.states[-1]}"
+
+
 @pytest.mark.parametrize("planner", ["mppi", "predictive_sampling", "cem"])
 def test_point_mass_goes_around_obstacle(planner: str) -> None:
     task = make_task("point_mass")

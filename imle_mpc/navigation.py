@@ -1,0 +1,443 @@
+"""Multi-modal tasks: every one has several distinct correct ways to reach its goal.
+
+These are the tasks that motivate learned proposals. Each is symmetric enough
+that all of its routes (modes) are equally good, so a planner that averages
+samples from different routes drives into the obstacle, and a short-horizon
+sampler started on the symmetry line has no reason to prefer a side.
+
+* ``nav_one_obstacle``: a 2-D point mass from (0, 0) to (4, 0) around a disc of
+  radius 0.7 at (2, 0). Two routes: ``above`` or ``below``.
+* ``nav_two_obstacles``: from (0, 0) to (6.5, 0) past two discs of radius 0.5
+  at (2, 0) and (4.5, 0). Four routes: above/below each, labelled
+  ``above-above``, ``above-below``, ``below-above``, ``below-below`` (first
+  obstacle first).
+* ``arm_reach_around``: a planar two-link arm under gravity (torque limits
+  25/10 N m) sweeps from straight down-left (shoulder at -150 deg) to straight
+  down-right (-30 deg) past a post (a disc of radius 0.2 at (0, -1.7), below
+  the shoulder, within reach of the forearm). No link may touch the post. The
+  straight arm cannot pass it: the forearm must fold out of the way, either
+  counter-clockwise (``fold_ccw``: elbow angle q2 > 0 as the arm passes the
+  post, the tip leads) or clockwise (``fold_cw``: q2 < 0, the tip trails).
+  Here the dynamics matter (inertia coupling, gravity, torque limits).
+
+Timing. Navigation: ``dt = 0.1`` s and ``max_force = 2`` N on a 1 kg mass with
+drag 0.5 N s/m (top speed 4 m/s, but the demonstrations cruise at ~1.2 m/s),
+so a 16-step action chunk spans 1.6 s, about 2 m of a ~4.6 m detour. The arm:
+``dt = 0.05`` s, a 16-step chunk spans 0.8 s of a ~3 s sweep.
+
+The builders return ``imle_mpc.tasks.Task`` and import ``dynamics`` and
+``cost`` lazily, so this module stays free of the implementation packages.
+``TASK_BUILDERS`` maps the task names to the builders.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+from numpy.typing import ArrayLike
+
+from imle_mpc.tasks import PlannerHints, Task
+from imle_mpc.validation import FloatArray
+
+# --- 2-D navigation -----------------------------------------------------------------------
+
+NAV_DT = 0.1
+"""Seconds per control step of the navigation tasks."""
+NAV_MASS = 1.0
+NAV_DRAG = 0.5
+NAV_MAX_FORCE = 2.0
+"""Actuator box of the navigation tasks: each force component in [-2, 2] N."""
+NAV_GOAL_TOLERANCE = 0.25
+"""Success: the final position lies within this distance (m) of the goal."""
+
+
+@dataclass(frozen=True)
+class NavLayout:
+    """Geometry of a navigation task.
+
+    Attributes:
+        name: task name.
+        start: nominal start position (m); the start velocity is zero.
+        goal: goal position (m); the goal velocity is zero.
+        obstacles: discs ``(cx, cy, radius)``, ordered along the way from start to goal.
+        steps: episode length in control steps.
+    """
+
+    name: str
+    start: tuple[float, float]
+    goal: tuple[float, float]
+    obstacles: tuple[tuple[float, float, float], ...]
+    steps: int
+
+    @property
+    def routes(self) -> tuple[str, ...]:
+        """All route labels: ``above``/``below`` for each obstacle, joined by ``-``."""
+        return tuple(
+            "-".join(sides)
+            for sides in itertools.product(("above", "below"), repeat=len(self.obstacles))
+        )
+
+    @property
+    def initial_state(self) -> FloatArray:
+        return np.array([*self.start, 0.0, 0.0])
+
+    @property
+    def goal_state(self) -> FloatArray:
+        return np.array([*self.goal, 0.0, 0.0])
+
+
+NAV_LAYOUTS: dict[str, NavLayout] = {
+    "nav_one_obstacle": NavLayout(
+        name="nav_one_obstacle",
+        start=(0.0, 0.0),
+        goal=(4.0, 0.0),
+        obstacles=((2.0, 0.0, 0.7),),
+        steps=60,
+    ),
+    "nav_two_obstacles": NavLayout(
+        name="nav_two_obstacles",
+        start=(0.0, 0.0),
+        goal=(6.5, 0.0),
+        obstacles=((2.0, 0.0, 0.5), (4.5, 0.0, 0.5)),
+        steps=90,
+    ),
+}
+
+
+def nav_layout(name: str) -> NavLayout:
+    """The layout of a navigation task; the error lists the known names."""
+    try:
+        return NAV_LAYOUTS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown navigation task {name!r}; choose one of {sorted(NAV_LAYOUTS)}."
+        ) from None
+
+
+def obstacle_clearance(positions: ArrayLike, obstacles: ArrayLike) -> FloatArray:
+    """Signed distance of each position to the nearest disc (negative inside).
+
+    Args:
+        positions: Shape=(..., 2).
+        obstacles: discs, rows ``(cx, cy, radius)``, Shape=(n, 3).
+
+    Returns:
+        Shape=(...,).
+    """
+    p = np.asarray(positions, dtype=np.float64)[..., None, :]
+    obs = np.asarray(obstacles, dtype=np.float64).reshape(-1, 3)
+    d = np.linalg.norm(p - obs[:, :2], axis=-1) - obs[:, 2]
+    return np.asarray(d.min(axis=-1))
+
+
+def classify_nav_route(positions: ArrayLike, layout: NavLayout) -> str:
+    """The route a path took: which side of each obstacle it passed.
+
+    For each obstacle, the path's height where it first crosses the vertical
+    line through the obstacle's centre (interpolated between samples) decides
+    ``above`` or ``below``. A path that never crosses that line is ``none``.
+
+    Args:
+        positions: the path, Shape=(T, >=2) (states work: only columns 0 and 1 are read).
+        layout: the task's geometry.
+
+    Returns:
+        A label from ``layout.routes``, or one containing ``none``.
+    """
+    p = np.asarray(positions, dtype=np.float64)
+    sides = []
+    for cx, cy, _ in layout.obstacles:
+        ahead = np.flatnonzero(p[:, 0] >= cx)
+        if ahead.size == 0:
+            sides.append("none")
+            continue
+        i = int(ahead[0])
+        if i == 0:
+            y = p[0, 1]
+        else:
+            x0, x1 = p[i - 1, 0], p[i, 0]
+            w = (cx - x0) / (x1 - x0) if x1 != x0 else 1.0
+            y = p[i - 1, 1] + w * (p[i, 1] - p[i - 1, 1])
+        sides.append("above" if y >= cy else "below")
+    return "-".join(sides)
+
+
+def _navigation_task(layout: NavLayout) -> Task:
+    from cost import (
+        ControlEffort,
+        CostSum,
+        ObstacleConstraint,
+        ObstacleProximity,
+        Scene,
+        StateTracking,
+        Term,
+        TerminalState,
+    )
+    from dynamics import PointMass2D
+
+    model = PointMass2D(mass=NAV_MASS, drag=NAV_DRAG, dt=NAV_DT, max_force=NAV_MAX_FORCE)
+    scene = Scene(circles=[list(c) for c in layout.obstacles])
+    goal = layout.goal_state
+    goal_xy = goal[:2].copy()
+    cost = CostSum(
+        Term("goal", StateTracking(goal, [1.0, 1.0, 0.05, 0.05]), 1.0),
+        Term("terminal", TerminalState(goal, [1.0, 1.0, 0.5, 0.5]), 10.0),
+        Term("clearance", ObstacleProximity(scene, margin=0.3), 100.0),
+        Term("effort", ControlEffort(), 0.01),
+    )
+
+    def success(states: FloatArray) -> bool:
+        clear = scene.distances(np.asarray(states)[None])[0].min() > 0.0
+        arrived = np.linalg.norm(states[-1, :2] - goal_xy) < NAV_GOAL_TOLERANCE
+        return bool(clear and arrived)
+
+    return Task(
+        name=layout.name,
+        dynamics=model,
+        cost=cost,
+        constraints=(ObstacleConstraint(scene, margin=0.05),),
+        initial_state=layout.initial_state,
+        steps=layout.steps,
+        success=success,
+        # horizon 16 = the length of an IMLE action chunk (1.6 s): the MPC sees as
+        # far ahead as its learned proposals reach.
+        hints=PlannerHints(num_samples=256, horizon=16, noise_sigma=1.0, temperature=0.5),
+        scene=scene,
+    )
+
+
+def nav_one_obstacle() -> Task:
+    """Point mass from (0, 0) to (4, 0) around one disc on the straight line: 2 routes."""
+    return _navigation_task(NAV_LAYOUTS["nav_one_obstacle"])
+
+
+def nav_two_obstacles() -> Task:
+    """Point mass from (0, 0) to (6.5, 0) past two discs in a row: 4 routes."""
+    return _navigation_task(NAV_LAYOUTS["nav_two_obstacles"])
+
+
+# --- Two-link arm reaching around a post ----------------------------------------------------
+
+ARM_DT = 0.05
+"""Seconds per control step of ``arm_reach_around``."""
+ARM_START_Q = (-5.0 * np.pi / 6.0, 0.0)
+"""Start joint angles (rad): the straight arm pointing down-left, at rest."""
+ARM_GOAL_Q = (-np.pi / 6.0, 0.0)
+"""Goal joint angles (rad): the straight arm pointing down-right, at rest."""
+ARM_POST = (0.0, -1.7, 0.2)
+"""The post: a disc ``(cx, cy, radius)`` in the arm's plane (m), shoulder at the origin."""
+ARM_LINK_LENGTHS = (1.0, 1.0)
+ARM_STEPS = 80
+ARM_GOAL_TOLERANCE = 0.1
+"""Success: the final tip position lies within this distance (m) of the goal tip position."""
+ARM_ROUTES = ("fold_ccw", "fold_cw")
+
+
+@nb.njit(cache=True)
+def _segment_distance(ax, ay, bx, by, cx, cy):  # pragma: no cover - compiled
+    """Distance from point (cx, cy) to the segment from (ax, ay) to (bx, by)."""
+    dx = bx - ax
+    dy = by - ay
+    den = dx * dx + dy * dy
+    t = 0.0
+    if den > 0.0:
+        t = min(max(((cx - ax) * dx + (cy - ay) * dy) / den, 0.0), 1.0)
+    ex = ax + t * dx - cx
+    ey = ay + t * dy - cy
+    return np.sqrt(ex * ex + ey * ey)
+
+
+@nb.njit(cache=True)
+def arm_post_distance(q1, q2, p):  # pragma: no cover - compiled
+    """Signed distance from both links of the arm to the post (negative: a link is inside).
+
+    Args:
+        q1, q2: joint angles (rad).
+        p: ``(link1_length, link2_length, cx, cy, radius, ...)``.
+    """
+    l1, l2, cx, cy, r = p[0], p[1], p[2], p[3], p[4]
+    ex = l1 * np.cos(q1)
+    ey = l1 * np.sin(q1)
+    tx = ex + l2 * np.cos(q1 + q2)
+    ty = ey + l2 * np.sin(q1 + q2)
+    d1 = _segment_distance(0.0, 0.0, ex, ey, cx, cy)
+    d2 = _segment_distance(ex, ey, tx, ty, cx, cy)
+    return min(d1, d2) - r
+
+
+@nb.njit(cache=True)
+def _arm_proximity_stage(x, u, t, p):  # pragma: no cover - compiled
+    """``max(0, margin - d)^2`` for one state; p = (l1, l2, cx, cy, radius, margin)."""
+    v = max(p[5] - arm_post_distance(x[0], x[1], p), 0.0)
+    return v * v
+
+
+@nb.njit(parallel=True, cache=True)
+def _arm_distances(X, p, out):  # pragma: no cover - compiled
+    K, T, _ = X.shape
+    for k in nb.prange(K):
+        for t in range(T):
+            out[k, t] = arm_post_distance(X[k, t, 0], X[k, t, 1], p)
+
+
+def _arm_params(margin: float = 0.0) -> FloatArray:
+    return np.array([*ARM_LINK_LENGTHS, *ARM_POST, margin])
+
+
+def arm_clearance(states: ArrayLike) -> FloatArray:
+    """Signed distance of the arm (both links) to the post for each state.
+
+    Args:
+        states: arm states ``(q1, q2, ...)``, Shape=(..., >=2).
+
+    Returns:
+        Shape=(...,), negative where a link is inside the post.
+    """
+    s = np.asarray(states, dtype=np.float64)
+    flat = np.ascontiguousarray(s.reshape(1, -1, s.shape[-1]))
+    out = np.empty(flat.shape[:2])
+    _arm_distances(flat, _arm_params(), out)
+    return out.reshape(s.shape[:-1])
+
+
+def arm_tip(states: ArrayLike) -> FloatArray:
+    """Tip (end-effector) position of each arm state, Shape=(..., 2)."""
+    s = np.asarray(states, dtype=np.float64)
+    q1, q12 = s[..., 0], s[..., 0] + s[..., 1]
+    l1, l2 = ARM_LINK_LENGTHS
+    return np.stack((l1 * np.cos(q1) + l2 * np.cos(q12), l1 * np.sin(q1) + l2 * np.sin(q12)), -1)
+
+
+def classify_arm_route(states: ArrayLike) -> str:
+    """``fold_ccw`` or ``fold_cw``: the sign of the elbow angle as the arm passes the post.
+
+    Read where the shoulder angle first crosses the post's direction
+    (``atan2(cy, cx)``, straight down); ``none`` if it never does.
+    """
+    s = np.asarray(states, dtype=np.float64)
+    post_angle = np.arctan2(ARM_POST[1], ARM_POST[0])
+    ahead = np.flatnonzero(s[:, 0] >= post_angle)
+    if ahead.size == 0:
+        return "none"
+    return "fold_ccw" if s[int(ahead[0]), 1] > 0.0 else "fold_cw"
+
+
+@dataclass(frozen=True)
+class ArmPostConstraint:
+    """Hard constraint: no link of the arm within ``margin`` of the post (0 = safe).
+
+    ``violation = max_t max(0, margin - d_t)`` over the predicted states X[:, 1:].
+    """
+
+    margin: float = 0.0
+    name: str = "post"
+
+    def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        out = np.empty(X.shape[:2])
+        _arm_distances(X, _arm_params(), out)
+        return np.asarray(np.maximum(self.margin - out[:, 1:].min(axis=1), 0.0))
+
+
+def arm_reach_around() -> Task:
+    """Two-link arm under gravity sweeps 120 deg past a post: fold the forearm ccw or cw."""
+    from cost import ControlEffort, CostSum, StageCost, StateTracking, Term, TerminalState
+    from dynamics import TwoLinkArm
+
+    l1, l2 = ARM_LINK_LENGTHS
+    model = TwoLinkArm(link1_length=l1, link2_length=l2, dt=ARM_DT)
+    goal = np.array([*ARM_GOAL_Q, 0.0, 0.0])
+    goal_tip = arm_tip(goal)
+    cost = CostSum(
+        Term("goal", StateTracking(goal, [1.0, 1.0, 0.02, 0.02]), 1.0),
+        Term("terminal", TerminalState(goal, [1.0, 1.0, 0.1, 0.1]), 10.0),
+        Term("clearance", StageCost(_arm_proximity_stage, params=_arm_params(0.15)), 100.0),
+        Term("effort", ControlEffort(), 1e-4),
+    )
+
+    def success(states: FloatArray) -> bool:
+        clear = arm_clearance(states).min() > 0.0
+        arrived = np.linalg.norm(arm_tip(states[-1]) - goal_tip) < ARM_GOAL_TOLERANCE
+        return bool(clear and arrived)
+
+    return Task(
+        name="arm_reach_around",
+        dynamics=model,
+        cost=cost,
+        constraints=(ArmPostConstraint(margin=0.02),),
+        initial_state=np.array([*ARM_START_Q, 0.0, 0.0]),
+        steps=ARM_STEPS,
+        success=success,
+        hints=PlannerHints(num_samples=256, horizon=16, noise_sigma=(8.0, 3.0), temperature=0.5),
+        scene=None,  # the states are joint angles; see ARM_POST for the post in the plane
+    )
+
+
+# --- Registry -------------------------------------------------------------------------------
+
+TASK_BUILDERS: dict[str, Callable[[], Task]] = {
+    "nav_one_obstacle": nav_one_obstacle,
+    "nav_two_obstacles": nav_two_obstacles,
+    "arm_reach_around": arm_reach_around,
+}
+"""The multi-modal tasks of this module, by name (for ``imle_mpc.tasks.TASKS``)."""
+
+
+def task_routes(task_name: str) -> tuple[str, ...]:
+    """The route (mode) labels of a multi-modal task."""
+    if task_name in NAV_LAYOUTS:
+        return NAV_LAYOUTS[task_name].routes
+    if task_name == "arm_reach_around":
+        return ARM_ROUTES
+    raise ValueError(
+        f"unknown multi-modal task {task_name!r}; choose one of {sorted(TASK_BUILDERS)}."
+    )
+
+
+def classify_route(task_name: str, states: ArrayLike) -> str:
+    """The route (mode) a trajectory of ``task_name`` took, read from its states Shape=(T, nx)."""
+    if task_name in NAV_LAYOUTS:
+        return classify_nav_route(states, NAV_LAYOUTS[task_name])
+    if task_name == "arm_reach_around":
+        return classify_arm_route(states)
+    raise ValueError(
+        f"unknown multi-modal task {task_name!r}; choose one of {sorted(TASK_BUILDERS)}."
+    )
+
+
+def make_multimodal_task(name: str) -> Task:
+    """Build one of this module's tasks by name; the error lists the known names."""
+    try:
+        return TASK_BUILDERS[name]()
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASK_BUILDERS)}.") from None
+
+
+__all__ = [
+    "ARM_DT",
+    "ARM_GOAL_Q",
+    "ARM_POST",
+    "ARM_ROUTES",
+    "ARM_START_Q",
+    "NAV_DT",
+    "NAV_LAYOUTS",
+    "NAV_MAX_FORCE",
+    "TASK_BUILDERS",
+    "ArmPostConstraint",
+    "NavLayout",
+    "arm_clearance",
+    "arm_post_distance",
+    "arm_reach_around",
+    "arm_tip",
+    "classify_route",
+    "make_multimodal_task",
+    "nav_layout",
+    "nav_one_obstacle",
+    "nav_two_obstacles",
+    "obstacle_clearance",
+    "task_routes",
+]
