@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from imle_mpc.kernels.fused import StageForm
 from imle_mpc.validation import FloatArray
 
 CostFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -98,3 +99,18 @@ class CostSum:
 
     def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:
         return self.evaluate(X, U)[0]
+
+    def stage_forms(self, nx: int, nu: int) -> list[StageForm] | None:
+        """Every term's per-step form, or ``None`` if some term has none.
+
+        Terms that define ``stage_form(nx, nu)`` (the built-in terms and
+        ``StageCost``) can be charged inside the planner's fused rollout kernel;
+        one plain batch function sends the whole sum down the generic path.
+        """
+        forms = []
+        for term in self.terms:
+            make = getattr(term.fn, "stage_form", None)
+            if make is None:
+                return None
+            forms.append(make(nx, nu))
+        return forms

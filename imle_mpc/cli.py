@@ -1,8 +1,10 @@
 """The ``imle-mpc`` command line.
 
 Subcommands:
-    demo    closed-loop runs of the shipped tasks, a summary table and a plot
+    demo    guarded IMLE-MPC on the navigation tasks with the shipped generators:
+            success, collisions, planning time, and a plot of proposals and paths
     run     one task with one planner over several seeds
+    train   train a generator with RS-IMLE on the shipped (or your) demonstrations
 
 Every subcommand takes ``--json`` and then prints a one-line JSON summary last.
 """
@@ -18,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from imle_mpc.errors import InputError
 from imle_mpc.runner import EpisodeRecord
 
-DEMO_TASKS = ("pendulum", "point_mass")
+DEMO_TASKS = ("nav_one_obstacle", "nav_two_obstacles")
 
 
 def _episodes(
@@ -43,17 +46,42 @@ def _episodes(
     return records, task, planner_obj
 
 
-def _aggregate(task: str, planner: str, records: Sequence[EpisodeRecord]) -> dict[str, Any]:
+def _collided(task: Any, record: EpisodeRecord) -> bool:
+    """Whether any executed state entered an obstacle of the task's scene."""
+    if task.scene is None:
+        return False
+    return bool(task.scene.distances(record.states[None]).min() < 0.0)
+
+
+def _aggregate(task: Any, planner: str, records: Sequence[EpisodeRecord]) -> dict[str, Any]:
     times = np.concatenate([r.plan_times for r in records]) * 1e3
-    return {
-        "task": task,
+    row = {
+        "task": task.name,
         "planner": planner,
         "episodes": len(records),
         "success_rate": float(np.mean([bool(r.success) for r in records])),
+        "collisions": int(sum(_collided(task, r) for r in records)),
         "plan_ms_mean": float(times.mean()),
         "plan_ms_p95": float(np.percentile(times, 95)),
         "overruns": int(sum(r.overruns for r in records)),
     }
+    routes = _routes(task.name, records)
+    if routes:
+        row["routes"] = routes
+    return row
+
+
+def _routes(task_name: str, records: Sequence[EpisodeRecord]) -> dict[str, int]:
+    """How often each mode (route) was taken, for the multi-modal tasks."""
+    from imle_mpc.navigation import TASK_BUILDERS, classify_route
+
+    if task_name not in TASK_BUILDERS:
+        return {}
+    counts: dict[str, int] = {}
+    for rec in records:
+        route = classify_route(task_name, rec.states)
+        counts[route] = counts.get(route, 0) + 1
+    return counts
 
 
 def _print_table(rows: Sequence[dict[str, Any]]) -> None:
@@ -61,7 +89,17 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title="closed-loop results")
-    for col in ("task", "planner", "episodes", "success", "plan ms (mean)", "plan ms (p95)"):
+    columns = (
+        "task",
+        "planner",
+        "episodes",
+        "success",
+        "collisions",
+        "plan ms mean",
+        "p95",
+        "routes taken",
+    )
+    for col in columns:
         table.add_column(col)
     for r in rows:
         table.add_row(
@@ -69,29 +107,34 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
             r["planner"],
             str(r["episodes"]),
             f"{r['success_rate']:.0%}",
+            str(r["collisions"]),
             f"{r['plan_ms_mean']:.2f}",
             f"{r['plan_ms_p95']:.2f}",
+            ", ".join(f"{k} {v}" for k, v in sorted(r.get("routes", {}).items())),
         )
-    Console(stderr=False).print(table)
+    Console(width=140).print(table)
+
+
+def _first_step_proposals(task: Any, planner: Any) -> np.ndarray | None:
+    """Roll out the proposals of one planning step from the start, to show their spread."""
+    if planner is None or not hasattr(planner, "sampler"):
+        return None
+    planner.reset(0)
+    result = planner.plan(task.initial_state)
+    if result.samples is None:
+        return None
+    return task.dynamics.rollout(task.initial_state, result.samples[0][:64])
 
 
 def _demo_plot(results: dict[str, tuple[list[EpisodeRecord], Any, Any]], path: Path) -> Path:
     from imle_mpc import plots
-    from imle_mpc.tasks import POINT_MASS_GOAL
 
-    fig, axes = plots._figure(len(results))
+    fig, axes = plots.new_figure(len(results))
     for ax, (name, (records, task, planner)) in zip(axes, results.items(), strict=True):
         if task.scene is not None:
-            proposals = None
-            # Re-roll one planning step's proposals from the start, to show their spread.
-            if planner is not None:
-                planner.reset(0)
-                res = planner.plan(task.initial_state)
-                if res.samples is not None:
-                    U = res.samples[0][:64]
-                    proposals = task.dynamics.rollout(task.initial_state, U)
-            plots.plot_paths(ax, records, task.scene, proposals, POINT_MASS_GOAL)
-            ax.set_title(f"{name}: executed paths and first-step proposals")
+            proposals = _first_step_proposals(task, planner)
+            plots.plot_paths(ax, records, task.scene, proposals, task.goal)
+            ax.set_title(f"{name}: first-step proposals, paths")
         else:
             index = 1 if name == "cartpole" else 0
             plots.plot_angle(ax, records, index, task.dynamics.dt, f"{name} swing-up")
@@ -103,14 +146,15 @@ def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     results = {}
     rows = []
     for name in args.tasks:
-        results[name] = _episodes(name, args.planner, seeds, None, args.json)
-        rows.append(_aggregate(name, args.planner, results[name][0]))
+        results[name] = _episodes(name, args.planner, seeds, args.samples, args.json)
+        rows.append(_aggregate(results[name][1], args.planner, results[name][0]))
     _print_table(rows)
     plot = _demo_plot(results, Path(args.out) / "demo.png")
     print(f"plot written to {plot}")
     return {
         "command": "demo",
         "success_rate": float(np.mean([r["success_rate"] for r in rows])),
+        "collisions": int(sum(r["collisions"] for r in rows)),
         "plot": str(plot),
         "results": rows,
     }
@@ -118,13 +162,46 @@ def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     seeds = list(range(args.seed, args.seed + args.episodes))
-    records, _, _ = _episodes(args.task, args.planner, seeds, args.samples, args.json)
-    row = _aggregate(args.task, args.planner, records)
+    records, task, _ = _episodes(args.task, args.planner, seeds, args.samples, args.json)
+    row = _aggregate(task, args.planner, records)
     _print_table([row])
     if args.out:
         for rec in records:
             rec.save(Path(args.out) / f"{args.task}_{args.planner}_seed{rec.info['seed']}.npz")
     return {"command": "run", **row}
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from imle_mpc.demos import DemoDataset
+    from imle_mpc.experts import load_default_dataset
+    from imle_mpc.imle import GeneratorConfig, TrainConfig, train_generator
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = DemoDataset.load(args.data) if args.data else load_default_dataset(args.task)
+    gen_config = GeneratorConfig(architecture=args.architecture)
+    train_config = TrainConfig(
+        epochs=args.epochs, lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
+        device=args.device,
+    )  # fmt: skip
+    out = Path(args.out)
+    _, history = train_generator(
+        dataset, gen_config, train_config, out_dir=out, resume=args.resume,
+        progress=not args.json,
+    )  # fmt: skip
+    path = out / "generator.safetensors"
+    print(f"generator written to {path}")
+    return {
+        "command": "train",
+        "task": args.task,
+        "generator": str(path),
+        "epochs": history.epochs,
+        "final_loss": float(history.loss[-1]),
+        "rejected_fraction": float(history.rejected_fraction[-1]),
+        "train_seconds": float(sum(history.epoch_seconds)),
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,12 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="closed-loop runs of the shipped tasks, table and plot")
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
+
+    demo = sub.add_parser("demo", help="IMLE-MPC on the navigation tasks: table and plot")
     demo.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=sorted(TASKS))
-    demo.add_argument("--planner", default="mppi", choices=PLANNERS)
-    demo.add_argument("--episodes", type=int, default=3, help="seeded episodes per task")
+    demo.add_argument("--planner", default="imle_mpc", choices=PLANNERS)
+    demo.add_argument("--episodes", type=int, default=5, help="seeded episodes per task")
+    demo.add_argument("--samples", type=int, default=None, help="samples (IMLE: chunks) per step")
     demo.add_argument("--out", default="out", help="directory for the plot")
-    demo.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
+    common(demo)
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="one task with one planner over several seeds")
@@ -149,10 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--planner", default="mppi", choices=PLANNERS)
     run.add_argument("--episodes", type=int, default=1)
     run.add_argument("--seed", type=int, default=0, help="first seed")
-    run.add_argument("--samples", type=int, default=None, help="override the sample count K")
+    run.add_argument("--samples", type=int, default=None, help="override the sample count")
     run.add_argument("--out", default=None, help="directory for episode records (.npz)")
-    run.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
+    common(run)
     run.set_defaults(func=cmd_run)
+
+    train = sub.add_parser("train", help="train a generator with RS-IMLE")
+    train.add_argument("--task", default="nav_one_obstacle", help="shipped demonstrations to use")
+    train.add_argument("--data", default=None, help="your own demonstrations (.npz) instead")
+    train.add_argument("--out", default="out/generator", help="directory for the checkpoint")
+    train.add_argument("--epochs", type=int, default=400)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--warmup", type=int, default=100, help="warm-up optimiser steps")
+    train.add_argument("--architecture", default="mlp", choices=("mlp", "unet"))
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="cpu")
+    train.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: leave)")
+    train.add_argument("--resume", action="store_true", help="continue from --out's last state")
+    common(train)
+    train.set_defaults(func=cmd_train)
     return parser
 
 
@@ -162,7 +258,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "episodes", 1) < 1:
         print("error: --episodes must be >= 1", file=sys.stderr)
         return 2
-    summary = args.func(args)
+    try:
+        summary = args.func(args)
+    except (FileNotFoundError, InputError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     return 0

@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 
 from imle_mpc.atomic import write_atomic
+from imle_mpc.errors import InputError
 from imle_mpc.validation import FloatArray
 
 FORMAT_VERSION = 1
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A demonstration dataset is missing, empty or malformed."""
 
 

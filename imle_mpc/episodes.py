@@ -9,7 +9,8 @@ from imle_mpc.plant import DynamicsEnv, EnvRobot
 from imle_mpc.runner import EpisodeRecord, LoopConfig, Progress, run_closed_loop
 from imle_mpc.tasks import Task
 
-PLANNERS = ("mppi", "cem", "predictive_sampling")
+PLANNERS = ("mppi", "cem", "predictive_sampling", "imle_mpc", "latent_imle", "imle_policy")
+LEARNED = ("imle_mpc", "latent_imle", "imle_policy")
 
 
 def make_planner(
@@ -18,8 +19,15 @@ def make_planner(
     seed: int = 0,
     num_samples: int | None = None,
     record_samples: bool = False,
+    generator: Any = None,
 ) -> Any:
-    """Build a planner for ``task`` from its hints. ``kind`` is one of ``PLANNERS``."""
+    """Build a planner for ``task`` from its hints. ``kind`` is one of ``PLANNERS``.
+
+    The learned kinds use ``generator`` (default: the one shipped for the task);
+    for them ``num_samples`` is the number of generator chunks N per step.
+    """
+    if kind in LEARNED:
+        return _make_learned_planner(kind, task, seed, num_samples, record_samples, generator)
     from planners import (
         CEM,
         MPPI,
@@ -52,6 +60,38 @@ def make_planner(
             task.dynamics, task.cost, PredictiveSamplingConfig(**common), task.constraints
         )
     raise ValueError(f"unknown planner {kind!r}; choose one of {list(PLANNERS)}.")
+
+
+def _make_learned_planner(
+    kind: str,
+    task: Task,
+    seed: int,
+    num_samples: int | None,
+    record_samples: bool,
+    generator: Any,
+) -> Any:
+    from imle_mpc.experts import observation
+    from imle_mpc.pretrained import load_task_generator
+    from planners.imle import IMLEMPC, IMLEMPCConfig, IMLEPolicy, LatentIMLEMPC, LatentPlanConfig
+
+    gen = generator if generator is not None else load_task_generator(task.name)
+    n = num_samples or 16
+    if kind == "imle_policy":
+        return IMLEPolicy(gen, observation, num_samples=n, seed=seed)
+    if kind == "latent_imle":
+        latent_config = LatentPlanConfig(
+            horizon=gen.horizon, num_samples=n + 1, num_elites=max(2, n // 4), seed=seed,
+            record_samples=record_samples,
+        )  # fmt: skip
+        return LatentIMLEMPC(
+            task.dynamics, task.cost, gen, observation, latent_config, task.constraints
+        )
+    # N generator chunks, N perturbations of them, and the warm start.
+    config = IMLEMPCConfig(
+        horizon=gen.horizon, num_samples=2 * n + 1, num_imle=n, seed=seed,
+        record_samples=record_samples,
+    )  # fmt: skip
+    return IMLEMPC(task.dynamics, task.cost, gen, observation, config, task.constraints)
 
 
 def run_episode(

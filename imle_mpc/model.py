@@ -115,6 +115,7 @@ class StepDynamics(RolloutMixin):
         self._params = np.ascontiguousarray(np.atleast_1d(np.asarray(params, dtype=np.float64)))
         lo, hi = check_bounds("action bounds", action_low, action_high, self.nu)  # type: ignore[arg-type]
         self.action_low, self.action_high = lo, hi
+        self.step_function = step
         self._kernel = make_rollout_kernel(step)
 
     @property
@@ -147,9 +148,13 @@ class AnalyticModel(RolloutMixin):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "step_function" in cls.__dict__:
-            # staticmethod: a numba dispatcher would otherwise bind as a method.
-            cls._kernel = staticmethod(make_rollout_kernel(cls.step_function))
+        step = cls.__dict__.get("step_function")
+        if step is not None:
+            # staticmethod: a numba dispatcher would otherwise bind as a method, so
+            # ``model.step_function`` is the plain @njit function (planners fuse it).
+            step = step.__func__ if isinstance(step, staticmethod) else step
+            cls.step_function = staticmethod(step)
+            cls._kernel = staticmethod(make_rollout_kernel(step))
 
     @property
     def action_low(self) -> FloatArray:

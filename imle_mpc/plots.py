@@ -12,7 +12,7 @@ from imle_mpc.atomic import write_atomic
 from imle_mpc.runner import EpisodeRecord
 
 
-def _figure(n_panels: int) -> tuple[Any, Any]:
+def new_figure(n_panels: int) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,7 +42,7 @@ def plot_paths(
     """Executed (x, y) paths, optional proposal rollouts Shape=(K, H+1, nx), obstacles, goal."""
     if proposals is not None:
         for path in proposals:
-            ax.plot(path[:, 0], path[:, 1], color="tab:blue", alpha=0.08, lw=0.8)
+            ax.plot(path[:, 0], path[:, 1], color="tab:blue", alpha=0.25, lw=0.8)
     if scene is not None:
         draw_scene(ax, scene)
     for rec in records:
@@ -69,6 +69,7 @@ def plot_angle(
     for rec in records:
         t = np.arange(rec.states.shape[0]) * dt
         angle = (rec.states[:, index] + np.pi) % (2 * np.pi) - np.pi
+        angle[1:][np.abs(np.diff(angle)) > np.pi] = np.nan  # no vertical lines at the wrap
         ax.plot(t, angle, lw=1.4, label=f"seed {rec.info.get('seed', '?')}")
     ax.axhspan(-0.3, 0.3, color="tab:green", alpha=0.15, label="upright band")
     ax.set_title(title)

@@ -102,8 +102,16 @@ class ProposalSampler(Protocol):
         """Adapt the sampling distribution from scored samples (no-op if not adaptive)."""
         ...
 
+    def start_step(self, state: Array) -> None:
+        """Called once per control step, before the first ``propose``, with the measured state.
+
+        Adaptive samplers restore their initial spread here; history-conditioned
+        ones (IMLE) record the new observation.
+        """
+        ...
+
     def reset(self) -> None:
-        """Forget any adapted state at the start of a new planning step."""
+        """Forget everything of the episode (history, adapted state): a new episode starts."""
         ...
 
 

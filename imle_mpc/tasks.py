@@ -8,7 +8,7 @@ free of them (the core depends on no implementation package).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,8 @@ class Task:
         steps: episode length in control steps.
         success: ``fn(states Shape=(T+1, nx)) -> bool``.
         hints: planner settings that work.
-        scene: obstacles, for plots (``cost.Scene`` or None).
+        scene: obstacles, for plots and collision counts (``cost.Scene`` or None).
+        goal: goal position in the plane, for plots (None if not planar).
     """
 
     name: str
@@ -57,6 +58,7 @@ class Task:
     success: Callable[[FloatArray], bool]
     hints: PlannerHints = field(default_factory=PlannerHints)
     scene: Any = None
+    goal: tuple[float, float] | None = None
 
 
 def _upright_for(states: FloatArray, angle_index: int, band: float, hold: int) -> bool:
@@ -156,14 +158,17 @@ def point_mass_obstacle() -> Task:
         success=success,
         hints=PlannerHints(num_samples=256, horizon=30, noise_sigma=1.0, temperature=0.5),
         scene=scene,
+        goal=(float(POINT_MASS_GOAL[0]), float(POINT_MASS_GOAL[1])),
     )
 
 
 def _multimodal(name: str) -> Callable[[], Task]:
     def build() -> Task:
-        from imle_mpc.navigation import TASK_BUILDERS
+        from imle_mpc.navigation import NAV_LAYOUTS, TASK_BUILDERS
 
-        return TASK_BUILDERS[name]()
+        task = TASK_BUILDERS[name]()
+        layout = NAV_LAYOUTS.get(name)
+        return task if layout is None else replace(task, goal=layout.goal)
 
     build.__doc__ = f"The multi-modal demonstration task {name!r} (see imle_mpc.navigation)."
     return build

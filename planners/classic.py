@@ -102,6 +102,8 @@ class MPPI(SamplingPlanner):
         config: MPPIConfig = MPPIConfig(),
         constraints: Sequence[Constraint] = (),
         initial_plan: ArrayLike | None = None,
+        *,
+        fused: bool = True,
     ) -> None:
         sampler = GaussianSampler(
             config.noise_sigma,
@@ -118,6 +120,7 @@ class MPPI(SamplingPlanner):
             config,
             constraints,
             initial_plan,
+            fused=fused,
         )
 
 
@@ -131,6 +134,8 @@ class CEM(SamplingPlanner):
         config: CEMConfig = CEMConfig(),
         constraints: Sequence[Constraint] = (),
         initial_plan: ArrayLike | None = None,
+        *,
+        fused: bool = True,
     ) -> None:
         sampler = CrossEntropySampler(
             config.noise_sigma,
@@ -149,6 +154,7 @@ class CEM(SamplingPlanner):
             config,
             constraints,
             initial_plan,
+            fused=fused,
         )
 
 
@@ -162,6 +168,8 @@ class PredictiveSampling(SamplingPlanner):
         config: PredictiveSamplingConfig = PredictiveSamplingConfig(),
         constraints: Sequence[Constraint] = (),
         initial_plan: ArrayLike | None = None,
+        *,
+        fused: bool = True,
     ) -> None:
         sampler = GaussianSampler(
             config.noise_sigma,
@@ -171,5 +179,12 @@ class PredictiveSampling(SamplingPlanner):
             dynamics.action_high,
         )
         super().__init__(
-            dynamics, cost, sampler, ArgminSelector(), config, constraints, initial_plan
+            dynamics,
+            cost,
+            sampler,
+            ArgminSelector(),
+            config,
+            constraints,
+            initial_plan,
+            fused=fused,
         )

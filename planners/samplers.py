@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from imle_mpc.kernels.sampling import gaussian_proposals
+from imle_mpc.kernels.rng import draw_seed
+from imle_mpc.kernels.sampling import seeded_gaussian_proposals
 from imle_mpc.kernels.select import elite_indices
 from imle_mpc.validation import FloatArray, require_int_at_least
 
@@ -28,8 +29,12 @@ class GaussianSampler:
     """Nominal plan plus independent Gaussian noise, clipped to the actuator box.
 
     The first ``nominal_rows`` proposals are the nominal itself (the warm start
-    is always re-scored). Noise comes from the planner's ``np.random.Generator``
-    (NumPy's ziggurat; faster than drawing normals inside Numba).
+    is always re-scored). Each call draws one 64-bit seed from the planner's
+    ``np.random.Generator``; the kernel then draws sample ``k``'s noise from its
+    own stream of that seed (``imle_mpc.kernels.rng``: SplitMix64 + ziggurat,
+    in parallel, 3x faster than ``Generator.standard_normal`` on one core), so
+    the proposals depend only on the generator's state, never on the thread
+    count. The planners' fused kernel draws exactly the same proposals.
 
     Args:
         sigma: noise standard deviation: scalar, Shape=(nu,) or Shape=(H, nu).
@@ -53,18 +58,18 @@ class GaussianSampler:
         self.low = np.ascontiguousarray(action_low, dtype=np.float64)
         self.high = np.ascontiguousarray(action_high, dtype=np.float64)
         self.nominal_rows = nominal_rows
-        self._noise: FloatArray | None = None
 
     def propose(
         self, state: FloatArray, nominal: FloatArray, rng: np.random.Generator, out: FloatArray
     ) -> FloatArray:
-        if self._noise is None or self._noise.shape != out.shape:
-            self._noise = np.empty_like(out)
-        rng.standard_normal(out=self._noise)
-        gaussian_proposals(
-            nominal, self._noise, self.sigma, self.low, self.high, self.nominal_rows, out
+        seed = draw_seed(rng)
+        seeded_gaussian_proposals(
+            nominal, seed, self.sigma, self.low, self.high, self.nominal_rows, out
         )
         return out
+
+    def start_step(self, state: FloatArray) -> None:
+        """Fixed noise: nothing to prepare."""
 
     def update(self, U: FloatArray, costs: FloatArray) -> None:
         """Fixed noise: nothing to adapt."""
@@ -77,8 +82,8 @@ class CrossEntropySampler(GaussianSampler):
     """Gaussian sampler whose standard deviation is refit to the elites each iteration.
 
     ``update`` sets sigma to the elites' per-step standard deviation, floored at
-    ``min_sigma`` so the search never collapses to a point; ``reset`` restores
-    the initial sigma at the start of the next planning step.
+    ``min_sigma`` so the search never collapses to a point; ``start_step``
+    restores the initial sigma at the start of each control step.
     """
 
     def __init__(
@@ -101,6 +106,10 @@ class CrossEntropySampler(GaussianSampler):
         elites = elite_indices(costs, self.num_elites)
         if elites.size >= 2:
             self.sigma = np.maximum(U[elites].std(axis=0), self.min_sigma)
+
+    def start_step(self, state: FloatArray) -> None:
+        """Each control step's search starts from the initial spread again."""
+        self.sigma = self.initial_sigma.copy()
 
     def reset(self) -> None:
         self.sigma = self.initial_sigma.copy()

@@ -4,11 +4,24 @@ One control step: propose K action sequences -> roll them out -> score them
 (cost terms, hard constraints) -> select a plan. The planner keeps only its
 nominal plan, its samplers' adapted state and its RNG between steps; all
 work arrays are allocated once in the constructor.
+
+Two ways through a step, chosen once in the constructor:
+
+* fused: the model is a single-step ``@njit`` function (``AnalyticModel``,
+  ``StepDynamics``) and every cost term has a per-step form (the built-in terms,
+  ``StageCost``). One parallel Numba pass per iteration draws the Gaussian
+  proposals (for ``GaussianSampler``; other samplers fill them first), rolls
+  them out and charges every term (``imle_mpc.kernels.fused``).
+* generic: any ``Dynamics``, any cost callable: propose, ``rollout``,
+  ``CostSum.evaluate``, each in turn.
+
+Both give the same proposals, states and costs for the same seed.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +30,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cost.composite import CostSum, Term
+from imle_mpc.kernels.fused import FusedKernels, StageForm, make_fused_kernels, pack_params
+from imle_mpc.kernels.rng import draw_seed
+from imle_mpc.model import RolloutMixin
 from imle_mpc.plan_result import PlanResult
 from imle_mpc.protocols import Constraint, Dynamics, ProposalSampler, Selector
 from imle_mpc.validation import FloatArray, check_state, require_int_at_least
+from planners.samplers import GaussianSampler
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,40 @@ def as_cost_sum(cost: CostSum | Callable[[FloatArray, FloatArray], FloatArray]) 
     return CostSum(Term("cost", cost))
 
 
+ScoreFn = Callable[[FloatArray, FloatArray, dict[str, float]], FloatArray]
+ScorePlanFn = Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray, dict[str, float]]]
+
+
+class _FusedPath:
+    """The fused kernels and their work arrays for one planner (see the module docstring)."""
+
+    def __init__(
+        self,
+        kernels: FusedKernels,
+        forms: Sequence[StageForm],
+        weights: Sequence[float],
+        samples: bool,
+        shape: tuple[int, int, int, int],
+        low: FloatArray,
+        high: FloatArray,
+    ) -> None:
+        K, H, nx, nu = shape
+        self.kernels = kernels
+        self.samples = samples  # draw Gaussian proposals in the kernel
+        self.P = pack_params(forms)
+        self.weights = np.asarray(weights, dtype=np.float64)
+        self.low = np.ascontiguousarray(low, dtype=np.float64)
+        self.high = np.ascontiguousarray(high, dtype=np.float64)
+        self.parts = np.zeros((K, len(forms)))
+        self.total = np.zeros(K)
+        self.no_sigma = np.zeros((H, nu))  # placeholder when the proposals come in U
+        # One-sample buffers to score the executed plan.
+        self.U1 = np.zeros((1, H, nu))
+        self.X1 = np.zeros((1, H + 1, nx))
+        self.parts1 = np.zeros((1, len(forms)))
+        self.total1 = np.zeros(1)
+
+
 class SamplingPlanner:
     """Generic sampling MPC: any proposal sampler, any selector, any dynamics.
 
@@ -78,8 +129,13 @@ class SamplingPlanner:
         constraints: hard constraints; a sample with violation > 0 is infeasible.
         initial_plan: warm start for the first step, Shape=(H, nu); zeros
             clipped to the actuator box by default.
+        fused: use the fused Numba path when the model and the cost allow it
+            (``uses_fused_path`` tells); False forces the generic path.
 
     Compilation happens here (``warmup``), not on the first control step.
+    On the fused path ``timings["rollout"]`` covers rollout and cost, and the
+    Gaussian sampling too (``propose`` is then only the seed draw; ``cost`` is
+    the hard constraints).
     """
 
     def __init__(
@@ -91,6 +147,8 @@ class SamplingPlanner:
         config: SamplingConfig,
         constraints: Sequence[Constraint] = (),
         initial_plan: ArrayLike | None = None,
+        *,
+        fused: bool = True,
     ) -> None:
         self.dynamics = dynamics
         self.cost = as_cost_sum(cost)
@@ -102,6 +160,10 @@ class SamplingPlanner:
         self._U = np.zeros((K, H, nu))
         self._X = np.zeros((K, H + 1, nx))
         self._plan_buffer = np.zeros((H, nu))
+        self._candidate = np.zeros((H, nu))
+        self._U1 = np.zeros((1, H, nu))
+        self._X1 = np.zeros((1, H + 1, nx))
+        self._breakdown: dict[str, FloatArray] = {}
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
         if initial_plan is None:
@@ -113,8 +175,68 @@ class SamplingPlanner:
             self._initial_plan = np.clip(init, self._low, self._high)
         # Fast path for Numba models: skip per-call validation in the hot loop.
         self._rollout: Callable[..., Any] = getattr(dynamics, "rollout_unchecked", dynamics.rollout)
+        self._use_path(self._build_fused() if fused else None)
         self.reset(config.seed)
-        self.warmup()
+        try:
+            self.warmup()
+        except Exception as err:
+            if self._fused is None:
+                raise
+            # A model or term Numba cannot fuse: the generic path still works
+            # (and raises the real error if the model or cost itself is broken).
+            warnings.warn(
+                f"fused planner kernel failed to compile ({type(err).__name__}: {err}); "
+                "falling back to the generic path.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self._use_path(None)
+            self.reset(config.seed)
+            self.warmup()
+
+    def _use_path(self, fused: _FusedPath | None) -> None:
+        """Choose the scoring routines once, so the hot loop never branches on the path."""
+        self._fused = fused
+        self._score: ScoreFn = self._score_generic if fused is None else self._score_fused
+        self._score_plan: ScorePlanFn = (
+            self._score_plan_generic if fused is None else self._score_plan_fused
+        )
+
+    def _build_fused(self) -> _FusedPath | None:
+        """Fused kernels if the model is a Numba step model and every term has a per-step form."""
+        dyn = self.dynamics
+        step = getattr(dyn, "step_function", None)
+        step = getattr(step, "__func__", step)  # a dispatcher bound as a method
+        is_step_model = (
+            isinstance(dyn, RolloutMixin)
+            and step is not None
+            and type(dyn).rollout is RolloutMixin.rollout
+            and type(dyn).rollout_unchecked is RolloutMixin.rollout_unchecked
+        )
+        if not is_step_model:
+            return None
+        forms = self.cost.stage_forms(dyn.nx, dyn.nu)
+        if forms is None:
+            return None
+        sampler = self.sampler
+        samples = (
+            isinstance(sampler, GaussianSampler)
+            and type(sampler).propose is GaussianSampler.propose
+        )
+        return _FusedPath(
+            make_fused_kernels(step, forms),
+            forms,
+            [t.weight for t in self.cost.terms],
+            samples,
+            (self.config.num_samples, self.config.horizon, dyn.nx, dyn.nu),
+            self._low,
+            self._high,
+        )
+
+    @property
+    def uses_fused_path(self) -> bool:
+        """Whether sampling, rollout and cost run as one fused Numba kernel."""
+        return self._fused is not None
 
     @property
     def horizon(self) -> int:
@@ -130,6 +252,7 @@ class SamplingPlanner:
         self._rng = np.random.default_rng(self.config.seed if seed is None else seed)
         self._nominal = self._initial_plan.copy()
         self._fresh = True
+        self.sampler.reset()
 
     def warmup(self) -> None:
         """Compile every kernel on a dummy step, then restore the RNG and warm start."""
@@ -150,6 +273,7 @@ class SamplingPlanner:
     def plan(self, state: ArrayLike) -> PlanResult:
         """One control step from the measured state ``Shape=(nx,)``."""
         x = check_state(state, self.dynamics.nx)
+        self.sampler.start_step(x)
         if not self._fresh and self.config.shift:
             self._shift(self.config.shift)
         self._fresh = False
@@ -162,37 +286,85 @@ class SamplingPlanner:
         nominal[:-steps] = nominal[steps:]
         nominal[-steps:] = nominal[-steps - 1]  # hold the last planned action
 
+    def _reject_infeasible(self, X: FloatArray, U: FloatArray, costs: FloatArray) -> None:
+        for constraint in self.constraints:
+            costs[np.asarray(constraint.violation(X, U)) > 0.0] = np.inf
+
+    def _score_generic(
+        self, x: FloatArray, plan: FloatArray, timings: dict[str, float]
+    ) -> FloatArray:
+        """Propose, roll out and score K samples around ``plan``; returns costs Shape=(K,)."""
+        U, X = self._U, self._X
+        t0 = time.perf_counter()
+        self.sampler.propose(x, plan, self._rng, U)
+        t1 = time.perf_counter()
+        self._rollout(x, U, X)
+        t2 = time.perf_counter()
+        costs, self._breakdown = self.cost.evaluate(X, U)
+        self._reject_infeasible(X, U, costs)
+        t3 = time.perf_counter()
+        timings["propose"] += t1 - t0
+        timings["rollout"] += t2 - t1
+        timings["cost"] += t3 - t2
+        return costs
+
+    def _score_fused(
+        self, x: FloatArray, plan: FloatArray, timings: dict[str, float]
+    ) -> FloatArray:
+        """``_score_generic`` with rollout and cost (and Gaussian sampling) in one kernel."""
+        fused = self._fused
+        assert fused is not None
+        U, X, costs = self._U, self._X, fused.total
+        t0 = time.perf_counter()
+        if fused.samples:
+            sampler: GaussianSampler = self.sampler  # type: ignore[assignment]
+            seed = draw_seed(self._rng)  # the same draw GaussianSampler.propose makes
+            sigma, first_noisy, low, high = (
+                sampler.sigma,
+                sampler.nominal_rows,
+                sampler.low,
+                sampler.high,
+            )
+        else:
+            self.sampler.propose(x, plan, self._rng, U)
+            seed, sigma, first_noisy, low, high = (
+                np.uint64(0),
+                fused.no_sigma,
+                0,
+                fused.low,
+                fused.high,
+            )
+        t1 = time.perf_counter()
+        fused.kernels.parallel(
+            x, U, plan, sigma, low, high, first_noisy, seed, fused.samples,
+            self.dynamics.params_vector(),  # type: ignore[attr-defined]
+            fused.P, fused.weights, X, fused.parts, costs,
+        )  # fmt: skip
+        t2 = time.perf_counter()
+        self._reject_infeasible(X, U, costs)
+        t3 = time.perf_counter()
+        timings["propose"] += t1 - t0
+        timings["rollout"] += t2 - t1
+        timings["cost"] += t3 - t2
+        return costs
+
     def _plan_once(self, x: FloatArray, nominal: FloatArray) -> PlanResult:
         t_start = time.perf_counter()
         timings = {"propose": 0.0, "rollout": 0.0, "cost": 0.0, "select": 0.0}
-        U, X, plan = self._U, self._X, self._plan_buffer
+        U, plan, candidate = self._U, self._plan_buffer, self._candidate
         plan[:] = nominal
-        self.sampler.reset()
         best = -1
         costs = np.empty(0)
-        breakdown: dict[str, FloatArray] = {}
         for _ in range(self.config.iterations):
-            t0 = time.perf_counter()
-            self.sampler.propose(x, plan, self._rng, U)
-            t1 = time.perf_counter()
-            self._rollout(x, U, X)
-            t2 = time.perf_counter()
-            costs, breakdown = self.cost.evaluate(X, U)
-            for constraint in self.constraints:
-                costs[np.asarray(constraint.violation(X, U)) > 0.0] = np.inf
+            costs = self._score(x, plan, timings)
             t3 = time.perf_counter()
-            candidate = np.empty_like(plan)
             best = self.selector.select(U, costs, candidate)
             if best >= 0:
                 plan[:] = candidate
             self.sampler.update(U, costs)
-            t4 = time.perf_counter()
-            timings["propose"] += t1 - t0
-            timings["rollout"] += t2 - t1
-            timings["cost"] += t3 - t2
-            timings["select"] += t4 - t3
+            timings["select"] += time.perf_counter() - t3
         num_feasible = int(np.count_nonzero(np.isfinite(costs)))
-        predicted, plan_cost, term_costs = self._describe_plan(x, plan, best, costs, breakdown)
+        predicted, plan_cost, term_costs = self._describe_plan(x, plan, best, costs)
         timings["total"] = time.perf_counter() - t_start
         samples = (U.copy(), costs.copy()) if self.config.record_samples else None
         return PlanResult(
@@ -207,25 +379,44 @@ class SamplingPlanner:
         )
 
     def _describe_plan(
-        self,
-        x: FloatArray,
-        plan: FloatArray,
-        best: int,
-        costs: FloatArray,
-        breakdown: dict[str, FloatArray],
+        self, x: FloatArray, plan: FloatArray, best: int, costs: FloatArray
     ) -> tuple[FloatArray, float, dict[str, float]]:
         """Predicted states, cost and per-term cost of the plan that will be executed."""
         if best >= 0 and getattr(self.selector, "returns_sample", False):
-            return (
-                self._X[best].copy(),
-                float(costs[best]),
-                {name: float(v[best]) for name, v in breakdown.items()},
-            )
+            return self._X[best].copy(), float(costs[best]), self._sample_terms(best)
         # The plan is not one of the samples (an average): score it on its own.
-        U1 = plan[None]
-        X1 = self.dynamics.rollout(x, U1)
+        X1, total, terms = self._score_plan(x, plan)
+        return X1[0].copy(), float(total[0]), terms
+
+    def _sample_terms(self, k: int) -> dict[str, float]:
+        """Weighted per-term costs of sample ``k`` of the last iteration."""
+        if self._fused is not None:
+            parts = self._fused.parts[k]
+            return {n: float(v) for n, v in zip(self.cost.names, parts, strict=True)}
+        return {n: float(v[k]) for n, v in self._breakdown.items()}
+
+    def _score_plan_generic(
+        self, x: FloatArray, plan: FloatArray
+    ) -> tuple[FloatArray, FloatArray, dict[str, float]]:
+        U1, X1 = self._U1, self._X1
+        U1[0] = plan
+        self._rollout(x, U1, X1)
         total, parts = self.cost.evaluate(X1, U1)
-        for constraint in self.constraints:
-            if np.asarray(constraint.violation(X1, U1))[0] > 0.0:
-                total[0] = np.inf
-        return X1[0].copy(), float(total[0]), {n: float(v[0]) for n, v in parts.items()}
+        self._reject_infeasible(X1, U1, total)
+        return X1, total, {n: float(v[0]) for n, v in parts.items()}
+
+    def _score_plan_fused(
+        self, x: FloatArray, plan: FloatArray
+    ) -> tuple[FloatArray, FloatArray, dict[str, float]]:
+        fused = self._fused
+        assert fused is not None
+        U1, X1, total = fused.U1, fused.X1, fused.total1
+        U1[0] = plan
+        fused.kernels.serial(
+            x, U1, plan, fused.no_sigma, fused.low, fused.high, 0, np.uint64(0), False,
+            self.dynamics.params_vector(),  # type: ignore[attr-defined]
+            fused.P, fused.weights, X1, fused.parts1, total,
+        )  # fmt: skip
+        self._reject_infeasible(X1, U1, total)
+        parts = fused.parts1[0]
+        return X1, total, {n: float(v) for n, v in zip(self.cost.names, parts, strict=True)}

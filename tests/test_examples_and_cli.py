@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from imle_mpc.cli import main
@@ -46,9 +47,9 @@ def test_demo_writes_plot_and_json(tmp_path: Path) -> None:
             "imle_mpc.cli",
             "demo",
             "--episodes",
-            "1",
+            "2",
             "--tasks",
-            "point_mass",
+            "nav_one_obstacle",
             "--out",
             str(tmp_path),
             "--json",
@@ -59,9 +60,27 @@ def test_demo_writes_plot_and_json(tmp_path: Path) -> None:
         check=True,
     )
     summary = json.loads(out.stdout.strip().splitlines()[-1])
-    assert summary["success_rate"] == 1.0
+    assert summary["success_rate"] == 1.0 and summary["collisions"] == 0
+    assert summary["results"][0]["planner"] == "imle_mpc"
     png = Path(summary["plot"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_writes_a_loadable_generator(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "imle_mpc.cli", "train", "--task", "nav_one_obstacle"]
+    command += ["--epochs", "2", "--out", str(tmp_path), "--json"]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=True)
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["epochs"] == 2 and np.isfinite(summary["final_loss"])
+    from imle_mpc.imle import load_generator
+
+    gen = load_generator(summary["generator"])
+    assert gen.horizon == 16 and gen.nu == 2
+
+
+def test_missing_generator_is_a_clean_error(capsys) -> None:
+    assert main(["run", "point_mass", "--planner", "imle_mpc"]) == 2
+    assert "imle-mpc train --task point_mass" in capsys.readouterr().err
 
 
 def test_unknown_task_is_refused(capsys) -> None:

@@ -26,6 +26,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from imle_mpc.atomic import write_atomic
+from imle_mpc.errors import InputError
 from imle_mpc.imle.config import GeneratorConfig, TrainConfig
 from imle_mpc.imle.data import MinMaxNormalizer
 from imle_mpc.imle.generator import IMLEGenerator
@@ -41,7 +42,7 @@ _KIND = "imle_generator"
 _RETRAIN = "Retrain it with train_generator(...) or re-download it."
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint is missing, unreadable, truncated or does not fit this library."""
 
 

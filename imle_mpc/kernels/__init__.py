@@ -4,8 +4,10 @@ All kernels take float64, C-contiguous arrays and write into caller-owned
 output arrays, so a planner allocates its work arrays once.
 """
 
+from imle_mpc.kernels.fused import FusedKernels, StageForm, make_fused_kernels
+from imle_mpc.kernels.rng import draw_seed, fill_standard_normal
 from imle_mpc.kernels.rollout import make_rollout_kernel, make_stage_cost_kernel
-from imle_mpc.kernels.sampling import gaussian_proposals
+from imle_mpc.kernels.sampling import gaussian_proposals, seeded_gaussian_proposals
 from imle_mpc.kernels.select import (
     argmin_finite,
     elite_indices,
@@ -14,11 +16,17 @@ from imle_mpc.kernels.select import (
 )
 
 __all__ = [
+    "FusedKernels",
+    "StageForm",
     "argmin_finite",
+    "draw_seed",
     "elite_indices",
+    "fill_standard_normal",
     "gaussian_proposals",
+    "make_fused_kernels",
     "make_rollout_kernel",
     "make_stage_cost_kernel",
+    "seeded_gaussian_proposals",
     "softmax_weights",
     "weighted_mean",
 ]

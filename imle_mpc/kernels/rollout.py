@@ -17,6 +17,39 @@ StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
 """``step(x (nx,), u (nu,), params (p,), out (nx,)) -> None``, an ``@njit`` function."""
 
 
+BLOCK = 8
+"""Samples a kernel rolls out in lockstep. One pendulum step is a chain of a
+``sin`` and two divisions that the next step waits on; eight independent chains
+keep the CPU busy. Measured at K=1000, H=30, one thread: 0.82 ms -> 0.44 ms."""
+
+_INLINE_CACHE: dict[Any, Any] = {}
+
+
+def _require_njit(fn: Any, name: str, hint: str = "") -> None:
+    """Raise unless ``fn`` is a Numba ``@njit`` function (any function with JIT disabled)."""
+    if getattr(nb.config, "DISABLE_JIT", False) and callable(fn):
+        return  # NUMBA_DISABLE_JIT=1: @njit returns plain functions; run them as Python.
+    if not hasattr(fn, "py_func"):
+        raise TypeError(f"{name} must be a numba @njit function, got {type(fn).__name__}. {hint}")
+
+
+def inline_copy(fn: Any) -> Any:
+    """A copy of an ``@njit`` function that Numba inlines into the kernels that call it.
+
+    A call through Numba's calling convention passes every array as seven
+    fields; for a ten-flop step that costs about as much as the step itself
+    (measured: a pendulum rollout 1.6 ms -> 1.2 ms at K=1000, H=30, one thread).
+    The copy keeps the original's ``fastmath`` and ``error_model``. Plain
+    Python functions (``NUMBA_DISABLE_JIT=1``) are returned as they are.
+    """
+    if not hasattr(fn, "py_func"):
+        return fn
+    if fn not in _INLINE_CACHE:
+        keep = {k: v for k, v in fn.targetoptions.items() if k in ("fastmath", "error_model")}
+        _INLINE_CACHE[fn] = nb.njit(inline="always", **keep)(fn.py_func)
+    return _INLINE_CACHE[fn]
+
+
 def make_rollout_kernel(step: Any) -> Any:
     """Build ``rollout(x0, U, params, X)`` from a single-step ``@njit`` function.
 
@@ -32,19 +65,26 @@ def make_rollout_kernel(step: Any) -> Any:
         A compiled-on-first-call kernel ``rollout(x0 Shape=(nx,), U Shape=(K, H, nu),
         params Shape=(p,), X Shape=(K, H+1, nx)) -> None``.
     """
-    if not hasattr(step, "py_func"):
-        raise TypeError(
-            f"step must be a numba @njit function, got {type(step).__name__}. "
-            "Decorate it with @numba.njit (write the next state into `out`)."
-        )
+    _require_njit(step, "step", "Decorate it with @numba.njit (write the next state into `out`).")
+    step_fn = inline_copy(step)
 
-    @nb.njit(parallel=True, fastmath=False)
+    # error_model="numpy": a division by zero gives inf/NaN (an infinite cost
+    # downstream) instead of raising, and without the exception branches Numba
+    # drops the reference counting of the per-step views.
+    @nb.njit(parallel=True, fastmath=False, error_model="numpy")
     def rollout(x0, U, params, X):  # pragma: no cover - compiled
         K, H, _ = U.shape
-        for k in nb.prange(K):
-            X[k, 0, :] = x0
+        # Blocks of BLOCK samples advance in lockstep, so their step-to-step
+        # dependency chains overlap in the CPU (see kernels.fused).
+        for b in nb.prange((K + BLOCK - 1) // BLOCK):
+            k0 = b * BLOCK
+            k1 = min(k0 + BLOCK, K)
+            for k in range(k0, k1):
+                for i in range(x0.shape[0]):
+                    X[k, 0, i] = x0[i]
             for t in range(H):
-                step(X[k, t], U[k, t], params, X[k, t + 1])
+                for k in range(k0, k1):
+                    step_fn(X[k, t], U[k, t], params, X[k, t + 1])
 
     return rollout
 
@@ -65,18 +105,19 @@ def make_stage_cost_kernel(stage: Any, terminal: Any | None = None) -> Any:
         stage: ``@njit`` ``stage(x Shape=(nx,), u Shape=(nu,), t, params) -> float``.
         terminal: optional ``@njit`` ``terminal(x Shape=(nx,), params) -> float``.
     """
-    for fn, name in ((stage, "stage"), (terminal, "terminal")):
-        if fn is not None and not hasattr(fn, "py_func"):
-            raise TypeError(f"{name} must be a numba @njit function, got {type(fn).__name__}.")
-    final = terminal if terminal is not None else _zero_terminal
+    _require_njit(stage, "stage")
+    if terminal is not None:
+        _require_njit(terminal, "terminal")
+    stage_fn = inline_copy(stage)
+    final = inline_copy(terminal) if terminal is not None else _zero_terminal
 
-    @nb.njit(parallel=True)
+    @nb.njit(parallel=True, error_model="numpy")
     def cost(X, U, params, out):  # pragma: no cover - compiled
         K, H, _ = U.shape
         for k in nb.prange(K):
             acc = 0.0
             for t in range(H):
-                acc += stage(X[k, t + 1], U[k, t], t, params)
+                acc += stage_fn(X[k, t + 1], U[k, t], t, params)
             out[k] = acc + final(X[k, H], params)
 
     return cost

@@ -54,18 +54,28 @@ def softmax_weights(costs, temperature, weights):  # pragma: no cover - compiled
     return n_finite
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def weighted_mean(U, weights, out):  # pragma: no cover - compiled
-    """``out[t, j] = sum_k weights[k] * U[k, t, j]``. U Shape=(K, H, nu), out Shape=(H, nu)."""
-    K, H, nu = U.shape
-    for t in nb.prange(H):
-        for j in range(nu):
-            acc = 0.0
-            for k in range(K):
-                w = weights[k]
-                if w != 0.0:
-                    acc += w * U[k, t, j]
-            out[t, j] = acc
+    """``out[t, j] = sum_k weights[k] * U[k, t, j]``. U Shape=(K, H, nu), out Shape=(H, nu).
+
+    Serial on purpose: one contiguous pass over U into a local accumulator
+    (vectorised by LLVM) takes 12 us at K=1000, H=30 -- as fast as a parallel
+    region's start-up, and it never waits for a descheduled worker thread.
+    U and out must be C-contiguous.
+    """
+    K = U.shape[0]
+    flat = U.reshape(K, -1)
+    M = flat.shape[1]
+    acc = np.zeros(M)
+    for k in range(K):
+        w = weights[k]
+        if w != 0.0:
+            row = flat[k]
+            for m in range(M):
+                acc[m] += w * row[m]
+    dst = out.reshape(-1)
+    for m in range(M):
+        dst[m] = acc[m]
 
 
 def elite_indices(costs: np.ndarray, n_elites: int) -> np.ndarray:

@@ -1,0 +1,531 @@
+"""IMLE-MPC: a trained chunk generator proposes, the model and the costs decide.
+
+Each control step the proposals are, in rows:
+
+* row 0: the previous plan shifted by the executed steps (the warm start);
+* ``num_imle`` chunks from ONE batched generator pass;
+* perturbations of those chunks (small Gaussian noise), filling the batch up
+  to the last ``num_gaussian`` rows;
+* optional Gaussian samples around the warm start.
+
+A consistency term keeps the planner from hopping between modes: after
+executing ``k`` steps, the new chunk's steps ``0..H-k-1`` are compared with the
+old chunk's steps ``k..H-1`` — exactly the warm start's first ``H-k`` rows.
+(The IMLE Policy reference code is off by one here.) Selection is argmin or a
+softmax average over elites of ONE mode, never across modes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cost.composite import CostSum, Term
+from imle_mpc.kernels.select import argmin_finite, elite_indices, softmax_weights
+from imle_mpc.plan_result import PlanResult
+from imle_mpc.protocols import ChunkGenerator, Constraint, Dynamics
+from imle_mpc.validation import (
+    FloatArray,
+    require_int_at_least,
+    require_non_negative,
+    require_positive,
+)
+from planners.sampling import SamplingConfig, SamplingPlanner, as_cost_sum
+
+ObservationFn = Callable[[FloatArray], FloatArray]
+
+
+class ObservationHistory:
+    """The last ``length`` observations, oldest first; padded by repeating the first one.
+
+    Padding by repetition matches how training pairs are built at episode starts.
+    """
+
+    def __init__(self, length: int, obs_dim: int) -> None:
+        require_int_at_least("ObservationHistory", "length", length, 1)
+        self._buffer = np.zeros((length, obs_dim))
+        self._count = 0
+
+    def push(self, obs: FloatArray) -> None:
+        if self._count == 0:
+            self._buffer[:] = obs
+        else:
+            self._buffer[:-1] = self._buffer[1:]
+            self._buffer[-1] = obs
+        self._count += 1
+
+    def clear(self) -> None:
+        self._count = 0
+
+    @property
+    def array(self) -> FloatArray:
+        """Shape=(length, obs_dim), oldest first."""
+        return self._buffer
+
+
+class PlanReference:
+    """The warm start a step's proposals are compared with (shared by sampler and cost term).
+
+    Attributes:
+        plan: the previous plan shifted by the executed steps, Shape=(H, nu).
+        overlap: how many leading steps of ``plan`` are real (``H - shift``); the
+            rest are held copies of the last action and are not compared.
+        active: False drops the consistency cost for this step (a deliberate switch).
+    """
+
+    def __init__(self, horizon: int, nu: int, overlap: int) -> None:
+        self.plan = np.zeros((horizon, nu))
+        self.overlap = overlap
+        self.active = False
+
+
+class ConsistencyCost:
+    """``sum_{t < overlap} ||u_t - reference_t||^2``: how far a proposal leaves the current plan."""
+
+    def __init__(self, reference: PlanReference) -> None:
+        self.reference = reference
+
+    def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:
+        ref = self.reference
+        if not ref.active or ref.overlap == 0:
+            return np.zeros(U.shape[0])
+        n = ref.overlap
+        diff = U[:, :n] - ref.plan[None, :n]
+        return np.einsum("khj,khj->k", diff, diff)
+
+
+@dataclass(frozen=True)
+class IMLEMPCConfig(SamplingConfig):
+    """IMLE-MPC settings. ``num_samples`` is the whole batch K.
+
+    Attributes:
+        horizon: must equal the generator's chunk length H.
+        num_imle: chunks drawn from the generator per step (one forward pass).
+        perturb_sigma: std of the noise added to IMLE chunks for the perturbed rows.
+        num_gaussian: rows of Gaussian noise around the warm start (0 = none).
+        gaussian_sigma: their std.
+        consistency_weight: weight of the consistency term (0 turns it off).
+        selection: ``"argmin"`` or ``"mode_softmax"`` (softmax over the elites of
+            the best sample's mode).
+        temperature, num_elites, mode_radius: for ``"mode_softmax"``; samples
+            whose RMS action distance to the best (in units of half the actuator
+            range) is below ``mode_radius`` count as the same mode.
+    """
+
+    horizon: int = 16
+    num_samples: int = 64
+    num_imle: int = 32
+    perturb_sigma: float = 0.1
+    num_gaussian: int = 0
+    gaussian_sigma: float = 0.3
+    consistency_weight: float = 0.1
+    selection: str = "argmin"
+    temperature: float = 1.0
+    num_elites: int = 8
+    mode_radius: float = 0.25
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_int_at_least("IMLEMPCConfig", "num_imle", self.num_imle, 1)
+        require_int_at_least("IMLEMPCConfig", "num_gaussian", self.num_gaussian, 0)
+        if 1 + self.num_imle + self.num_gaussian > self.num_samples:
+            raise ValueError(
+                f"IMLEMPCConfig.num_samples={self.num_samples} must be >= 1 (warm start) + "
+                f"num_imle={self.num_imle} + num_gaussian={self.num_gaussian}; raise num_samples."
+            )
+        require_non_negative("IMLEMPCConfig", "perturb_sigma", self.perturb_sigma)
+        require_non_negative("IMLEMPCConfig", "gaussian_sigma", self.gaussian_sigma)
+        require_non_negative("IMLEMPCConfig", "consistency_weight", self.consistency_weight)
+        if self.selection not in ("argmin", "mode_softmax"):
+            raise ValueError(
+                f"IMLEMPCConfig.selection must be 'argmin' or 'mode_softmax', got "
+                f"{self.selection!r}."
+            )
+        require_positive("IMLEMPCConfig", "temperature", self.temperature)
+        require_int_at_least("IMLEMPCConfig", "num_elites", self.num_elites, 1)
+        require_positive("IMLEMPCConfig", "mode_radius", self.mode_radius)
+
+
+class IMLESampler:
+    """Proposals from a chunk generator, perturbations of them, and the warm start.
+
+    Args:
+        generator: the trained ``ChunkGenerator``.
+        observation_fn: maps a state to the generator's observation, Shape=(obs_dim,).
+        config: row counts and noise levels.
+        action_low, action_high: actuator box, Shape=(nu,).
+        reference: the shared warm-start record the consistency term reads.
+    """
+
+    def __init__(
+        self,
+        generator: ChunkGenerator,
+        observation_fn: ObservationFn,
+        config: IMLEMPCConfig,
+        action_low: FloatArray,
+        action_high: FloatArray,
+        reference: PlanReference,
+    ) -> None:
+        self.generator = generator
+        self.observation_fn = observation_fn
+        self.config = config
+        self.low = np.asarray(action_low, dtype=np.float64)
+        self.high = np.asarray(action_high, dtype=np.float64)
+        self.reference = reference
+        self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim)
+        self._warm = False
+
+    def start_step(self, state: FloatArray) -> None:
+        obs = np.asarray(self.observation_fn(state), dtype=np.float64)
+        if obs.shape != (self.generator.obs_dim,):
+            raise ValueError(
+                f"observation_fn returned shape {obs.shape}; the generator expects "
+                f"({self.generator.obs_dim},). Use the observation function the generator "
+                "was trained with."
+            )
+        self.history.push(obs)
+
+    def propose(
+        self, state: FloatArray, nominal: FloatArray, rng: np.random.Generator, out: FloatArray
+    ) -> FloatArray:
+        cfg = self.config
+        K = out.shape[0]
+        n_imle = cfg.num_imle
+        end_perturbed = K - cfg.num_gaussian
+        out[0] = nominal
+        chunks = self.generator.sample(self.history.array, n_imle, rng)
+        out[1 : 1 + n_imle] = chunks
+        n_pert = end_perturbed - 1 - n_imle
+        if n_pert > 0:
+            parents = chunks[np.arange(n_pert) % n_imle]
+            out[1 + n_imle : end_perturbed] = parents + cfg.perturb_sigma * rng.standard_normal(
+                parents.shape
+            )
+        if cfg.num_gaussian:
+            noise = rng.standard_normal((cfg.num_gaussian, *nominal.shape))
+            out[end_perturbed:] = nominal + cfg.gaussian_sigma * noise
+        np.clip(out, self.low, self.high, out=out)
+        # The warm start is worth keeping close to only if it came from a real plan.
+        self.reference.plan[:] = nominal
+        self.reference.active = self._warm
+        return out
+
+    def update(self, U: FloatArray, costs: FloatArray) -> None:
+        self._warm = True
+
+    def drop_consistency_once(self) -> None:
+        """The next step's proposals are not charged for leaving the warm start."""
+        self._warm = False
+
+    def reset(self) -> None:
+        self.history.clear()
+        self._warm = False
+
+
+class ModeAwareSelector:
+    """Softmax-average the elites that share the best sample's mode; never across modes.
+
+    The best sample defines the mode; an elite joins it if its RMS action
+    distance to the best, in units of half the actuator range, is below
+    ``mode_radius``. The average of "left of the obstacle" and "right of the
+    obstacle" hits the obstacle; the average of two "left" plans does not.
+    """
+
+    returns_sample = False
+
+    def __init__(
+        self,
+        temperature: float,
+        num_elites: int,
+        mode_radius: float,
+        action_low: FloatArray,
+        action_high: FloatArray,
+    ) -> None:
+        require_positive("ModeAwareSelector", "temperature", temperature)
+        require_int_at_least("ModeAwareSelector", "num_elites", num_elites, 1)
+        self.temperature = temperature
+        self.num_elites = num_elites
+        self.mode_radius = mode_radius
+        half = (np.asarray(action_high) - np.asarray(action_low)) / 2.0
+        self._scale = np.where(np.isfinite(half) & (half > 0), half, 1.0)
+        self.last_mode_size = 0
+
+    def same_mode(self, U: FloatArray, best: int, candidates: np.ndarray) -> np.ndarray:
+        """The candidates whose action sequence lies within ``mode_radius`` of the best."""
+        diff = (U[candidates] - U[best]) / self._scale
+        rms = np.sqrt(np.mean(diff * diff, axis=(1, 2)))
+        return candidates[rms < self.mode_radius]
+
+    def select(self, U: FloatArray, costs: FloatArray, out: FloatArray) -> int:
+        best = int(argmin_finite(costs))
+        if best < 0:
+            return -1
+        members = self.same_mode(U, best, elite_indices(costs, self.num_elites))
+        self.last_mode_size = int(members.size)
+        weights = np.empty(members.size)
+        softmax_weights(np.ascontiguousarray(costs[members]), self.temperature, weights)
+        out[:] = np.tensordot(weights, U[members], axes=1)
+        return best
+
+
+class IMLEMPC(SamplingPlanner):
+    """Sampling MPC whose proposals come from a trained IMLE chunk generator.
+
+    Args:
+        dynamics: the planner's model.
+        cost: the task cost; a ``consistency`` term is added to it.
+        generator: trained generator; its horizon and action size must match.
+        observation_fn: state -> generator observation (the one used for training).
+        config: ``IMLEMPCConfig``.
+        constraints: hard constraints (violating samples are rejected).
+    """
+
+    def __init__(
+        self,
+        dynamics: Dynamics,
+        cost: CostSum | Callable[[FloatArray, FloatArray], FloatArray],
+        generator: ChunkGenerator,
+        observation_fn: ObservationFn,
+        config: IMLEMPCConfig = IMLEMPCConfig(),
+        constraints: Sequence[Constraint] = (),
+    ) -> None:
+        check_generator_matches(generator, dynamics, config)
+        self.reference = PlanReference(config.horizon, dynamics.nu, config.horizon - config.shift)
+        task_cost = as_cost_sum(cost)
+        terms = list(task_cost.terms)
+        if config.consistency_weight > 0:
+            terms.append(
+                Term("consistency", ConsistencyCost(self.reference), config.consistency_weight)
+            )
+        sampler = IMLESampler(
+            generator, observation_fn, config, dynamics.action_low, dynamics.action_high,
+            self.reference,
+        )  # fmt: skip
+        selector: Any
+        if config.selection == "argmin":
+            from planners.selectors import ArgminSelector
+
+            selector = ArgminSelector()
+        else:
+            selector = ModeAwareSelector(
+                config.temperature, config.num_elites, config.mode_radius,
+                dynamics.action_low, dynamics.action_high,
+            )  # fmt: skip
+        super().__init__(dynamics, CostSum(*terms), sampler, selector, config, constraints)
+
+    def allow_switch(self) -> None:
+        """Drop the consistency cost for the next step, so the plan may change mode.
+
+        Use it when the current mode has become wrong (an operator command, a
+        new obstacle). The cost is also dropped by itself whenever there is no
+        previous plan (the first step after ``reset``).
+        """
+        sampler: IMLESampler = self.sampler  # type: ignore[assignment]
+        sampler.drop_consistency_once()
+
+
+@dataclass(frozen=True)
+class LatentPlanConfig(SamplingConfig):
+    """CEM over the generator's latent space, kept inside a box (the CNF idea).
+
+    Every candidate is a decoded latent, so it stays on the demonstrated
+    manifold; the box ``[-latent_bound, latent_bound]`` keeps the search away
+    from the tails of the latent prior, where the generator has seen nothing.
+
+    Attributes:
+        latent_bound: half-width of the latent box (in prior standard deviations).
+        init_sigma: latent std at the start of each step.
+        min_sigma: floor on the refit latent std.
+        num_elites: samples the latent mean and std are refit to.
+    """
+
+    horizon: int = 16
+    num_samples: int = 64
+    iterations: int = 3
+    latent_bound: float = 2.0
+    init_sigma: float = 1.0
+    min_sigma: float = 0.05
+    num_elites: int = 8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_positive("LatentPlanConfig", "latent_bound", self.latent_bound)
+        require_positive("LatentPlanConfig", "init_sigma", self.init_sigma)
+        require_positive("LatentPlanConfig", "min_sigma", self.min_sigma)
+        require_int_at_least("LatentPlanConfig", "num_elites", self.num_elites, 2)
+        if self.num_elites >= self.num_samples:
+            raise ValueError(
+                f"LatentPlanConfig.num_elites={self.num_elites} must be < num_samples="
+                f"{self.num_samples} (row 0 is the warm start)."
+            )
+
+
+class LatentCEMSampler:
+    """Cross-entropy search over bounded generator latents.
+
+    The latent mean carries over from one control step to the next: the same
+    latent under a new observation decodes to the same mode, so the plan keeps
+    its mode without a consistency cost. Row 0 is the warm start, as always.
+    """
+
+    def __init__(
+        self,
+        generator: ChunkGenerator,
+        observation_fn: ObservationFn,
+        config: LatentPlanConfig,
+        action_low: FloatArray,
+        action_high: FloatArray,
+    ) -> None:
+        self.generator = generator
+        self.observation_fn = observation_fn
+        self.config = config
+        self.low = np.asarray(action_low, dtype=np.float64)
+        self.high = np.asarray(action_high, dtype=np.float64)
+        self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim)
+        d = generator.latent_dim
+        self.mean = np.zeros(d)
+        self.sigma = np.full(d, config.init_sigma)
+        self._z = np.zeros((config.num_samples, d))
+
+    def start_step(self, state: FloatArray) -> None:
+        self.history.push(np.asarray(self.observation_fn(state), dtype=np.float64))
+        self.sigma[:] = self.config.init_sigma
+
+    def propose(
+        self, state: FloatArray, nominal: FloatArray, rng: np.random.Generator, out: FloatArray
+    ) -> FloatArray:
+        b = self.config.latent_bound
+        z = self._z
+        z[:] = self.mean + self.sigma * rng.standard_normal(z.shape)
+        np.clip(z, -b, b, out=z)
+        out[0] = nominal
+        out[1:] = self.generator.decode(self.history.array, z[1:])
+        np.clip(out, self.low, self.high, out=out)
+        return out
+
+    def update(self, U: FloatArray, costs: FloatArray) -> None:
+        elites = elite_indices(costs[1:], self.config.num_elites) + 1  # latents live in rows 1:
+        if elites.size >= 2:
+            self.mean = self._z[elites].mean(axis=0)
+            self.sigma = np.maximum(self._z[elites].std(axis=0), self.config.min_sigma)
+
+    def reset(self) -> None:
+        self.history.clear()
+        self.mean[:] = 0.0
+        self.sigma[:] = self.config.init_sigma
+
+
+class LatentIMLEMPC(SamplingPlanner):
+    """MPC that searches the generator's bounded latent space instead of raw actions."""
+
+    def __init__(
+        self,
+        dynamics: Dynamics,
+        cost: CostSum | Callable[[FloatArray, FloatArray], FloatArray],
+        generator: ChunkGenerator,
+        observation_fn: ObservationFn,
+        config: LatentPlanConfig = LatentPlanConfig(),
+        constraints: Sequence[Constraint] = (),
+    ) -> None:
+        from planners.selectors import ArgminSelector
+
+        check_generator_matches(generator, dynamics, config)
+        sampler = LatentCEMSampler(
+            generator, observation_fn, config, dynamics.action_low, dynamics.action_high
+        )
+        super().__init__(dynamics, cost, sampler, ArgminSelector(), config, constraints)
+
+
+def check_generator_matches(
+    generator: ChunkGenerator, dynamics: Dynamics, config: SamplingConfig
+) -> None:
+    """Raise a clear error when generator, dynamics and planner disagree on shapes."""
+    if generator.nu != dynamics.nu:
+        raise ValueError(
+            f"the generator proposes actions of size {generator.nu} but the dynamics takes "
+            f"nu={dynamics.nu}; train the generator on this robot's actions."
+        )
+    if generator.horizon != config.horizon:
+        raise ValueError(
+            f"the generator's chunks are {generator.horizon} steps long but the planner's "
+            f"horizon is {config.horizon}; set horizon={generator.horizon} in the config."
+        )
+
+
+class IMLEPolicy:
+    """The generator alone, no model and no MPC: IMLE Policy as a controller (a baseline).
+
+    Every ``action_horizon`` steps it draws ``num_samples`` chunks and keeps the
+    one closest to the still-unexecuted rest of the previous chunk (the paper's
+    consistency trick, aligned correctly: after ``k`` executed steps the new
+    chunk's steps ``0..H-k-1`` are compared with the old chunk's ``k..H-1``);
+    in between it plays the chunk open loop.
+
+    Args:
+        generator: trained ``ChunkGenerator``.
+        observation_fn: state -> observation (as in training).
+        num_samples: chunks drawn per decision.
+        action_horizon: steps executed from each chunk before re-sampling.
+        seed: seed of the latent draws.
+    """
+
+    def __init__(
+        self,
+        generator: ChunkGenerator,
+        observation_fn: ObservationFn,
+        num_samples: int = 16,
+        action_horizon: int = 8,
+        seed: int = 0,
+    ) -> None:
+        require_int_at_least("IMLEPolicy", "num_samples", num_samples, 1)
+        if not 1 <= action_horizon <= generator.horizon:
+            raise ValueError(
+                f"IMLEPolicy.action_horizon must be in [1, {generator.horizon}], "
+                f"got {action_horizon}."
+            )
+        self.generator = generator
+        self.observation_fn = observation_fn
+        self.num_samples = num_samples
+        self.action_horizon = action_horizon
+        self.seed = seed
+        self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim)
+        self.reset(seed)
+
+    @property
+    def horizon(self) -> int:
+        return self.generator.horizon
+
+    def reset(self, seed: int | None = None) -> None:
+        self._rng = np.random.default_rng(self.seed if seed is None else seed)
+        self.history.clear()
+        self._chunk: FloatArray | None = None
+        self._executed = 0
+
+    def plan(self, state: FloatArray) -> PlanResult:
+        t0 = time.perf_counter()
+        self.history.push(np.asarray(self.observation_fn(state), dtype=np.float64))
+        if self._chunk is None or self._executed >= self.action_horizon:
+            chunks = self.generator.sample(self.history.array, self.num_samples, self._rng)
+            self._chunk = chunks[self._closest_to_previous(chunks)].copy()
+            self._executed = 0
+        remaining = self._chunk[self._executed :]
+        # Pad with the last action so every plan has the full horizon.
+        actions = np.concatenate([remaining, np.repeat(remaining[-1:], self._executed, axis=0)])
+        self._executed += 1
+        elapsed = time.perf_counter() - t0
+        return PlanResult(
+            actions=actions, cost=float("nan"), term_costs={}, num_feasible=self.num_samples,
+            best_index=0, predicted_states=np.empty((0, 0)), timings={"total": elapsed},
+        )  # fmt: skip
+
+    def _closest_to_previous(self, chunks: FloatArray) -> int:
+        if self._chunk is None:
+            return 0
+        k = self._executed
+        overlap = chunks.shape[1] - k
+        diff = chunks[:, :overlap] - self._chunk[None, k:]
+        return int(np.argmin(np.einsum("khj,khj->k", diff, diff)))

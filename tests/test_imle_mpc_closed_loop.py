@@ -1,0 +1,81 @@
+"""IMLE-MPC end to end with the shipped generators: modes, safety, the baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from imle_mpc.episodes import make_planner, run_episode
+from imle_mpc.experts import observation
+from imle_mpc.navigation import classify_route
+from imle_mpc.pretrained import SHIPPED_GENERATORS, load_task_generator
+from imle_mpc.tasks import make_task
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    # Tiny batches: a second thread on a 2-core machine only adds contention.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("task_name", SHIPPED_GENERATORS)
+def test_shipped_generator_proposes_every_route(task_name: str) -> None:
+    task = make_task(task_name)
+    gen = load_task_generator(task_name)
+    history = np.tile(observation(task.initial_state), (gen.obs_horizon, 1))
+    chunks = gen.sample(history, 256, np.random.default_rng(0))
+    assert chunks.shape == (256, gen.horizon, 2)
+    # Roll every chunk out and extend it with the demonstrations' route classifier on
+    # the first obstacle: the sign of the lateral displacement after one chunk.
+    X = task.dynamics.rollout(task.initial_state, chunks)
+    up = np.mean(X[:, -1, 1] > 0.0)
+    # 10/10 demonstrations per side; a generator that dropped a mode would give ~0 or ~1.
+    assert 0.2 < up < 0.8, f"share of proposals going above: {up:.2f}"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_imle_mpc_reaches_goal_without_collision(seed: int) -> None:
+    task = make_task("nav_one_obstacle")
+    record = run_episode(task, make_planner("imle_mpc", task, seed=seed, num_samples=16), seed)
+    assert task.scene.distances(record.states[None]).min() > 0.0
+    assert record.success
+    assert record.num_feasible.min() > 0
+
+
+def test_imle_mpc_two_obstacles() -> None:
+    task = make_task("nav_two_obstacles")
+    record = run_episode(task, make_planner("imle_mpc", task, seed=0, num_samples=16), 0)
+    assert record.success and task.scene.distances(record.states[None]).min() > 0.0
+    assert classify_route(task.name, record.states) in task_routes_of(task.name)
+
+
+def task_routes_of(name: str) -> tuple[str, ...]:
+    from imle_mpc.navigation import task_routes
+
+    return task_routes(name)
+
+
+def test_latent_planning_reaches_goal() -> None:
+    task = make_task("nav_one_obstacle")
+    record = run_episode(task, make_planner("latent_imle", task, seed=0, num_samples=16), 0)
+    assert record.success
+
+
+def test_imle_policy_baseline_runs_and_keeps_its_chunk() -> None:
+    task = make_task("nav_one_obstacle")
+    policy = make_planner("imle_policy", task, seed=0, num_samples=8)
+    first = policy.plan(task.initial_state)
+    second = policy.plan(task.initial_state)
+    # Within the action horizon the policy plays its chunk open loop: shifted by one.
+    np.testing.assert_array_equal(second.actions[:-1], first.actions[1:])
+    record = run_episode(task, make_planner("imle_policy", task, seed=0), 0)
+    assert record.actions.shape == (task.steps, 2)
+
+
+def test_missing_generator_names_the_fix(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="imle-mpc train --task nav_one_obstacle"):
+        load_task_generator("nav_one_obstacle", tmp_path / "nope.safetensors")

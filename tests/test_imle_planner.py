@@ -1,0 +1,182 @@
+"""IMLE-MPC planner logic with a stand-in generator (the trained one is tested in tests/imle)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cost import ControlEffort, CostSum, StateTracking, Term
+from dynamics import PointMass2D
+from planners.imle import (
+    IMLEMPC,
+    IMLEMPCConfig,
+    LatentIMLEMPC,
+    LatentPlanConfig,
+    ModeAwareSelector,
+    ObservationHistory,
+)
+
+H = 16
+
+
+class TwoModeGenerator:
+    """Stand-in ChunkGenerator: the sign of latent 0 picks 'push up' or 'push down' (+x drive).
+
+    Deterministic given the latents, so the planner's RNG governs everything.
+    """
+
+    horizon, nu, obs_horizon, obs_dim = H, 2, 2, 4
+    latent_dim = H * 2
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.last_history: np.ndarray | None = None
+
+    def decode(self, obs_history: np.ndarray, z: np.ndarray) -> np.ndarray:
+        self.last_history = obs_history.copy()
+        side = np.where(z[:, :1] >= 0, 1.0, -1.0)
+        chunks = np.empty((z.shape[0], H, 2))
+        chunks[:, :, 0] = 1.0 + 0.05 * z[:, 1:2]
+        chunks[:, :, 1] = side * (1.0 + 0.05 * z[:, 2:3])
+        return chunks
+
+    def sample(self, obs_history: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        self.calls += 1
+        return self.decode(obs_history, rng.standard_normal((n, self.latent_dim)))
+
+
+def _cost() -> CostSum:
+    goal = np.array([3.0, 0.0, 0.0, 0.0])
+    return CostSum(
+        Term("goal", StateTracking(goal, [1, 1, 0, 0])), Term("effort", ControlEffort(), 0.01)
+    )
+
+
+def _planner(**overrides) -> tuple[IMLEMPC, TwoModeGenerator]:
+    gen = TwoModeGenerator()
+    config = IMLEMPCConfig(horizon=H, num_samples=24, num_imle=8, **overrides)
+    return IMLEMPC(PointMass2D(), _cost(), gen, lambda x: x, config), gen
+
+
+def test_one_generator_pass_per_step_and_row_layout() -> None:
+    planner, gen = _planner(record_samples=True, num_gaussian=4)
+    calls_before = gen.calls
+    result = planner.plan(np.zeros(4))
+    assert gen.calls == calls_before + 1  # ONE batched forward pass
+    U = result.samples[0]
+    np.testing.assert_array_equal(U[0], np.zeros((H, 2)))  # row 0: the warm start
+    assert np.all(np.abs(U[1:9, :, 1]) > 0.8)  # IMLE rows have a clear side
+
+
+def test_shift_alignment_compares_the_right_steps() -> None:
+    for k in (1, 3):
+        planner, _ = _planner(shift=k, consistency_weight=1.0)
+        x = np.zeros(4)
+        first = planner.plan(x)
+        planner.plan(x)
+        ref = planner.reference
+        assert ref.overlap == H - k
+        # New step t is compared with old step t + k: the old chunk's steps k..H-1.
+        np.testing.assert_allclose(ref.plan[: H - k], first.actions[k:])
+        assert ref.active
+
+
+def test_consistency_keeps_the_mode() -> None:
+    planner, _ = _planner(consistency_weight=5.0)
+    model = PointMass2D()
+    x = np.zeros(4)
+    sides = []
+    for _ in range(25):
+        res = planner.plan(x)
+        sides.append(np.sign(res.actions[:, 1].sum()))
+        x = model.step(x, res.action)
+    assert len(set(sides)) == 1, sides
+
+
+def test_allow_switch_drops_consistency_for_one_step() -> None:
+    planner, _ = _planner(consistency_weight=1.0)
+    planner.plan(np.zeros(4))
+    planner.allow_switch()
+    r = planner.plan(np.zeros(4))
+    assert r.term_costs["consistency"] == 0.0 and not planner.reference.active
+    planner.plan(np.zeros(4))
+    assert planner.reference.active
+
+
+def test_observation_history_pads_then_rolls() -> None:
+    hist = ObservationHistory(3, 2)
+    hist.push(np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(hist.array, [[1, 1], [1, 1], [1, 1]])
+    hist.push(np.array([2.0, 2.0]))
+    np.testing.assert_array_equal(hist.array, [[1, 1], [1, 1], [2, 2]])
+    planner, gen = _planner()
+    planner.plan(np.array([0.5, 0.0, 0.0, 0.0]))
+    np.testing.assert_array_equal(gen.last_history[:, 0], [0.5, 0.5])
+
+
+def test_mode_aware_selector_never_averages_two_modes() -> None:
+    rng = np.random.default_rng(0)
+    up = np.ones((6, H, 2)) + 0.01 * rng.standard_normal((6, H, 2))
+    down = -up
+    U = np.concatenate([up, down])
+    costs = np.concatenate([np.linspace(1.0, 1.05, 6), np.linspace(1.001, 1.051, 6)])
+    sel = ModeAwareSelector(10.0, 12, 0.25, -2 * np.ones(2), 2 * np.ones(2))
+    out = np.empty((H, 2))
+    assert sel.select(U, costs, out) == 0
+    assert sel.last_mode_size == 6
+    assert np.all(out > 0.9)  # a plain softmax over all 12 would give ~0
+
+
+def test_mode_softmax_planner_runs() -> None:
+    planner, _ = _planner(selection="mode_softmax", num_elites=6)
+    res = planner.plan(np.zeros(4))
+    assert res.feasible and abs(res.actions[:, 1].mean()) > 0.5
+
+
+def test_latent_planner_stays_in_the_box_and_improves() -> None:
+    gen = TwoModeGenerator()
+    config = LatentPlanConfig(horizon=H, num_samples=32, num_elites=6, latent_bound=1.5)
+    planner = LatentIMLEMPC(PointMass2D(), _cost(), gen, lambda x: x, config)
+    res = planner.plan(np.zeros(4))
+    sampler = planner.sampler
+    assert np.all(np.abs(sampler._z) <= 1.5)
+    assert res.feasible
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"num_imle": 0}, "num_imle"),
+        ({"num_imle": 30, "num_samples": 24}, "num_samples"),
+        ({"selection": "mean"}, "selection"),
+        ({"perturb_sigma": -1.0}, "perturb_sigma"),
+    ],
+)
+def test_config_errors_name_the_field(kwargs, field) -> None:
+    with pytest.raises(ValueError, match=field):
+        IMLEMPCConfig(**{"horizon": H, "num_samples": 24, "num_imle": 8, **kwargs})
+
+
+def test_mismatched_generator_is_refused() -> None:
+    with pytest.raises(ValueError, match="horizon=16"):
+        IMLEMPC(
+            PointMass2D(),
+            _cost(),
+            TwoModeGenerator(),
+            lambda x: x,
+            IMLEMPCConfig(horizon=10, num_samples=24, num_imle=8),
+        )
+    planner_gen = TwoModeGenerator()
+    planner_gen.nu = 3
+    with pytest.raises(ValueError, match="nu=2"):
+        IMLEMPC(
+            PointMass2D(),
+            _cost(),
+            planner_gen,
+            lambda x: x,
+            IMLEMPCConfig(horizon=H, num_samples=24, num_imle=8),
+        )
+    planner, _ = _planner()
+    planner.sampler.observation_fn = lambda x: x[:2]
+    with pytest.raises(ValueError, match="observation_fn"):
+        planner.plan(np.zeros(4))
