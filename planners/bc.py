@@ -128,9 +128,7 @@ def train_mse_policy(
     obs_norm, act_norm = fit_normalizers(dataset)
     n = len(pairs)
     obs_all = torch.from_numpy(obs_norm.normalize(pairs.obs).reshape(n, -1).astype(np.float32))
-    act_all = torch.from_numpy(
-        act_norm.normalize(pairs.actions).reshape(n, -1).astype(np.float32)
-    )
+    act_all = torch.from_numpy(act_norm.normalize(pairs.actions).reshape(n, -1).astype(np.float32))
     obs_all, act_all = obs_all.to(device), act_all.to(device)
 
     gen = torch.Generator().manual_seed(train_config.seed)
