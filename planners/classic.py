@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from cost.composite import CostSum
-from imle_mpc.protocols import Constraint, Dynamics
+from imle_mpc.protocols import Constraint, Dynamics, Selector
 from imle_mpc.validation import FloatArray, require_int_at_least, require_positive
 from planners.samplers import CrossEntropySampler, GaussianSampler
 from planners.sampling import SamplingConfig, SamplingPlanner
@@ -88,56 +89,84 @@ class PredictiveSamplingConfig(SamplingConfig):
         _check_sigma("PredictiveSamplingConfig", self.noise_sigma)
 
 
-class MPPI(SamplingPlanner):
-    """MPPI: Gaussian samples around the shifted plan, softmax-weighted average.
+class _GaussianPlanner(SamplingPlanner):
+    """The shared constructor: a subclass names its config type, sampler and selector."""
 
-    The MPPI control-cost term ``lambda * u^T Sigma^-1 eps`` is left out (as in
-    MuJoCo MPC); add a ``ControlEffort`` term to the cost to penalise effort.
-    """
+    config_type: ClassVar[type[SamplingConfig]]
 
     def __init__(
         self,
         dynamics: Dynamics,
         cost: CostLike,
-        config: MPPIConfig = MPPIConfig(),
+        config: Any = None,
         constraints: Sequence[Constraint] = (),
         initial_plan: ArrayLike | None = None,
         *,
         fused: bool = True,
     ) -> None:
-        sampler = GaussianSampler(
-            config.noise_sigma,
-            config.horizon,
-            dynamics.nu,
-            dynamics.action_low,
-            dynamics.action_high,
-        )
+        config = self.config_type() if config is None else config
+        if not isinstance(config, self.config_type):
+            raise TypeError(
+                f"{type(self).__name__} takes a {self.config_type.__name__}, got "
+                f"{type(config).__name__}."
+            )
         super().__init__(
             dynamics,
             cost,
-            sampler,
-            SoftmaxSelector(config.temperature),
+            self._make_sampler(config, dynamics),
+            self._make_selector(config),
             config,
             constraints,
             initial_plan,
             fused=fused,
         )
 
+    @staticmethod
+    def _make_sampler(config: Any, dynamics: Dynamics) -> GaussianSampler:
+        return GaussianSampler(
+            config.noise_sigma,
+            config.horizon,
+            dynamics.nu,
+            dynamics.action_low,
+            dynamics.action_high,
+        )
 
-class CEM(SamplingPlanner):
-    """Cross-entropy method: refit a Gaussian to the elites for a few iterations."""
+    @staticmethod
+    def _make_selector(config: Any) -> Selector:
+        raise NotImplementedError
 
-    def __init__(
-        self,
-        dynamics: Dynamics,
-        cost: CostLike,
-        config: CEMConfig = CEMConfig(),
-        constraints: Sequence[Constraint] = (),
-        initial_plan: ArrayLike | None = None,
-        *,
-        fused: bool = True,
-    ) -> None:
-        sampler = CrossEntropySampler(
+
+class MPPI(_GaussianPlanner):
+    """MPPI: Gaussian samples around the shifted plan, softmax-weighted average.
+
+    The MPPI control-cost term ``lambda * u^T Sigma^-1 eps`` is left out (as in
+    MuJoCo MPC); add a ``ControlEffort`` term to the cost to penalise effort.
+
+    Args:
+        dynamics, cost, constraints, initial_plan, fused: as ``SamplingPlanner``.
+        config: ``MPPIConfig``.
+    """
+
+    config_type = MPPIConfig
+
+    @staticmethod
+    def _make_selector(config: MPPIConfig) -> Selector:
+        return SoftmaxSelector(config.temperature)
+
+
+class CEM(_GaussianPlanner):
+    """Cross-entropy method: refit a Gaussian to the elites for a few iterations.
+
+    Args:
+        dynamics, cost, constraints, initial_plan, fused: as ``SamplingPlanner``.
+        config: ``CEMConfig``.
+    """
+
+    config_type = CEMConfig
+
+    @staticmethod
+    def _make_sampler(config: CEMConfig, dynamics: Dynamics) -> GaussianSampler:
+        return CrossEntropySampler(
             config.noise_sigma,
             config.horizon,
             dynamics.nu,
@@ -146,45 +175,22 @@ class CEM(SamplingPlanner):
             num_elites=config.num_elites,
             min_sigma=config.min_sigma,
         )
-        super().__init__(
-            dynamics,
-            cost,
-            sampler,
-            EliteMeanSelector(config.num_elites),
-            config,
-            constraints,
-            initial_plan,
-            fused=fused,
-        )
+
+    @staticmethod
+    def _make_selector(config: CEMConfig) -> Selector:
+        return EliteMeanSelector(config.num_elites)
 
 
-class PredictiveSampling(SamplingPlanner):
-    """Predictive sampling: Gaussian samples around the plan, keep the single best."""
+class PredictiveSampling(_GaussianPlanner):
+    """Predictive sampling: Gaussian samples around the plan, keep the single best.
 
-    def __init__(
-        self,
-        dynamics: Dynamics,
-        cost: CostLike,
-        config: PredictiveSamplingConfig = PredictiveSamplingConfig(),
-        constraints: Sequence[Constraint] = (),
-        initial_plan: ArrayLike | None = None,
-        *,
-        fused: bool = True,
-    ) -> None:
-        sampler = GaussianSampler(
-            config.noise_sigma,
-            config.horizon,
-            dynamics.nu,
-            dynamics.action_low,
-            dynamics.action_high,
-        )
-        super().__init__(
-            dynamics,
-            cost,
-            sampler,
-            ArgminSelector(),
-            config,
-            constraints,
-            initial_plan,
-            fused=fused,
-        )
+    Args:
+        dynamics, cost, constraints, initial_plan, fused: as ``SamplingPlanner``.
+        config: ``PredictiveSamplingConfig``.
+    """
+
+    config_type = PredictiveSamplingConfig
+
+    @staticmethod
+    def _make_selector(config: PredictiveSamplingConfig) -> Selector:
+        return ArgminSelector()

@@ -42,3 +42,12 @@ def test_configs_are_frozen() -> None:
     config = MPPIConfig()
     with pytest.raises(AttributeError):
         config.temperature = 2.0  # type: ignore[misc]
+
+
+def test_planner_refuses_another_planners_config() -> None:
+    from cost import ControlEffort
+    from planners import CEM, MPPI
+
+    with pytest.raises(TypeError, match="MPPI takes a MPPIConfig, got CEMConfig"):
+        MPPI(Pendulum(), ControlEffort(), CEMConfig())
+    assert isinstance(CEM(Pendulum(), ControlEffort()).config, CEMConfig)  # default config
