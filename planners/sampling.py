@@ -96,6 +96,7 @@ class _FusedPath:
         forms: Sequence[StageForm],
         weights: Sequence[float],
         samples: bool,
+        store: bool,
         shape: tuple[int, int, int, int],
         low: FloatArray,
         high: FloatArray,
@@ -109,6 +110,10 @@ class _FusedPath:
         self.high = np.ascontiguousarray(high, dtype=np.float64)
         self.parts = np.zeros((K, len(forms)))
         self.total = np.zeros(K)
+        # Without constraints nobody reads the K x (H+1) x nx states: the kernel
+        # then steps through this 2-slot scratch instead (less memory traffic).
+        self.store = store
+        self.scratch = np.zeros((K, 2, nx))
         self.no_sigma = np.zeros((H, nu))  # placeholder when the proposals come in U
         # One-sample buffers to score the executed plan.
         self.U1 = np.zeros((1, H, nu))
@@ -228,6 +233,7 @@ class SamplingPlanner:
             forms,
             [t.weight for t in self.cost.terms],
             samples,
+            bool(self.constraints),
             (self.config.num_samples, self.config.horizon, dyn.nx, dyn.nu),
             self._low,
             self._high,
@@ -336,9 +342,9 @@ class SamplingPlanner:
             )
         t1 = time.perf_counter()
         fused.kernels.parallel(
-            x, U, plan, sigma, low, high, first_noisy, seed, fused.samples,
+            x, U, plan, sigma, low, high, first_noisy, seed, fused.samples, fused.store,
             self.dynamics.params_vector(),  # type: ignore[attr-defined]
-            fused.P, fused.weights, X, fused.parts, costs,
+            fused.P, fused.weights, X if fused.store else fused.scratch, fused.parts, costs,
         )  # fmt: skip
         t2 = time.perf_counter()
         self._reject_infeasible(X, U, costs)
@@ -383,10 +389,18 @@ class SamplingPlanner:
     ) -> tuple[FloatArray, float, dict[str, float]]:
         """Predicted states, cost and per-term cost of the plan that will be executed."""
         if best >= 0 and getattr(self.selector, "returns_sample", False):
-            return self._X[best].copy(), float(costs[best]), self._sample_terms(best)
+            return self._sample_states(x, best), float(costs[best]), self._sample_terms(best)
         # The plan is not one of the samples (an average): score it on its own.
         X1, total, terms = self._score_plan(x, plan)
         return X1[0].copy(), float(total[0]), terms
+
+    def _sample_states(self, x: FloatArray, k: int) -> FloatArray:
+        """Predicted states of sample ``k``, Shape=(H+1, nx) (re-rolled if not kept)."""
+        fused = self._fused
+        if fused is None or fused.store:
+            return self._X[k].copy()
+        X1 = self._score_plan_fused(x, self._U[k])[0]
+        return X1[0].copy()
 
     def _sample_terms(self, k: int) -> dict[str, float]:
         """Weighted per-term costs of sample ``k`` of the last iteration."""
@@ -413,7 +427,7 @@ class SamplingPlanner:
         U1, X1, total = fused.U1, fused.X1, fused.total1
         U1[0] = plan
         fused.kernels.serial(
-            x, U1, plan, fused.no_sigma, fused.low, fused.high, 0, np.uint64(0), False,
+            x, U1, plan, fused.no_sigma, fused.low, fused.high, 0, np.uint64(0), False, True,
             self.dynamics.params_vector(),  # type: ignore[attr-defined]
             fused.P, fused.weights, X1, fused.parts1, total,
         )  # fmt: skip

@@ -226,16 +226,18 @@ def _fused_setup(K: int = 21, H: int = 7):
         "P": pack_params(forms),
         "weights": np.array([t.weight for t in cost.terms]),
         "X": np.zeros((K, H + 1, 4)),
+        "scratch": np.zeros((K, 2, 4)),
         "parts": np.zeros((K, len(forms))),
         "total": np.zeros(K),
     }
     return model, cost, kernels, bufs
 
 
-def _run(kernels, which, model, x0, U, nominal, sigma, seed, sample, bufs) -> None:
+def _run(kernels, which, model, x0, U, nominal, sigma, seed, sample, bufs, store=True) -> None:
     fn = kernels.parallel if which == "parallel" else kernels.serial
+    X = bufs["X"] if store else bufs["scratch"]
     fn(x0, U, nominal, sigma, model.action_low, model.action_high, 1, np.uint64(seed), sample,
-       model.params_vector(), bufs["P"], bufs["weights"], bufs["X"], bufs["parts"],
+       store, model.params_vector(), bufs["P"], bufs["weights"], X, bufs["parts"],
        bufs["total"])  # fmt: skip
 
 
@@ -252,6 +254,13 @@ def test_fused_kernel_reference(rng: np.random.Generator, which: str) -> None:
     for i, name in enumerate(cost.names):
         np.testing.assert_allclose(bufs["parts"][:, i], parts[name], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(bufs["total"], total, rtol=1e-12)
+    # Without storing the states (2-slot scratch) the costs are the same, bit for bit.
+    parts_kept, total_kept = bufs["parts"].copy(), bufs["total"].copy()
+    _run(kernels, which, model, x0, U, np.zeros((H, 2)), np.ones((H, 2)), 0, False, bufs,
+         store=False)  # fmt: skip
+    np.testing.assert_array_equal(bufs["parts"], parts_kept)
+    np.testing.assert_array_equal(bufs["total"], total_kept)
+    np.testing.assert_array_equal(bufs["scratch"][:, H % 2], bufs["X"][:, H])
 
 
 def test_fused_kernel_samples_like_the_sampler(rng: np.random.Generator) -> None:

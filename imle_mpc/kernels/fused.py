@@ -56,7 +56,7 @@ class FusedKernels(NamedTuple):
     """``parallel`` scores a batch (``prange`` over samples); ``serial`` one or a few samples.
 
     Both have the signature ``kernel(x0, U, nominal, sigma, low, high, first_noisy,
-    seed, sample, dyn_params, P, weights, X, parts, total)``:
+    seed, sample, store, dyn_params, P, weights, X, parts, total)``:
 
     Args:
         x0: start state, Shape=(nx,).
@@ -66,10 +66,12 @@ class FusedKernels(NamedTuple):
         first_noisy: leading rows that copy the clipped nominal (no noise drawn).
         seed: uint64 batch seed; row ``k`` draws from stream ``(seed, k)``.
         sample: True to draw the proposals, False to score ``U`` as given.
+        store: True to keep every state in ``X``; False to use ``X`` Shape=(K, 2, nx)
+            as scratch (no K x (H+1) x nx of memory traffic when nobody reads it).
         dyn_params: the model's parameter vector.
         P: per-term parameters, padded rows, Shape=(n_terms, p_max).
         weights: per-term weights, Shape=(n_terms,).
-        X: states, Shape=(K, H+1, nx), written.
+        X: states, Shape=(K, H+1, nx) (``store``) or scratch Shape=(K, 2, nx), written.
         parts: weighted per-term costs, Shape=(K, n_terms), written.
         total: total cost, Shape=(K,), written; NaN becomes +inf.
     """
@@ -167,8 +169,8 @@ def _build(step: Any, forms: Sequence[StageForm], inline: bool) -> FusedKernels:
     # block costs nothing, and compiling the drivers is then quicker.
     @nb.njit(error_model="numpy")
     def score_block(  # pragma: no cover - compiled
-        k0, k1, x0, U, nominal, sigma, low, high, first_noisy, seed, sample, dyn_params, P,
-        weights, X, parts, total,
+        k0, k1, x0, U, nominal, sigma, low, high, first_noisy, seed, sample, store, dyn_params,
+        P, weights, X, parts, total,
     ):  # fmt: skip
         H = U.shape[1]
         nu = U.shape[2]
@@ -189,12 +191,15 @@ def _build(step: Any, forms: Sequence[StageForm], inline: bool) -> FusedKernels:
             for i in range(x0.shape[0]):
                 X[k, 0, i] = x0[i]
         for t in range(H):
+            now = t if store else t & 1  # without store, X is a 2-slot ping-pong buffer
+            nxt = t + 1 if store else (t + 1) & 1
             for k in range(k0, k1):
-                step_fn(X[k, t], U[k, t], dyn_params, X[k, t + 1])
-                running(X[k, t + 1], U[k], t, P, parts[k])
+                step_fn(X[k, now], U[k, t], dyn_params, X[k, nxt])
+                running(X[k, nxt], U[k], t, P, parts[k])
+        last = H if store else H & 1
         for k in range(k0, k1):
             acc = parts[k]
-            terminal(X[k, H], P, acc)
+            terminal(X[k, last], P, acc)
             # Same arithmetic as CostSum: weighted parts, NaN -> +inf.
             tot = 0.0
             for i in range(acc.shape[0]):
@@ -209,21 +214,21 @@ def _build(step: Any, forms: Sequence[StageForm], inline: bool) -> FusedKernels:
     @quiet_overflow
     @nb.njit(parallel=True, error_model="numpy")
     def parallel(  # pragma: no cover - compiled
-        x0, U, nominal, sigma, low, high, first_noisy, seed, sample, dyn_params, P, weights,
-        X, parts, total,
+        x0, U, nominal, sigma, low, high, first_noisy, seed, sample, store, dyn_params, P,
+        weights, X, parts, total,
     ):  # fmt: skip
         K = U.shape[0]
         for b in nb.prange((K + BLOCK - 1) // BLOCK):
             score_block(
                 b * BLOCK, min(b * BLOCK + BLOCK, K), x0, U, nominal, sigma, low, high,
-                first_noisy, seed, sample, dyn_params, P, weights, X, parts, total,
+                first_noisy, seed, sample, store, dyn_params, P, weights, X, parts, total,
             )  # fmt: skip
 
     @quiet_overflow
     def serial(
         x0: Any, U: Any, nominal: Any, sigma: Any, low: Any, high: Any, first_noisy: int,
-        seed: Any, sample: bool, dyn_params: Any, P: Any, weights: Any, X: Any, parts: Any,
-        total: Any,
+        seed: Any, sample: bool, store: bool, dyn_params: Any, P: Any, weights: Any, X: Any,
+        parts: Any, total: Any,
     ) -> None:  # fmt: skip
         # A Python loop over the compiled block: one call for the planner's single
         # re-scored plan, and no second driver to compile.
@@ -231,7 +236,7 @@ def _build(step: Any, forms: Sequence[StageForm], inline: bool) -> FusedKernels:
         for k0 in range(0, K, BLOCK):
             score_block(
                 k0, min(k0 + BLOCK, K), x0, U, nominal, sigma, low, high, first_noisy,
-                np.uint64(seed), sample, dyn_params, P, weights, X, parts, total,
+                np.uint64(seed), sample, store, dyn_params, P, weights, X, parts, total,
             )  # fmt: skip
 
     return FusedKernels(parallel, serial)
