@@ -43,12 +43,33 @@ class ObservationHistory:
     """The last ``length`` observations, oldest first; padded by repeating the first one.
 
     Padding by repetition matches how training pairs are built at episode starts.
+
+    Args:
+        length: observations kept (the generator's ``obs_horizon``).
+        obs_dim: size of one observation.
+        observation_fn: state -> observation, for ``observe``.
     """
 
-    def __init__(self, length: int, obs_dim: int) -> None:
+    def __init__(
+        self, length: int, obs_dim: int, observation_fn: ObservationFn | None = None
+    ) -> None:
         require_int_at_least("ObservationHistory", "length", length, 1)
         self._buffer = np.zeros((length, obs_dim))
         self._count = 0
+        self.observation_fn = observation_fn
+
+    def observe(self, state: FloatArray) -> None:
+        """Push the observation of ``state``; a wrong observation size is a clear error."""
+        if self.observation_fn is None:
+            raise ValueError("ObservationHistory.observe needs an observation_fn.")
+        obs = np.asarray(self.observation_fn(state), dtype=np.float64)
+        if obs.shape != self._buffer.shape[1:]:
+            raise ValueError(
+                f"observation_fn returned shape {obs.shape}; the generator expects "
+                f"{self._buffer.shape[1:]}. Use the observation function the generator "
+                "was trained with."
+            )
+        self.push(obs)
 
     def push(self, obs: FloatArray) -> None:
         if self._count == 0:
@@ -171,23 +192,15 @@ class IMLESampler:
         reference: PlanReference,
     ) -> None:
         self.generator = generator
-        self.observation_fn = observation_fn
         self.config = config
         self.low = np.asarray(action_low, dtype=np.float64)
         self.high = np.asarray(action_high, dtype=np.float64)
         self.reference = reference
-        self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim)
+        self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim, observation_fn)
         self._warm = False
 
     def start_step(self, state: FloatArray) -> None:
-        obs = np.asarray(self.observation_fn(state), dtype=np.float64)
-        if obs.shape != (self.generator.obs_dim,):
-            raise ValueError(
-                f"observation_fn returned shape {obs.shape}; the generator expects "
-                f"({self.generator.obs_dim},). Use the observation function the generator "
-                "was trained with."
-            )
-        self.history.push(obs)
+        self.history.observe(state)
 
     def propose(
         self, state: FloatArray, nominal: FloatArray, rng: np.random.Generator, out: FloatArray
@@ -381,18 +394,17 @@ class LatentCEMSampler:
         action_high: FloatArray,
     ) -> None:
         self.generator = generator
-        self.observation_fn = observation_fn
         self.config = config
         self.low = np.asarray(action_low, dtype=np.float64)
         self.high = np.asarray(action_high, dtype=np.float64)
-        self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim)
+        self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim, observation_fn)
         d = generator.latent_dim
         self.mean = np.zeros(d)
         self.sigma = np.full(d, config.init_sigma)
         self._z = np.zeros((config.num_samples, d))
 
     def start_step(self, state: FloatArray) -> None:
-        self.history.push(np.asarray(self.observation_fn(state), dtype=np.float64))
+        self.history.observe(state)
         self.sigma[:] = self.config.init_sigma
 
     def propose(
@@ -488,11 +500,10 @@ class IMLEPolicy:
                 f"got {action_horizon}."
             )
         self.generator = generator
-        self.observation_fn = observation_fn
         self.num_samples = num_samples
         self.action_horizon = action_horizon
         self.seed = seed
-        self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim)
+        self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim, observation_fn)
         self.reset(seed)
 
     @property
@@ -507,7 +518,7 @@ class IMLEPolicy:
 
     def plan(self, state: FloatArray) -> PlanResult:
         t0 = time.perf_counter()
-        self.history.push(np.asarray(self.observation_fn(state), dtype=np.float64))
+        self.history.observe(state)
         if self._chunk is None or self._executed >= self.action_horizon:
             chunks = self.generator.sample(self.history.array, self.num_samples, self._rng)
             self._chunk = chunks[self._closest_to_previous(chunks)].copy()

@@ -177,6 +177,6 @@ def test_mismatched_generator_is_refused() -> None:
             IMLEMPCConfig(horizon=H, num_samples=24, num_imle=8),
         )
     planner, _ = _planner()
-    planner.sampler.observation_fn = lambda x: x[:2]
+    planner.sampler.history.observation_fn = lambda x: x[:2]
     with pytest.raises(ValueError, match="observation_fn"):
         planner.plan(np.zeros(4))
