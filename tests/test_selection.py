@@ -8,7 +8,6 @@ import pytest
 from imle_mpc.kernels import (
     argmin_finite,
     elite_indices,
-    gaussian_proposals,
     softmax_weights,
     weighted_mean,
 )
@@ -48,19 +47,6 @@ def test_weighted_mean_reference(rng: np.random.Generator) -> None:
     out = np.empty((8, 3))
     weighted_mean(U, w, out)
     np.testing.assert_allclose(out, np.einsum("k,khj->hj", w, U), rtol=1e-12)
-
-
-def test_gaussian_proposals_reference(rng: np.random.Generator) -> None:
-    K, H, nu = 20, 5, 2
-    nominal = rng.standard_normal((H, nu))
-    noise = rng.standard_normal((K, H, nu))
-    sigma = rng.uniform(0.1, 2.0, size=(H, nu))
-    low, high = np.array([-1.0, -0.5]), np.array([1.0, 2.0])
-    out = np.empty((K, H, nu))
-    gaussian_proposals(nominal, noise, sigma, low, high, 2, out)
-    ref = np.clip(nominal + sigma * noise, low, high)
-    ref[:2] = np.clip(nominal, low, high)
-    np.testing.assert_allclose(out, ref, rtol=1e-12)
 
 
 def test_elite_indices_best_first() -> None:

@@ -7,7 +7,7 @@ output arrays, so a planner allocates its work arrays once.
 from imle_mpc.kernels.fused import FusedKernels, StageForm, make_fused_kernels
 from imle_mpc.kernels.rng import draw_seed, fill_standard_normal
 from imle_mpc.kernels.rollout import make_rollout_kernel, make_stage_cost_kernel
-from imle_mpc.kernels.sampling import gaussian_proposals, seeded_gaussian_proposals
+from imle_mpc.kernels.sampling import fill_proposal, seeded_gaussian_proposals
 from imle_mpc.kernels.select import (
     argmin_finite,
     elite_indices,
@@ -21,8 +21,8 @@ __all__ = [
     "argmin_finite",
     "draw_seed",
     "elite_indices",
+    "fill_proposal",
     "fill_standard_normal",
-    "gaussian_proposals",
     "make_fused_kernels",
     "make_rollout_kernel",
     "make_stage_cost_kernel",

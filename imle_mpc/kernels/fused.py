@@ -26,8 +26,9 @@ from typing import Any, NamedTuple
 import numba as nb
 import numpy as np
 
-from imle_mpc.kernels.rng import quiet_overflow, standard_normal, stream_state
+from imle_mpc.kernels.rng import quiet_overflow
 from imle_mpc.kernels.rollout import BLOCK, inline_copy
+from imle_mpc.kernels.sampling import fill_proposal
 
 __all__ = ["FusedKernels", "StageForm", "make_fused_kernels", "pack_params"]
 
@@ -173,18 +174,9 @@ def _build(step: Any, forms: Sequence[StageForm], inline: bool) -> FusedKernels:
         P, weights, X, parts, total,
     ):  # fmt: skip
         H = U.shape[1]
-        nu = U.shape[2]
         if sample:
             for k in range(k0, k1):
-                s = stream_state(seed, k)
-                noisy = k >= first_noisy
-                for t in range(H):
-                    for j in range(nu):
-                        u = nominal[t, j]
-                        if noisy:
-                            s, z = standard_normal(s)
-                            u += sigma[t, j] * z
-                        U[k, t, j] = min(max(u, low[j]), high[j])
+                fill_proposal(nominal, seed, k, sigma, low, high, k >= first_noisy, U[k])
         for k in range(k0, k1):
             for i in range(parts.shape[1]):
                 parts[k, i] = 0.0

@@ -7,29 +7,24 @@ import numba as nb
 from imle_mpc.kernels.rng import quiet_overflow, standard_normal, stream_state
 
 
-@nb.njit(parallel=True, cache=True)
-def gaussian_proposals(nominal, noise, sigma, low, high, first_noisy, out):  # pragma: no cover
-    """``out[k] = clip(nominal + sigma * noise[k], low, high)`` for ``k >= first_noisy``.
+@quiet_overflow
+@nb.njit(cache=True, inline="always")
+def fill_proposal(nominal, seed, k, sigma, low, high, noisy, row):  # pragma: no cover
+    """Row ``k`` of a proposal batch: ``clip(nominal + sigma * noise_k, low, high)``.
 
-    Rows ``k < first_noisy`` get the clipped nominal itself, so the warm start is
-    always re-scored (MuJoCo MPC does the same).
-
-    Args:
-        nominal: Shape=(H, nu).
-        noise: standard normal draws, Shape=(K, H, nu).
-        sigma: per-step, per-dimension standard deviation, Shape=(H, nu).
-        low, high: actuator bounds, Shape=(nu,).
-        first_noisy: number of leading rows that copy the nominal.
-        out: Shape=(K, H, nu), written in place.
+    The noise is stream ``(seed, k)`` of ``imle_mpc.kernels.rng`` in (t, j)
+    order; a row that is not ``noisy`` is the clipped nominal. Shared by the
+    sampling kernel and the fused planner kernel so both draw identical rows.
     """
-    K, H, nu = out.shape
-    for k in nb.prange(K):
-        for t in range(H):
-            for j in range(nu):
-                u = nominal[t, j]
-                if k >= first_noisy:
-                    u += sigma[t, j] * noise[k, t, j]
-                out[k, t, j] = min(max(u, low[j]), high[j])
+    H, nu = row.shape
+    s = stream_state(seed, k)
+    for t in range(H):
+        for j in range(nu):
+            u = nominal[t, j]
+            if noisy:
+                s, z = standard_normal(s)
+                u += sigma[t, j] * z
+            row[t, j] = min(max(u, low[j]), high[j])
 
 
 @quiet_overflow
@@ -37,7 +32,7 @@ def gaussian_proposals(nominal, noise, sigma, low, high, first_noisy, out):  # p
 def seeded_gaussian_proposals(
     nominal, seed, sigma, low, high, first_noisy, out
 ):  # pragma: no cover
-    """Like ``gaussian_proposals``, with the noise drawn in the kernel.
+    """Gaussian proposals around ``nominal``, clipped, with the noise drawn in the kernel.
 
     Row ``k >= first_noisy`` draws its ``H * nu`` normals, in (t, j) order, from
     stream ``(seed, k)`` of ``imle_mpc.kernels.rng``: the proposals depend on the
@@ -51,14 +46,5 @@ def seeded_gaussian_proposals(
         first_noisy: number of leading rows that copy the nominal.
         out: Shape=(K, H, nu), written in place.
     """
-    K, H, nu = out.shape
-    for k in nb.prange(K):
-        s = stream_state(seed, k)
-        noisy = k >= first_noisy
-        for t in range(H):
-            for j in range(nu):
-                u = nominal[t, j]
-                if noisy:
-                    s, z = standard_normal(s)
-                    u += sigma[t, j] * z
-                out[k, t, j] = min(max(u, low[j]), high[j])
+    for k in nb.prange(out.shape[0]):
+        fill_proposal(nominal, seed, k, sigma, low, high, k >= first_noisy, out[k])
