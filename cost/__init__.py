@@ -5,7 +5,17 @@ terms with ``CostSum(Term(name, fn, weight), ...)``.
 """
 
 from cost.composite import CostSum, Term
-from cost.sdf import box_distance, circle_distance, scene_distance
+from cost.constraints import (
+    ActionBox,
+    FunctionConstraint,
+    JointLimits,
+    Penalty,
+    RateLimit,
+    SphereConstraint,
+    StateBox,
+    split_constraints,
+)
+from cost.sdf import box_distance, capsule_distance, circle_distance, scene_distance
 from cost.terms import (
     ControlEffort,
     ObstacleConstraint,
@@ -18,17 +28,26 @@ from cost.terms import (
 )
 
 __all__ = [
+    "ActionBox",
     "ControlEffort",
     "CostSum",
+    "FunctionConstraint",
+    "JointLimits",
     "ObstacleConstraint",
     "ObstacleProximity",
+    "Penalty",
+    "RateLimit",
     "Scene",
     "Smoothness",
+    "SphereConstraint",
     "StageCost",
+    "StateBox",
     "StateTracking",
     "Term",
     "TerminalState",
     "box_distance",
+    "capsule_distance",
     "circle_distance",
     "scene_distance",
+    "split_constraints",
 ]

@@ -14,7 +14,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cost.sdf import box_distance, circle_distance, trajectory_distances
+from cost.sdf import box_distance, capsule_distance, circle_distance, trajectory_distances
 from imle_mpc.kernels.fused import StageForm
 from imle_mpc.kernels.rollout import inline_copy, make_stage_cost_kernel
 from imle_mpc.validation import FloatArray, require_non_negative
@@ -84,18 +84,25 @@ def _action_running(x, U, t, p):  # pragma: no cover - compiled
 
 @nb.njit(inline="always")
 def _proximity_running(x, U, t, p):  # pragma: no cover - compiled
-    """max(0, margin - d)^2 at one state; p = (ix, iy, margin, nc, nb, circles, boxes)."""
+    """max(0, margin - d)^2 at one state.
+
+    p = (ix, iy, margin, nc, nb, ns, circles..., boxes..., capsules...).
+    """
     px = x[int(p[0])]
     py = x[int(p[1])]
     nc = int(p[3])
     nbox = int(p[4])
+    ncap = int(p[5])
     d = np.inf
     for c in range(nc):
-        o = 5 + 3 * c
+        o = 6 + 3 * c
         d = min(d, circle_distance(px, py, p[o], p[o + 1], p[o + 2]))
     for b in range(nbox):
-        o = 5 + 3 * nc + 4 * b
+        o = 6 + 3 * nc + 4 * b
         d = min(d, box_distance(px, py, p[o], p[o + 1], p[o + 2], p[o + 3]))
+    for s in range(ncap):
+        o = 6 + 3 * nc + 4 * nbox + 5 * s
+        d = min(d, capsule_distance(px, py, p[o], p[o + 1], p[o + 2], p[o + 3], p[o + 4]))
     v = max(p[2] - d, 0.0)
     return v * v
 
@@ -273,14 +280,17 @@ class Smoothness:
         return StageForm(_action_running, None, self._params(nu))
 
 
-def _obstacle_array(name: str, rows: ArrayLike, width: int) -> FloatArray:
-    arr = (
-        np.asarray(rows, dtype=np.float64).reshape(-1, width)
-        if np.size(rows)
-        else np.zeros((0, width))
-    )
-    if not np.all(np.isfinite(arr)) or np.any(arr[:, 2:] <= 0):
-        raise ValueError(f"{name}: every row needs finite centre and positive size, got {arr}.")
+def _obstacle_array(name: str, rows: ArrayLike, width: int, geometry: int = 2) -> FloatArray:
+    """Rows of ``width`` numbers: ``geometry`` coordinates, then sizes that must be positive."""
+    arr = np.asarray(rows, dtype=np.float64) if np.size(rows) else np.zeros((0, width))
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != width:
+        raise ValueError(f"{name} must have rows of {width} numbers, got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)) or np.any(arr[:, geometry:] <= 0):
+        raise ValueError(
+            f"{name}: every row needs finite coordinates and positive size, got {arr}."
+        )
     return np.ascontiguousarray(arr)
 
 
@@ -291,18 +301,24 @@ class Scene:
     Attributes:
         circles: rows (cx, cy, radius), Shape=(nc, 3).
         boxes: axis-aligned boxes, rows (cx, cy, half_width, half_height), Shape=(nb, 4).
+        capsules: segments a-b thickened by a radius (walls, rails), rows
+            (ax, ay, bx, by, radius), Shape=(ns, 5).
         position_dims: which state entries are the (x, y) position.
     """
 
     circles: ArrayLike = ()
     boxes: ArrayLike = ()
+    capsules: ArrayLike = ()
     position_dims: tuple[int, int] = (0, 1)
     _circles: FloatArray = field(init=False, repr=False)
     _boxes: FloatArray = field(init=False, repr=False)
+    _capsules: FloatArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_circles", _obstacle_array("Scene.circles", self.circles, 3))
         object.__setattr__(self, "_boxes", _obstacle_array("Scene.boxes", self.boxes, 4))
+        capsules = _obstacle_array("Scene.capsules", self.capsules, 5, geometry=4)
+        object.__setattr__(self, "_capsules", capsules)
 
     @property
     def circle_array(self) -> FloatArray:
@@ -312,11 +328,16 @@ class Scene:
     def box_array(self) -> FloatArray:
         return self._boxes
 
+    @property
+    def capsule_array(self) -> FloatArray:
+        return self._capsules
+
     def distances(self, X: FloatArray) -> FloatArray:
         """Signed distance of every predicted position, Shape=(K, H+1)."""
         out = np.empty(X.shape[:2])
         ix, iy = self.position_dims
-        trajectory_distances(X, ix, iy, self._circles, self._boxes, out)
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        trajectory_distances(X, ix, iy, self._circles, self._boxes, self._capsules, out)
         return out
 
 
@@ -335,10 +356,13 @@ class ObstacleProximity:
         require_non_negative("ObstacleProximity", "margin", self.margin)
 
     def _params(self) -> FloatArray:
-        circles, boxes = self.scene.circle_array, self.scene.box_array
-        ix, iy = self.scene.position_dims
-        head = [ix, iy, self.margin, circles.shape[0], boxes.shape[0]]
-        return np.concatenate([np.array(head, dtype=np.float64), circles.ravel(), boxes.ravel()])
+        scene = self.scene
+        circles, boxes, capsules = scene.circle_array, scene.box_array, scene.capsule_array
+        ix, iy = scene.position_dims
+        head = [ix, iy, self.margin, circles.shape[0], boxes.shape[0], capsules.shape[0]]
+        return np.concatenate(
+            [np.array(head, dtype=np.float64), circles.ravel(), boxes.ravel(), capsules.ravel()]
+        )
 
     def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:
         out = np.empty(X.shape[0])
@@ -358,14 +382,21 @@ class ObstacleProximity:
 
 @dataclass(frozen=True)
 class ObstacleConstraint:
-    """Hard obstacle constraint: violation ``max_t max(0, margin - d_t)``; 0 means safe."""
+    """Obstacle constraint: violation ``max_t max(0, margin - d_t)``; 0 means safe.
+
+    Hard by default (a violating sample is rejected); ``hard=False`` makes it
+    the penalty ``weight * violation`` (see ``cost.constraints``).
+    """
 
     scene: Scene
     margin: float = 0.0
     name: str = "obstacles"
+    hard: bool = True
+    weight: float = 1e3
 
     def __post_init__(self) -> None:
         require_non_negative("ObstacleConstraint", "margin", self.margin)
+        require_non_negative("ObstacleConstraint", "weight", self.weight)
 
     def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
         d = self.scene.distances(X)[:, 1:]

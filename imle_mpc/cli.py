@@ -4,6 +4,7 @@ Subcommands:
     demo    guarded IMLE-MPC on the navigation tasks with the shipped generators:
             success, collisions, planning time, and a plot of proposals and paths
     run     one task with one planner over several seeds
+    eval    guarded rollouts with injected faults: success, violations, fallbacks
     train   train a generator with RS-IMLE on the shipped (or your) demonstrations
 
 Every subcommand takes ``--json`` and then prints a one-line JSON summary last.
@@ -204,6 +205,61 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _fault_config(task: Any, spec: str, scale: float) -> Any:
+    """``none``, ``all`` or a comma list of kinds, at the task's stated magnitudes x ``scale``."""
+    from imle_mpc.faults import FAULT_KINDS, FaultConfig
+
+    if spec == "none":
+        return FaultConfig()
+    if task.faults is None:
+        raise InputError(
+            f"task {task.name!r} states no fault magnitudes; use --faults none or a task "
+            "that has them (the navigation and arm tasks)."
+        )
+    kinds = FAULT_KINDS if spec == "all" else tuple(k.strip() for k in spec.split(","))
+    unknown = [k for k in kinds if k not in FAULT_KINDS]
+    if unknown:
+        raise InputError(f"unknown fault kinds {unknown}; use all, none or some of {FAULT_KINDS}.")
+    return task.faults.only(kinds).scaled(scale)
+
+
+def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from imle_mpc.atomic import write_json_atomic
+    from imle_mpc.evaluation import EvalConfig, evaluate
+    from imle_mpc.tasks import make_task
+
+    task = make_task(args.task)
+    faults = _fault_config(task, args.faults, args.fault_scale)
+    config = EvalConfig(
+        task=args.task, planner=args.planner, episodes=args.episodes, faults=faults,
+        guard=not args.no_guard, num_samples=args.samples, seed=args.seed,
+    )  # fmt: skip
+    label = f"{args.task}/{args.planner}/{'guard' if config.guard else 'no guard'}"
+    with tqdm(total=args.episodes, desc=label, disable=args.json, unit="ep") as bar:
+
+        def tick(outcome: Any) -> None:
+            bar.update(1)
+            bar.set_postfix(violations=outcome.violation_steps, success=outcome.success)
+
+        summary, outcomes = evaluate(config, on_episode=tick)
+    summary["fault_scale"] = args.fault_scale
+    summary["fault_settings"] = faults.to_dict()
+    print(
+        f"{label}: {summary['episodes']} episodes, faults {summary['faults'] or 'none'}: "
+        f"success {summary['success_rate']:.1%}, violation steps {summary['violation_steps']} "
+        f"(in {summary['violation_episodes']} episodes), fallback steps "
+        f"{summary['fallback_steps']}, deadline overruns {summary['deadline_overruns']}, "
+        f"min clearance {summary['min_clearance']:.3f} m"
+    )
+    if args.out:
+        episodes = [o.to_dict() for o in outcomes]
+        path = write_json_atomic(args.out, {"summary": summary, "episodes": episodes})
+        print(f"results written to {path}")
+    return {"command": "eval", **summary}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from imle_mpc.episodes import PLANNERS
     from imle_mpc.tasks import TASKS
@@ -234,6 +290,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="directory for episode records (.npz)")
     common(run)
     run.set_defaults(func=cmd_run)
+
+    ev = sub.add_parser("eval", help="guarded rollouts with injected faults")
+    ev.add_argument("--task", default="nav_one_obstacle", choices=sorted(TASKS))
+    ev.add_argument("--planner", default="imle_mpc", choices=PLANNERS)
+    ev.add_argument("--episodes", type=int, default=200)
+    ev.add_argument("--seed", type=int, default=0, help="first episode seed")
+    ev.add_argument("--samples", type=int, default=None, help="samples (IMLE: chunks) per step")
+    ev.add_argument(
+        "--faults", default="none",
+        help="none, all, or a comma list of noise,delay,mismatch,push,drop (task magnitudes)",
+    )  # fmt: skip
+    ev.add_argument("--fault-scale", type=float, default=1.0, help="multiply every magnitude")
+    ev.add_argument("--no-guard", action="store_true", help="execute plans unchecked")
+    ev.add_argument("--out", default=None, help="JSON file for the summary and every episode")
+    common(ev)
+    ev.set_defaults(func=cmd_eval)
 
     train = sub.add_parser("train", help="train a generator with RS-IMLE")
     train.add_argument("--task", default="nav_one_obstacle", help="shipped demonstrations to use")

@@ -12,3 +12,10 @@ class InputError(ValueError):
 
     The message says what is wrong and how to fix it.
     """
+
+
+class PlanningTimeoutError(TimeoutError):
+    """Planning did not finish within its deadline (or the step was dropped).
+
+    The safety guard catches it and executes the previous plan's next action.
+    """

@@ -40,6 +40,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import ArrayLike
 
+from imle_mpc.faults import FaultConfig
 from imle_mpc.tasks import PlannerHints, Task
 from imle_mpc.validation import FloatArray
 
@@ -166,6 +167,27 @@ def classify_nav_route(positions: ArrayLike, layout: NavLayout) -> str:
     return "-".join(sides)
 
 
+NAV_FAULTS = FaultConfig(
+    observation_noise=(0.01, 0.01, 0.02, 0.02),
+    action_delay=1,
+    model_mismatch={"mass": 1.2, "drag": 0.8},
+    push_probability=0.05,
+    push_magnitude=0.3,
+    push_dims=(2, 3),
+    drop_probability=0.1,
+)
+"""Faults the guard keeps the navigation tasks safe under (``--faults all``).
+
+Position noise 1 cm and velocity noise 2 cm/s (std), one step (0.1 s) of
+actuation delay, a plant 20 % heavier with 20 % less drag than the model, a
+0.3 m/s push on 5 % of the steps, and 10 % of the planning steps dropped. The
+planner's obstacle margin (``NAV_OBSTACLE_MARGIN``) is sized for them.
+"""
+
+NAV_OBSTACLE_MARGIN = 0.05
+"""The planner's clearance (m) to the obstacles; the executed path must keep > 0."""
+
+
 def _navigation_task(layout: NavLayout) -> Task:
     from cost import (
         ControlEffort,
@@ -199,7 +221,7 @@ def _navigation_task(layout: NavLayout) -> Task:
         name=layout.name,
         dynamics=model,
         cost=cost,
-        constraints=(ObstacleConstraint(scene, margin=0.05),),
+        constraints=(ObstacleConstraint(scene, margin=NAV_OBSTACLE_MARGIN),),
         initial_state=layout.initial_state,
         steps=layout.steps,
         success=success,
@@ -207,6 +229,9 @@ def _navigation_task(layout: NavLayout) -> Task:
         # far ahead as its learned proposals reach.
         hints=PlannerHints(num_samples=256, horizon=16, noise_sigma=1.0, temperature=0.5),
         scene=scene,
+        safety_constraints=(ObstacleConstraint(scene, margin=0.0, name="collision"),),
+        velocity_dims=(2, 3),
+        faults=NAV_FAULTS,
     )
 
 
@@ -326,6 +351,20 @@ def classify_arm_route(states: ArrayLike) -> str:
     return "fold_ccw" if s[int(ahead[0]), 1] > 0.0 else "fold_cw"
 
 
+ARM_FAULTS = FaultConfig(
+    observation_noise=(0.002, 0.002, 0.01, 0.01),
+    action_delay=1,
+    model_mismatch={"link2_mass": 1.1},
+    push_probability=0.05,
+    push_magnitude=0.2,
+    push_dims=(2, 3),
+    drop_probability=0.1,
+)
+"""Faults the guard keeps ``arm_reach_around`` safe under: joint noise 2 mrad and
+10 mrad/s (std), one step (0.05 s) of delay, a forearm 10 % heavier than modelled,
+a 0.2 rad/s push on 5 % of the steps, 10 % of the planning steps dropped."""
+
+
 @dataclass(frozen=True)
 class ArmPostConstraint:
     """Hard constraint: no link of the arm within ``margin`` of the post (0 = safe).
@@ -335,6 +374,8 @@ class ArmPostConstraint:
 
     margin: float = 0.0
     name: str = "post"
+    hard: bool = True
+    weight: float = 1e3
 
     def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
         X = np.ascontiguousarray(X, dtype=np.float64)
@@ -374,6 +415,9 @@ def arm_reach_around() -> Task:
         success=success,
         hints=PlannerHints(num_samples=256, horizon=16, noise_sigma=(8.0, 3.0), temperature=0.5),
         scene=None,  # the states are joint angles; see ARM_POST for the post in the plane
+        safety_constraints=(ArmPostConstraint(margin=0.0, name="collision"),),
+        velocity_dims=(2, 3),
+        faults=ARM_FAULTS,
     )
 
 

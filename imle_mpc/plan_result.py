@@ -23,6 +23,10 @@ class PlanResult:
             ``select``, ``total``).
         samples: optional copies of the last iteration's proposals
             Shape=(K, H, nu) and their costs Shape=(K,), for plots.
+        fallback: why the safety guard replaced the planner's plan (e.g.
+            ``"no feasible sample -> previous"``); ``None`` when it did not.
+        deadline_missed: planning did not finish within the control period;
+            the guard executed the previous plan's next action instead.
     """
 
     actions: np.ndarray
@@ -33,6 +37,8 @@ class PlanResult:
     predicted_states: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
     samples: tuple[np.ndarray, np.ndarray] | None = None
+    fallback: str | None = None
+    deadline_missed: bool = False
 
     @property
     def action(self) -> np.ndarray:

@@ -82,6 +82,13 @@ class DynamicsEnv(gym.Env[np.ndarray, np.ndarray]):
         self._state = check_state(value, self.dynamics.nx, "initial_state").copy()
         return self._state.copy(), {}
 
+    def apply_impulse(self, delta: ArrayLike) -> None:
+        """Add ``delta`` Shape=(nx,) to the true state: an external push (fault injection)."""
+        d = np.asarray(delta, dtype=np.float64).reshape(self.dynamics.nx)
+        if not np.all(np.isfinite(d)):
+            raise ValueError(f"impulse contains NaN/inf: {d}.")
+        self._state = self._state + d
+
     def step(self, action: ArrayLike) -> tuple[FloatArray, float, bool, bool, dict[str, Any]]:
         u = np.asarray(action, dtype=np.float64).reshape(self.dynamics.nu)
         if not np.all(np.isfinite(u)):

@@ -61,6 +61,10 @@ class EpisodeRecord:
         overruns: steps whose planning took longer than the control period.
         success: the task's success predicate on the measured trajectory, if given.
         info: free-form extras (task name, seed, fault settings, ...).
+        fallbacks: per step, why the safety guard replaced the plan and with
+            what ("" where it did not), Shape=(T,).
+        deadline_overruns: steps on which planning missed its deadline and the
+            previous plan's next action was executed.
     """
 
     states: FloatArray
@@ -72,6 +76,13 @@ class EpisodeRecord:
     overruns: int = 0
     success: bool | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    fallbacks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
+    deadline_overruns: int = 0
+
+    @property
+    def fallback_steps(self) -> int:
+        """Steps on which the guard executed a fallback instead of the plan."""
+        return int(np.count_nonzero(self.fallbacks != ""))
 
     @property
     def steps(self) -> int:
@@ -88,6 +99,8 @@ class EpisodeRecord:
             "plan_ms_p95": float(np.percentile(times, 95)) if self.steps else float("nan"),
             "min_feasible": int(self.num_feasible.min()) if self.steps else 0,
             "overruns": self.overruns,
+            "fallback_steps": self.fallback_steps,
+            "deadline_overruns": self.deadline_overruns,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -99,6 +112,8 @@ class EpisodeRecord:
             "plan_times": self.plan_times,
             "num_feasible": self.num_feasible,
             "overruns": np.array(self.overruns),
+            "fallbacks": np.asarray(self.fallbacks, dtype=str),
+            "deadline_overruns": np.array(self.deadline_overruns),
             "success": np.array(-1 if self.success is None else int(self.success)),
         }
         arrays.update({f"term_{k}": v for k, v in self.term_costs.items()})
@@ -119,6 +134,8 @@ class EpisodeRecord:
                 num_feasible=data["num_feasible"],
                 overruns=int(data["overruns"]),
                 success=None if success_code < 0 else bool(success_code),
+                fallbacks=data["fallbacks"] if "fallbacks" in data.files else np.zeros(0, str),
+                deadline_overruns=int(data.get("deadline_overruns", 0)),
             )
 
 
@@ -152,7 +169,9 @@ def run_closed_loop(
     terms: dict[str, list[float]] = {}
     times: list[float] = []
     feasible: list[int] = []
+    fallbacks: list[str] = []
     overruns = 0
+    deadline_overruns = 0
     next_tick = time.perf_counter()
     for step in range(config.steps):
         x = np.asarray(robot.read_state(), dtype=np.float64)
@@ -167,6 +186,8 @@ def run_closed_loop(
             terms.setdefault(name, []).append(value)
         times.append(elapsed)
         feasible.append(result.num_feasible)
+        fallbacks.append(result.fallback or "")
+        deadline_overruns += int(result.deadline_missed)
         if elapsed > config.control_period:
             overruns += 1
         if progress is not None:
@@ -191,4 +212,6 @@ def run_closed_loop(
         num_feasible=np.array(feasible),
         overruns=overruns,
         success=None if success is None else bool(success(trajectory)),
+        fallbacks=np.array(fallbacks, dtype=str),
+        deadline_overruns=deadline_overruns,
     )

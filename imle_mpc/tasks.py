@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from imle_mpc.faults import FaultConfig
 from imle_mpc.protocols import Constraint, Dynamics
 from imle_mpc.validation import FloatArray
 
@@ -47,6 +48,13 @@ class Task:
         hints: planner settings that work.
         scene: obstacles, for plots and collision counts (``cost.Scene`` or None).
         goal: goal position in the plane, for plots (None if not planar).
+        safety_constraints: the limits the robot must never cross, judged on the
+            executed trajectory (e.g. obstacles with zero margin). ``None``:
+            the planner's ``constraints``. The planner's margins are the buffer
+            between the two.
+        velocity_dims: state entries that are velocities (for the guard's brake).
+        faults: the fault magnitudes the guard is meant to keep this task safe
+            under (``imle_mpc.faults.FaultConfig``; ``None``: not stated).
     """
 
     name: str
@@ -59,6 +67,14 @@ class Task:
     hints: PlannerHints = field(default_factory=PlannerHints)
     scene: Any = None
     goal: tuple[float, float] | None = None
+    safety_constraints: Sequence[Constraint] | None = None
+    velocity_dims: tuple[int, ...] = ()
+    faults: FaultConfig | None = None
+
+    @property
+    def safety(self) -> Sequence[Constraint]:
+        """The constraints an executed trajectory is judged by (see ``safety_constraints``)."""
+        return self.constraints if self.safety_constraints is None else self.safety_constraints
 
 
 def _upright_for(states: FloatArray, angle_index: int, band: float, hold: int) -> bool:

@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cost.composite import CostSum, Term
+from cost.constraints import constraint_name, split_constraints
 from imle_mpc.kernels.fused import FusedKernels, StageForm, make_fused_kernels, pack_params
 from imle_mpc.kernels.rng import draw_seed
 from imle_mpc.model import RolloutMixin
@@ -131,7 +132,9 @@ class SamplingPlanner:
         sampler: where proposals come from.
         selector: how scored proposals become a plan.
         config: shared settings (samples, horizon, iterations, shift, seed).
-        constraints: hard constraints; a sample with violation > 0 is infeasible.
+        constraints: a sample with a positive violation of a hard constraint is
+            rejected; a soft one (``hard=False``) adds ``weight * violation`` to
+            the cost as term ``soft:<name>`` (see ``cost.constraints``).
         initial_plan: warm start for the first step, Shape=(H, nu); zeros
             clipped to the actuator box by default.
         fused: use the fused Numba path when the model and the cost allow it
@@ -156,14 +159,17 @@ class SamplingPlanner:
         fused: bool = True,
     ) -> None:
         self.dynamics = dynamics
-        self.cost = as_cost_sum(cost)
+        hard, soft = split_constraints(constraints)
+        task_cost = as_cost_sum(cost)
+        self.cost = CostSum(*task_cost.terms, *soft) if soft else task_cost
         self.sampler = sampler
         self.selector = selector
         self.config = config
-        self.constraints = tuple(constraints)
+        self.constraints = hard
         K, H, nu, nx = config.num_samples, config.horizon, dynamics.nu, dynamics.nx
         self._U = np.zeros((K, H, nu))
         self._X = np.zeros((K, H + 1, nx))
+        self._violation = np.zeros(K)
         self._plan_buffer = np.zeros((H, nu))
         self._candidate = np.zeros((H, nu))
         self._U1 = np.zeros((1, H, nu))
@@ -292,9 +298,28 @@ class SamplingPlanner:
         nominal[:-steps] = nominal[steps:]
         nominal[-steps:] = nominal[-steps - 1]  # hold the last planned action
 
-    def _reject_infeasible(self, X: FloatArray, U: FloatArray, costs: FloatArray) -> None:
+    def _reject_infeasible(
+        self, X: FloatArray, U: FloatArray, costs: FloatArray, violation: FloatArray | None = None
+    ) -> None:
+        """Set the cost of every sample that violates a hard constraint to +inf.
+
+        With ``violation`` given, also write each sample's summed violation into
+        it (+inf for a sample whose cost was already unscorable), so that the
+        least-violating sample can be found when none is feasible.
+        """
+        if violation is not None:
+            violation[:] = np.where(np.isfinite(costs), 0.0, np.inf)
         for constraint in self.constraints:
-            costs[np.asarray(constraint.violation(X, U)) > 0.0] = np.inf
+            v = np.asarray(constraint.violation(X, U), dtype=np.float64)
+            if v.shape != costs.shape:
+                raise ValueError(
+                    f"constraint {constraint_name(constraint)!r} returned shape {v.shape}; "
+                    f"violation(X, U) must return one number per sample, Shape={costs.shape}."
+                )
+            v = np.where(np.isnan(v), np.inf, v)  # an unjudgeable sample is not safe
+            costs[v > 0.0] = np.inf
+            if violation is not None:
+                violation += v
 
     def _score_generic(
         self, x: FloatArray, plan: FloatArray, timings: dict[str, float]
@@ -307,7 +332,7 @@ class SamplingPlanner:
         self._rollout(x, U, X)
         t2 = time.perf_counter()
         costs, self._breakdown = self.cost.evaluate(X, U)
-        self._reject_infeasible(X, U, costs)
+        self._reject_infeasible(X, U, costs, self._violation)
         t3 = time.perf_counter()
         timings["propose"] += t1 - t0
         timings["rollout"] += t2 - t1
@@ -347,7 +372,7 @@ class SamplingPlanner:
             fused.P, fused.weights, X if fused.store else fused.scratch, fused.parts, costs,
         )  # fmt: skip
         t2 = time.perf_counter()
-        self._reject_infeasible(X, U, costs)
+        self._reject_infeasible(X, U, costs, self._violation)
         t3 = time.perf_counter()
         timings["propose"] += t1 - t0
         timings["rollout"] += t2 - t1
@@ -370,6 +395,12 @@ class SamplingPlanner:
             self.sampler.update(U, costs)
             timings["select"] += time.perf_counter() - t3
         num_feasible = int(np.count_nonzero(np.isfinite(costs)))
+        if num_feasible == 0 and self.constraints:
+            # Nothing is safe: hand back the least-violating sample rather than a
+            # stale plan; the safety guard decides what is executed.
+            least = int(np.argmin(self._violation))
+            if np.isfinite(self._violation[least]):
+                plan[:] = U[least]
         predicted, plan_cost, term_costs = self._describe_plan(x, plan, best, costs)
         timings["total"] = time.perf_counter() - t_start
         samples = (U.copy(), costs.copy()) if self.config.record_samples else None

@@ -1,0 +1,316 @@
+"""Constraints on predicted trajectories: each is hard (reject) or soft (penalise).
+
+A constraint is ``violation(X, U) -> Shape=(K,)``: 0 where the sample is safe,
+positive by how much it is not (in the constraint's own units), over
+X Shape=(K, H+1, nx) and U Shape=(K, H, nu). States are judged on X[:, 1:]
+(the current state is a measurement, not a choice).
+
+``hard=True`` (the default) makes a planner reject every sample with a
+positive violation; ``hard=False`` turns it into the cost term
+``weight * violation`` instead (``split_constraints`` does the sorting, and
+``SamplingPlanner`` calls it). A linear penalty is exact: for a weight above
+the cost's sensitivity the optimum of the penalised problem is the
+constrained one, where a squared penalty always leaves some violation.
+
+The obstacle constraints in the plane are ``cost.ObstacleConstraint`` over a
+``cost.Scene`` (circles, boxes, capsules); ``SphereConstraint`` keeps points
+of a robot (end effector, link spheres) away from spheres in 3-D.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from cost.composite import Term
+from imle_mpc.validation import FloatArray, require_non_negative
+
+ViolationFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+PointsFn = Callable[[np.ndarray], np.ndarray]
+"""``points(X Shape=(K, T, nx)) -> Shape=(K, T, P, 3)``: robot points in the world frame."""
+
+DEFAULT_PENALTY_WEIGHT = 1e3
+
+
+def _check_weight(owner: str, weight: float) -> None:
+    if not (np.isfinite(weight) and weight > 0):
+        raise ValueError(f"{owner}.weight must be finite and > 0, got {weight!r}.")
+
+
+def _limits(owner: str, low: ArrayLike, high: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    lo = np.atleast_1d(np.asarray(low, dtype=np.float64))
+    hi = np.atleast_1d(np.asarray(high, dtype=np.float64))
+    lo, hi = np.broadcast_arrays(lo, hi)
+    if lo.ndim != 1 or np.isnan(lo).any() or np.isnan(hi).any():
+        raise ValueError(f"{owner}: low/high must be 1-D vectors without NaN, got {lo}, {hi}.")
+    if np.any(lo > hi):
+        bad = np.flatnonzero(lo > hi).tolist()
+        raise ValueError(
+            f"{owner}: low > high at indices {bad} ({lo[bad]} > {hi[bad]}); the box is empty, "
+            "no state or action can satisfy it. Swap or widen the limits."
+        )
+    return np.ascontiguousarray(lo), np.ascontiguousarray(hi)
+
+
+def _box_excess(values: np.ndarray, low: FloatArray, high: FloatArray) -> np.ndarray:
+    """Largest amount by which any entry leaves [low, high], per sample. values (K, T, n)."""
+    if low.size not in (1, values.shape[-1]):
+        raise ValueError(
+            f"box limits have {low.size} entries but the values have {values.shape[-1]} "
+            "per step; give one limit per state (or action) entry, or a scalar."
+        )
+    if values.shape[1] == 0:
+        return np.zeros(values.shape[0])
+    excess = np.maximum(np.maximum(low - values, values - high), 0.0)
+    return np.asarray(excess.max(axis=(1, 2)))
+
+
+@dataclass(frozen=True)
+class StateBox:
+    """``low <= x_t <= high`` for every predicted state (use ±inf for a free entry).
+
+    Joint position and velocity limits are a ``StateBox`` over the joint entries.
+    """
+
+    low: ArrayLike
+    high: ArrayLike
+    name: str = "state_box"
+    hard: bool = True
+    weight: float = DEFAULT_PENALTY_WEIGHT
+    _low: FloatArray = field(init=False, repr=False)
+    _high: FloatArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        lo, hi = _limits(type(self).__name__, self.low, self.high)
+        object.__setattr__(self, "_low", lo)
+        object.__setattr__(self, "_high", hi)
+        _check_weight(type(self).__name__, self.weight)
+
+    def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
+        return _box_excess(np.asarray(X)[:, 1:], self._low, self._high)
+
+
+@dataclass(frozen=True)
+class ActionBox:
+    """``low <= u_t <= high`` for every planned action (torque limits, for instance).
+
+    Planners clip to the model's actuator box already; this constraint is for a
+    tighter box (a safety limit below the motor's rating) or for checking a plan
+    that came from elsewhere.
+    """
+
+    low: ArrayLike
+    high: ArrayLike
+    name: str = "action_box"
+    hard: bool = True
+    weight: float = DEFAULT_PENALTY_WEIGHT
+    _low: FloatArray = field(init=False, repr=False)
+    _high: FloatArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        lo, hi = _limits(type(self).__name__, self.low, self.high)
+        object.__setattr__(self, "_low", lo)
+        object.__setattr__(self, "_high", hi)
+        _check_weight(type(self).__name__, self.weight)
+
+    def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
+        return _box_excess(np.asarray(U), self._low, self._high)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``|u_t - u_{t-1}| <= max_delta`` per step and action entry (slew-rate limits).
+
+    Args:
+        max_delta: largest change per control step, scalar or Shape=(nu,), > 0.
+    """
+
+    max_delta: ArrayLike
+    name: str = "rate_limit"
+    hard: bool = True
+    weight: float = DEFAULT_PENALTY_WEIGHT
+    _max_delta: FloatArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        delta = np.atleast_1d(np.asarray(self.max_delta, dtype=np.float64))
+        if delta.ndim != 1 or not np.all(delta > 0) or np.isnan(delta).any():
+            raise ValueError(f"RateLimit.max_delta must be > 0 (scalar or (nu,)), got {delta}.")
+        object.__setattr__(self, "_max_delta", delta)
+        _check_weight(type(self).__name__, self.weight)
+
+    def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
+        U = np.asarray(U)
+        if U.shape[1] < 2:
+            return np.zeros(U.shape[0])
+        rate = np.abs(np.diff(U, axis=1))
+        return np.asarray(np.maximum(rate - self._max_delta, 0.0).max(axis=(1, 2)))
+
+
+@dataclass(frozen=True)
+class JointLimits:
+    """Joint position, velocity and torque limits of an arm with state (q, v), action tau.
+
+    Args:
+        position_low, position_high: Shape=(nq,).
+        velocity_limit: |v| <= velocity_limit, Shape=(nq,) or scalar.
+        torque_limit: |tau| <= torque_limit, Shape=(nq,) or scalar; ``None`` to
+            leave torques to the actuator box.
+    """
+
+    position_low: ArrayLike
+    position_high: ArrayLike
+    velocity_limit: ArrayLike
+    torque_limit: ArrayLike | None = None
+    name: str = "joint_limits"
+    hard: bool = True
+    weight: float = DEFAULT_PENALTY_WEIGHT
+    _states: StateBox = field(init=False, repr=False)
+    _torques: ActionBox | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        q_lo, q_hi = _limits("JointLimits.position", self.position_low, self.position_high)
+        v_max = np.broadcast_to(np.asarray(self.velocity_limit, dtype=np.float64), q_lo.shape)
+        states = StateBox(np.concatenate([q_lo, -v_max]), np.concatenate([q_hi, v_max]))
+        torques = None
+        if self.torque_limit is not None:
+            tau = np.broadcast_to(np.asarray(self.torque_limit, dtype=np.float64), q_lo.shape)
+            torques = ActionBox(-tau, tau)
+        object.__setattr__(self, "_states", states)
+        object.__setattr__(self, "_torques", torques)
+        _check_weight(type(self).__name__, self.weight)
+
+    def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
+        v = self._states.violation(X, U)
+        if self._torques is not None:
+            v = np.maximum(v, self._torques.violation(X, U))
+        return v
+
+
+@dataclass(frozen=True)
+class SphereConstraint:
+    """Robot points (with radii) stay ``margin`` away from spherical obstacles in 3-D.
+
+    Args:
+        points: ``fn(X Shape=(K, T, nx)) -> Shape=(K, T, P, 3)``, e.g. the
+            end effector and link-sphere centres from forward kinematics.
+        point_radii: radius of each robot sphere, Shape=(P,) or scalar (0 for points).
+        spheres: obstacles, rows (cx, cy, cz, radius), Shape=(n, 4).
+        margin: extra clearance (m), >= 0.
+    """
+
+    points: PointsFn
+    spheres: ArrayLike
+    point_radii: ArrayLike = 0.0
+    margin: float = 0.0
+    name: str = "spheres"
+    hard: bool = True
+    weight: float = DEFAULT_PENALTY_WEIGHT
+    _spheres: FloatArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        spheres = np.asarray(self.spheres, dtype=np.float64).reshape(-1, 4)
+        if not np.all(np.isfinite(spheres)) or np.any(spheres[:, 3] <= 0):
+            raise ValueError(
+                f"SphereConstraint.spheres needs rows (cx, cy, cz, radius > 0), got {spheres}."
+            )
+        require_non_negative("SphereConstraint", "margin", self.margin)
+        _check_weight(type(self).__name__, self.weight)
+        object.__setattr__(self, "_spheres", spheres)
+
+    def distances(self, X: FloatArray) -> FloatArray:
+        """Smallest signed clearance of any robot sphere to any obstacle, Shape=(K, T)."""
+        P = np.asarray(self.points(np.asarray(X)), dtype=np.float64)
+        if P.ndim != 4 or P.shape[-1] != 3 or P.shape[:2] != np.asarray(X).shape[:2]:
+            raise ValueError(
+                f"SphereConstraint.points must return Shape=(K, T, P, 3) for X of shape "
+                f"{np.asarray(X).shape}, got {P.shape}."
+            )
+        centres, radii = self._spheres[:, :3], self._spheres[:, 3]
+        gaps = np.linalg.norm(P[:, :, :, None, :] - centres, axis=-1) - radii
+        gaps -= np.broadcast_to(np.asarray(self.point_radii, dtype=np.float64), P.shape[2:3])[
+            :, None
+        ]
+        return np.asarray(gaps.min(axis=(2, 3)))
+
+    def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
+        d = self.distances(np.asarray(X)[:, 1:])
+        if d.shape[1] == 0:
+            return np.zeros(d.shape[0])
+        return np.asarray(np.maximum(self.margin - d.min(axis=1), 0.0))
+
+
+@dataclass(frozen=True)
+class FunctionConstraint:
+    """A user's constraint: ``fn(X, U) -> Shape=(K,)`` violation, plain NumPy or ``@njit``.
+
+    Example:
+        >>> import numpy as np
+        >>> def speed_limit(X, U):  # |v| <= 1.5 on every predicted state
+        ...     speed = np.hypot(X[:, 1:, 2], X[:, 1:, 3])
+        ...     return np.maximum(speed - 1.5, 0.0).max(axis=1)
+        >>> c = FunctionConstraint("speed", speed_limit, hard=False, weight=100.0)
+    """
+
+    name: str
+    fn: ViolationFn
+    hard: bool = True
+    weight: float = DEFAULT_PENALTY_WEIGHT
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise TypeError(f"FunctionConstraint {self.name!r}: fn must be fn(X, U) -> (K,).")
+        _check_weight(type(self).__name__, self.weight)
+
+    def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
+        v = np.asarray(self.fn(X, U), dtype=np.float64)
+        if v.shape != (np.asarray(X).shape[0],):
+            raise ValueError(
+                f"constraint {self.name!r} returned shape {v.shape}; violation(X, U) must return "
+                f"one number per sample, Shape=({np.asarray(X).shape[0]},)."
+            )
+        return v
+
+
+class Penalty:
+    """A soft constraint as a cost term: ``violation(X, U)``, NaN -> +inf (weight via ``Term``)."""
+
+    def __init__(self, constraint: Any) -> None:
+        self.constraint = constraint
+
+    def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:
+        v = np.asarray(self.constraint.violation(X, U), dtype=np.float64)
+        return np.where(np.isnan(v), np.inf, v)
+
+
+def constraint_name(constraint: Any) -> str:
+    """A constraint's ``name``, or its class name when it has none."""
+    return str(getattr(constraint, "name", type(constraint).__name__))
+
+
+def split_constraints(constraints: Sequence[Any]) -> tuple[tuple[Any, ...], tuple[Term, ...]]:
+    """Sort constraints into hard ones and soft ones turned into cost terms.
+
+    A constraint is soft when its ``hard`` attribute is False; its term is named
+    ``soft:<name>`` with the constraint's ``weight``.
+
+    Raises:
+        TypeError: an entry has no ``violation(X, U)`` method.
+    """
+    hard: list[Any] = []
+    soft: list[Term] = []
+    for c in constraints:
+        if not callable(getattr(c, "violation", None)):
+            raise TypeError(
+                f"{c!r} is not a constraint: it needs a violation(X, U) -> (K,) method. "
+                "Wrap a plain function with cost.FunctionConstraint(name, fn)."
+            )
+        if getattr(c, "hard", True):
+            hard.append(c)
+        else:
+            weight = float(getattr(c, "weight", DEFAULT_PENALTY_WEIGHT))
+            soft.append(Term(f"soft:{constraint_name(c)}", Penalty(c), weight))
+    return tuple(hard), tuple(soft)
