@@ -252,7 +252,8 @@ class SafetyGuard:
             if candidate.violation == 0.0:
                 return result
             reason = f"check failed: predicted violation {candidate.violation:.3g}"
-        candidates = [] if result is None else [self._candidate("planner", x, result.actions)]
+        usable = result is not None and _well_formed(result.actions, self.horizon, self.dynamics.nu)
+        candidates = [self._candidate("planner", x, result.actions)] if usable else []  # type: ignore[union-attr]
         chosen = self._fallback(x, candidates)
         self._memory.events.append(
             GuardEvent(self._memory.step, reason, chosen.name, chosen.violation)
@@ -263,9 +264,9 @@ class SafetyGuard:
     def _problem(self, result: PlanResult) -> str | None:
         """Why a planner result cannot be used as it is, or None."""
         actions = np.asarray(result.actions)
-        if actions.ndim != 2 or actions.shape[1] != self.dynamics.nu or actions.shape[0] < 1:
-            nu = self.dynamics.nu
-            return f"planner returned actions of shape {actions.shape}, expected (H, {nu})"
+        expected = (self.horizon, self.dynamics.nu)
+        if actions.shape != expected:
+            return f"planner returned actions of shape {actions.shape}, expected {expected}"
         if not np.all(np.isfinite(actions)):
             return "planner returned non-finite actions"
         if result.num_feasible == 0:
@@ -386,6 +387,12 @@ class SafetyGuard:
             fallback=f"{reason} -> {chosen.name}",
             deadline_missed=missed,
         )
+
+
+def _well_formed(actions: Any, horizon: int, nu: int) -> bool:
+    """A plan of the right shape with finite entries (worth comparing as a candidate)."""
+    arr = np.asarray(actions)
+    return arr.shape == (horizon, nu) and bool(np.all(np.isfinite(arr)))
 
 
 def _shifted(actions: FloatArray) -> FloatArray:

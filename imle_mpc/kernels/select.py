@@ -1,7 +1,8 @@
 """Selection kernels: from per-sample costs to a plan.
 
 Costs that are NaN or +inf mark infeasible samples; they never win and get
-zero weight.
+zero weight. A cost of -inf (a broken user term) is unscorable too, not a
+winner.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def argmin_finite(costs):  # pragma: no cover - compiled
     best_cost = np.inf
     for k in range(costs.shape[0]):
         c = costs[k]
-        if c < best_cost:  # False for NaN and +inf
+        if c < best_cost and c > -np.inf:  # False for NaN and ±inf
             best_cost = c
             best = k
     return best
@@ -34,7 +35,7 @@ def softmax_weights(costs, temperature, weights):  # pragma: no cover - compiled
     K = costs.shape[0]
     cmin = np.inf
     for k in range(K):
-        if costs[k] < cmin:
+        if costs[k] < cmin and costs[k] > -np.inf:
             cmin = costs[k]
     n_finite = 0
     total = 0.0
