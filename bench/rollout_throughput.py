@@ -1,0 +1,415 @@
+"""Rollout throughput of the rigid-body backends, each against the raw library call it wraps.
+
+For K in {64, 256, 1024} sequences of H = 16 steps, in one process, calls
+alternating (and which goes first), median of the repeats:
+
+* MuJoCo: ``MujocoDynamics.rollout`` (shape checks, x0 into MuJoCo's
+  full-physics state, states copied out, failure marking) against
+  ``mujoco.rollout.Rollout.rollout`` called directly on preallocated outputs,
+  the same thread count (``os.cpu_count()``) and one ``MjData`` per thread. Two
+  models: the 7-DoF Panda (example_robot_data's URDF through MuJoCo's importer,
+  no contacts, Euler, 10 ms per step) and Gymnasium's InvertedPendulum XML (RK4,
+  frame_skip 1), where the physics is cheapest and the wrapper's share largest.
+  The overhead is the median of ``ours / raw - 1`` over back-to-back pairs of calls, in percent.
+* Pinocchio: ``PinocchioDynamics.rollout`` (``pin.abaInParallel`` over the batch,
+  NumPy semi-implicit Euler) against ``pin.aba`` called per sample and step in a
+  Python loop, on the Panda with the fingers locked, 10 ms per step.
+
+Then the batching options for Pinocchio at K = 256, H = 16 (why the backend
+uses ``abaInParallel``): a Python loop over ``pin.aba`` sample by sample, the
+same loop stepping all samples together, a thread pool over ``pin.aba``,
+``abaInParallel`` with 1 and with ``os.cpu_count()`` threads. A CasADi
+function is listed as unavailable when the wheel has no ``pinocchio.casadi``.
+
+Steps per second = K * H / seconds per call (one step = one control step).
+On a busy machine run it with ``OMP_WAIT_POLICY=PASSIVE`` (see
+``dynamics/pinocchio_model.py``); the JSON records the setting and the load.
+
+Usage:
+    .venv/bin/python bench/rollout_throughput.py [--reps N] [--out PATH] [--json]
+
+Writes ``bench/results/rollout_throughput.json`` and prints its headline last:
+``mujoco_overhead_pct: X`` (the largest MuJoCo overhead over the models and K;
+target <= 10 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import example_robot_data
+import mujoco
+import numpy as np
+import pinocchio as pin
+from mujoco import rollout as mj_rollout
+
+from dynamics.mujoco_model import MujocoDynamics, model_from_urdf
+from dynamics.pinocchio_model import PinocchioDynamics
+from imle_mpc.atomic import write_json_atomic
+
+SAMPLE_COUNTS = (64, 256, 1024)
+HORIZON = 16
+DT = 0.01
+BATCHING_K = 256
+OVERHEAD_TARGET_PCT = 10.0
+FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
+Q_HOME = np.array([0.0, -0.3, 0.0, -2.0, 0.0, 1.8, 0.7])
+RESULTS = Path(__file__).resolve().parent / "results" / "rollout_throughput.json"
+THREADS = os.cpu_count() or 1
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def panda_urdf() -> Path:
+    root = Path(example_robot_data.getModelPath("panda_description/urdf/panda.urdf"))
+    return root / "panda_description/urdf/panda.urdf"
+
+
+def panda_mujoco() -> mujoco.MjModel:
+    """The Panda arm in MuJoCo: fingers welded, no geometry, Euler at 10 ms."""
+    model = model_from_urdf(panda_urdf(), fixed_joints=FINGERS)
+    model.opt.timestep = DT
+    model.opt.integrator = mujoco.mjtIntegrator.mjINT_EULER
+    return model
+
+
+def inverted_pendulum_mujoco() -> mujoco.MjModel:
+    import gymnasium
+
+    xml = Path(gymnasium.__file__).parent / "envs/mujoco/assets/inverted_pendulum.xml"
+    return mujoco.MjModel.from_xml_path(str(xml))
+
+
+def panda_pinocchio(num_threads: int = THREADS) -> PinocchioDynamics:
+    return PinocchioDynamics(panda_urdf(), dt=DT, locked_joints=FINGERS, num_threads=num_threads)
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+
+def _time_alternating(
+    calls: dict[str, Callable[[], object]], reps: int, budget_s: float, warmup: int = 3
+) -> dict[str, list[float]]:
+    """Seconds of each call of each function, calls alternating and rotating order.
+
+    Stops early (after at least 7 rounds) once ``budget_s`` is spent.
+    """
+    names = list(calls)
+    for _ in range(warmup):
+        for name in names:
+            calls[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    t_end = time.perf_counter() + budget_s
+    for rep in range(reps):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order:
+            t0 = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - t0)
+        if rep >= 6 and time.perf_counter() > t_end:
+            break
+    return times
+
+
+def _row(K: int, times: dict[str, list[float]], ours: str, raw: str) -> dict[str, Any]:
+    """Medians, and the overhead as the median ratio of back-to-back pairs of calls.
+
+    Pairing cancels most of the drift in machine load (other processes) that
+    the two medians alone would pick up.
+    """
+    steps = K * HORIZON
+    t_ours, t_raw = np.median(times[ours]), np.median(times[raw])
+    ratio = np.median(np.asarray(times[ours]) / np.asarray(times[raw]))
+    return {
+        "K": K,
+        "H": HORIZON,
+        "reps": len(times[ours]),
+        "ours_ms": t_ours * 1e3,
+        "raw_ms": t_raw * 1e3,
+        "ours_steps_per_s": steps / t_ours,
+        "raw_steps_per_s": steps / t_raw,
+        "overhead_pct": 100.0 * (ratio - 1.0),
+    }
+
+
+def mujoco_rows(name: str, model: mujoco.MjModel, reps: int, budget_s: float) -> list[dict]:
+    """``MujocoDynamics.rollout`` against ``Rollout.rollout`` on preallocated arrays."""
+    ours = MujocoDynamics(model, num_threads=THREADS)
+    pool = mj_rollout.Rollout(nthread=THREADS)
+    datas = [mujoco.MjData(model) for _ in range(max(1, THREADS))]
+    full = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    nstate = mujoco.mj_stateSize(model, full)
+    rng = np.random.default_rng(0)
+    x0 = np.zeros(ours.nx)
+    if name == "panda":
+        x0[:7] = Q_HOME
+    initial = np.zeros((1, nstate))
+    initial[0, 1 : 1 + ours.nx] = x0
+    rows = []
+    for K in SAMPLE_COUNTS:
+        low = np.where(np.isfinite(ours.action_low), ours.action_low, -1.0)
+        high = np.where(np.isfinite(ours.action_high), ours.action_high, 1.0)
+        U = rng.uniform(low, high, (K, HORIZON, ours.nu))
+        state = np.empty((K, HORIZON, nstate))
+        sensordata = np.empty((K, HORIZON, model.nsensordata))
+        out = np.empty((K, HORIZON + 1, ours.nx))
+
+        def raw(U: np.ndarray = U, state: np.ndarray = state, sd: np.ndarray = sensordata) -> None:
+            pool.rollout(model, datas, initial, U, state=state, sensordata=sd)
+
+        def wrapped(U: np.ndarray = U, out: np.ndarray = out) -> None:
+            ours.rollout(x0, U, out)
+
+        times = _time_alternating({"ours": wrapped, "raw": raw}, reps, budget_s)
+        raw()
+        same = np.array_equal(out[:, 1:], state[:, :, 1 : 1 + ours.nx])
+        rows.append({**_row(K, times, "ours", "raw"), "model": name, "same_states": same})
+    pool.close()
+    ours.close()
+    return rows
+
+
+def _aba_loop(arm: PinocchioDynamics, x0: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """The raw call: ``pin.aba`` per sample and step, semi-implicit Euler, in Python."""
+    m, d, nv = arm.model, arm.model.createData(), arm.nu
+    K, H, _ = U.shape
+    X = np.empty((K, H + 1, 2 * nv))
+    X[:, 0] = x0
+    for k in range(K):
+        q, v = x0[:nv].copy(), x0[nv:].copy()
+        for t in range(H):
+            v = v + DT * pin.aba(m, d, q, v, U[k, t])
+            q = q + DT * v
+            X[k, t + 1, :nv] = q
+            X[k, t + 1, nv:] = v
+    return X
+
+
+def pinocchio_rows(reps: int, budget_s: float) -> list[dict]:
+    arm = panda_pinocchio()
+    x0 = np.concatenate([Q_HOME, np.zeros(7)])
+    rng = np.random.default_rng(0)
+    rows = []
+    for K in SAMPLE_COUNTS:
+        U = rng.uniform(arm.action_low, arm.action_high, (K, HORIZON, 7))
+        out = np.empty((K, HORIZON + 1, 14))
+
+        def ours(U: np.ndarray = U, out: np.ndarray = out) -> None:
+            arm.rollout(x0, U, out)
+
+        def raw(U: np.ndarray = U) -> None:
+            _aba_loop(arm, x0, U)
+
+        calls: dict[str, Callable[[], object]] = {"ours": ours, "raw": raw}
+        times = _time_alternating(calls, max(7, reps // 4), budget_s, warmup=1)
+        err = float(np.abs(arm.rollout(x0, U) - _aba_loop(arm, x0, U)).max())
+        rows.append({**_row(K, times, "ours", "raw"), "model": "panda", "max_abs_diff": err})
+    return rows
+
+
+# --- Pinocchio batching options -----------------------------------------------------------------
+
+
+def pinocchio_batching(reps: int, budget_s: float) -> dict[str, Any]:
+    """Seconds per rollout (K = BATCHING_K, H = HORIZON) of each way to batch ``pin.aba``."""
+    arm = panda_pinocchio()
+    m, nv, K = arm.model, arm.nu, BATCHING_K
+    x0 = np.concatenate([Q_HOME, np.zeros(nv)])
+    U = np.random.default_rng(1).uniform(arm.action_low, arm.action_high, (K, HORIZON, nv))
+
+    def stepped_together() -> None:
+        d = m.createData()
+        Q, V, A = np.tile(x0[:nv], (K, 1)), np.zeros((K, nv)), np.empty((K, nv))
+        for t in range(HORIZON):
+            for k in range(K):
+                A[k] = pin.aba(m, d, Q[k], V[k], U[k, t])
+            V += DT * A
+            Q += DT * V
+
+    datas = [m.createData() for _ in range(THREADS)]
+    executor = ThreadPoolExecutor(THREADS)
+
+    def thread_pool() -> None:
+        Q, V, A = np.tile(x0[:nv], (K, 1)), np.zeros((K, nv)), np.empty((K, nv))
+
+        def work(i: int, t: int) -> None:
+            for k in range(i, K, THREADS):
+                A[k] = pin.aba(m, datas[i], Q[k], V[k], U[k, t])
+
+        for t in range(HORIZON):
+            list(executor.map(work, range(THREADS), [t] * THREADS))
+            V += DT * A
+            Q += DT * V
+
+    one_thread = panda_pinocchio(num_threads=1)
+    out = np.empty((K, HORIZON + 1, 2 * nv))
+    options: dict[str, Callable[[], object]] = {
+        "python_loop_per_sample": lambda: _aba_loop(arm, x0, U),
+        "python_loop_samples_stepped_together": stepped_together,
+        f"thread_pool_{THREADS}_threads": thread_pool,
+        "abaInParallel_1_thread": lambda: one_thread.rollout(x0, U, out),
+        f"abaInParallel_{THREADS}_threads": lambda: arm.rollout(x0, U, out),
+    }
+    times = _time_alternating(options, max(7, reps // 4), budget_s, warmup=1)
+    seconds = {name: float(np.median(values)) for name, values in times.items()}
+    executor.shutdown()
+    try:
+        import pinocchio.casadi  # noqa: F401
+
+        casadi = "available (not measured)"
+    except ImportError:
+        casadi = "unavailable: the pip wheel has no pinocchio.casadi"
+    return {
+        "K": K,
+        "H": HORIZON,
+        "options": {
+            name: {"ms": s * 1e3, "steps_per_s": K * HORIZON / s} for name, s in seconds.items()
+        },
+        "casadi": casadi,
+        "chosen": f"abaInParallel_{THREADS}_threads",
+    }
+
+
+# --- hook for the arm control-rate part ---------------------------------------------------------
+
+
+def arm_control_rate(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Hook: closed-loop control rate of a planner on the Panda (not measured yet).
+
+    To be filled in by the arm part: return a dict of results (it is stored
+    under ``"arm_control_rate"`` in the JSON) and, if it brings its own headline,
+    set ``"headline": (name, value)`` in it; ``main`` then prints that as the
+    last line instead of ``mujoco_overhead_pct``. Returning None skips it.
+    """
+    return None
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "mujoco": mujoco.__version__,
+        "pin": version("pin"),
+        "example-robot-data": version("example-robot-data"),
+    }
+
+
+def _print_tables(rows: list[dict], batching: dict[str, Any]) -> None:
+    print(f"rollout throughput, H={HORIZON}, {THREADS} threads, median of alternating calls")
+    print(
+        f"{'backend':<9} {'model':<18} {'K':>5} | {'ours ms':>9} | {'raw ms':>9} | "
+        f"{'ours Msteps/s':>13} | {'raw Msteps/s':>12} | {'overhead':>8}"
+    )
+    print("-" * 100)
+    for r in rows:
+        print(
+            f"{r['backend']:<9} {r['model']:<18} {r['K']:>5} | {r['ours_ms']:>9.3f} | "
+            f"{r['raw_ms']:>9.3f} | {r['ours_steps_per_s'] / 1e6:>13.3f} | "
+            f"{r['raw_steps_per_s'] / 1e6:>12.3f} | {r['overhead_pct']:>7.1f}%"
+        )
+    print("(pinocchio raw = pin.aba in a Python loop, so its 'overhead' is negative: a speedup)")
+    print(f"\npinocchio batching options, Panda, K={batching['K']}, H={batching['H']}:")
+    for name, value in batching["options"].items():
+        print(f"  {name:<40} {value['ms']:>8.2f} ms  {value['steps_per_s'] / 1e6:>6.3f} Msteps/s")
+    print(f"  {'casadi':<40} {batching['casadi']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=60, help="timed calls per variant and K")
+    parser.add_argument("--budget", type=float, default=10.0, help="seconds per timing table row")
+    parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
+    parser.add_argument("--json", action="store_true", help="print a one-line JSON summary")
+    args = parser.parse_args(argv)
+    if args.reps < 7:
+        parser.error("--reps must be >= 7")
+
+    load_before = os.getloadavg()
+    t_start = time.perf_counter()
+    models = {"panda": panda_mujoco(), "inverted_pendulum": inverted_pendulum_mujoco()}
+    rows = [
+        {**row, "backend": "mujoco"}
+        for name, model in models.items()
+        for row in mujoco_rows(name, model, args.reps, args.budget)
+    ]
+    rows += [{**row, "backend": "pinocchio"} for row in pinocchio_rows(args.reps, args.budget)]
+    batching = pinocchio_batching(args.reps, args.budget)
+    arm = arm_control_rate(args)
+    load_after = os.getloadavg()
+
+    headline = max(r["overhead_pct"] for r in rows if r["backend"] == "mujoco")
+    results: dict[str, Any] = {
+        "benchmark": "rollout_throughput",
+        "command": "python bench/rollout_throughput.py " + " ".join(sys.argv[1:]),
+        "setup": {
+            "horizon": HORIZON,
+            "sample_counts": list(SAMPLE_COUNTS),
+            "threads": THREADS,
+            "panda": "example_robot_data URDF, fingers locked/welded, 10 ms steps, no contacts",
+            "mujoco_raw": "mujoco.rollout.Rollout(nthread).rollout on preallocated arrays",
+            "pinocchio_raw": "pin.aba per sample and step in a Python loop",
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "loadavg_1min_before_after": [load_before[0], load_after[0]],
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+        },
+        "versions": _versions(),
+        "timing": rows,
+        "pinocchio_batching": batching,
+        "arm_control_rate": arm,
+        "mujoco_overhead_pct": headline,
+        "mujoco_overhead_target_pct": OVERHEAD_TARGET_PCT,
+        "wall_s": time.perf_counter() - t_start,
+    }
+    out = write_json_atomic(args.out, results)
+
+    _print_tables(rows, batching)
+    busy = max(load_before[0], load_after[0])
+    if busy > 0.5 * (os.cpu_count() or 1):
+        print(
+            f"\nnote: the machine was busy (1-min load average up to {busy:.1f} on "
+            f"{os.cpu_count()} CPUs): the threaded timings are noisy."
+        )
+        if os.environ.get("OMP_WAIT_POLICY", "").lower() != "passive":
+            print("      abaInParallel spin-waits on a busy machine: try OMP_WAIT_POLICY=PASSIVE.")
+    mark = "ok" if headline <= OVERHEAD_TARGET_PCT else "MISSED"
+    print(f"\nMuJoCo wrapper overhead, worst case: {headline:.1f} % (target <= "
+          f"{OVERHEAD_TARGET_PCT:.0f} %: {mark})")  # fmt: skip
+    print(f"results written to {out} ({results['wall_s']:.0f} s)")
+    if args.json:
+        summary = {
+            "benchmark": "rollout_throughput",
+            "mujoco_overhead_pct": round(headline, 2),
+            "steps_per_s": {
+                f"{r['backend']}/{r['model']}/{r['K']}": round(r["ours_steps_per_s"]) for r in rows
+            },
+            "results": str(out),
+        }
+        print(json.dumps(summary, sort_keys=True))
+    if arm is not None and "headline" in arm:
+        name, value = arm["headline"]
+        print(f"{name}: {value}")
+    else:
+        print(f"mujoco_overhead_pct: {headline:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
