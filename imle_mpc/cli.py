@@ -250,8 +250,12 @@ def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
         f"{label}: {summary['episodes']} episodes, faults {summary['faults'] or 'none'}: "
         f"success {summary['success_rate']:.1%}, violation steps {summary['violation_steps']} "
         f"(in {summary['violation_episodes']} episodes), fallback steps "
-        f"{summary['fallback_steps']}, deadline overruns {summary['deadline_overruns']}, "
-        f"min clearance {summary['min_clearance']:.3f} m"
+        f"{summary['fallback_steps']}, deadline overruns {summary['deadline_overruns']}"
+        + (
+            f", min clearance {clear:.3f} m"
+            if (clear := summary["min_clearance"]) is not None
+            else ""
+        )
     )
     if args.out:
         episodes = [o.to_dict() for o in outcomes]

@@ -101,13 +101,20 @@ def _clearance(task: Task, states: FloatArray) -> float:
     return float(task.scene.distances(np.asarray(states)[None]).min())
 
 
-def build_guarded(task: Task, planner: Any, guard: bool) -> Any:
-    """``planner`` wrapped in the safety guard (or the unguarded pass-through)."""
+def build_guarded(task: Task, planner: Any, guard: bool, action_delay: int = 0) -> Any:
+    """``planner`` wrapped in the safety guard (or the unguarded pass-through).
+
+    The guard is told the robot's actuation delay (a latency is measured when
+    a robot is commissioned) and compensates it; the unguarded loop does not.
+    """
     from planners.guard import PassThrough, SafetyGuard
 
     if not guard:
         return PassThrough(planner, task.dynamics)
-    return SafetyGuard(planner, task.dynamics, task.constraints, velocity_dims=task.velocity_dims)
+    return SafetyGuard(
+        planner, task.dynamics, task.constraints, velocity_dims=task.velocity_dims,
+        action_delay=action_delay,
+    )  # fmt: skip
 
 
 def run_faulty_episode(
@@ -122,7 +129,7 @@ def run_faulty_episode(
     log = FaultLog()
     planner.reset(seed)
     inner = DroppedPlanning(planner, faults.drop_probability, rng, log)
-    loop_planner = build_guarded(task, inner, guard)
+    loop_planner = build_guarded(task, inner, guard, faults.action_delay)
     plant = DynamicsEnv(mismatched_model(task.dynamics, faults.model_mismatch), task.initial_state)
     robot = FaultyRobot(plant, faults, rng, seed=seed, log=log)
     config = LoopConfig(steps=task.steps, control_period=task.dynamics.dt)
@@ -151,6 +158,10 @@ def run_faulty_episode(
     return record, outcome
 
 
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
 def summarise(config: EvalConfig, outcomes: Sequence[EpisodeOutcome]) -> dict[str, Any]:
     """The evaluation summary (the keys ``imle-mpc eval --json`` prints)."""
     n = len(outcomes)
@@ -166,7 +177,8 @@ def summarise(config: EvalConfig, outcomes: Sequence[EpisodeOutcome]) -> dict[st
         "violation_episodes": int(sum(o.violation_steps > 0 for o in outcomes)),
         "fallback_steps": int(sum(o.fallback_steps for o in outcomes)),
         "deadline_overruns": int(sum(o.deadline_overruns for o in outcomes)),
-        "min_clearance": float(min((o.min_clearance for o in outcomes), default=float("nan"))),
+        # None (JSON null) where the task has no planar scene to measure against.
+        "min_clearance": _finite_or_none(min((o.min_clearance for o in outcomes), default=np.nan)),
         "plan_ms_mean": float(np.mean([o.plan_ms_mean for o in outcomes])) if n else float("nan"),
         "plan_ms_p95": float(np.max([o.plan_ms_p95 for o in outcomes])) if n else float("nan"),
     }

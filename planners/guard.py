@@ -149,6 +149,7 @@ class _Memory:
     """What the guard carries between steps."""
 
     previous: FloatArray | None = None  # the last executed plan, shifted to start now
+    in_flight: list[FloatArray] = field(default_factory=list)  # sent, not yet in effect
     step: int = 0
     events: list[GuardEvent] = field(default_factory=list)
 
@@ -166,6 +167,9 @@ class SafetyGuard:
             it is skipped.
         velocity_dims: state entries that are velocities (for the default brake).
         safe_plan: the ``casadi`` fallback, ``fn(state, reference) -> plan or None``.
+        action_delay: the robot's known actuation delay in control steps. The
+            guard then plans and checks from the state predicted through the
+            actions already sent but not yet in effect (delay compensation).
 
     Example:
         >>> guard = SafetyGuard(planner, task.dynamics, task.constraints,
@@ -182,6 +186,7 @@ class SafetyGuard:
         brake: BrakeFn | None = None,
         velocity_dims: Sequence[int] = (),
         safe_plan: SafePlanFn | None = None,
+        action_delay: int = 0,
     ) -> None:
         if "casadi" in config.fallbacks and safe_plan is None:
             raise ValueError(
@@ -202,7 +207,10 @@ class SafetyGuard:
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
         self._neutral = np.clip(np.zeros(dynamics.nu), self._low, self._high)
-        self._memory = _Memory()
+        if action_delay < 0:
+            raise ValueError(f"action_delay must be >= 0 control steps, got {action_delay}.")
+        self.action_delay = int(action_delay)
+        self._memory = self._fresh_memory()
 
     @property
     def horizon(self) -> int:
@@ -219,7 +227,19 @@ class SafetyGuard:
             self._runner.close()
             self._runner = DeadlineRunner(self.planner, self._runner.deadline)
         self.planner.reset(seed)
-        self._memory = _Memory()
+        self._memory = self._fresh_memory()
+
+    def _fresh_memory(self) -> _Memory:
+        # Before the first command the robot plays the neutral action.
+        return _Memory(in_flight=[self._neutral.copy() for _ in range(self.action_delay)])
+
+    def _predict_through_delay(self, x: FloatArray) -> FloatArray:
+        """The state when the next command takes effect: x rolled through the in-flight ones."""
+        if not self._memory.in_flight:
+            return x
+        U = np.array(self._memory.in_flight)[None]
+        X = self.dynamics.rollout(x, U)
+        return np.asarray(X[0, -1].copy())
 
     def plan(self, state: FloatArray) -> PlanResult:
         """Plan, check, fall back if needed; ``result.fallback`` says what happened."""
@@ -229,7 +249,10 @@ class SafetyGuard:
         if x.shape != (self.dynamics.nx,) or not np.all(np.isfinite(x)):
             result = self._blind_fallback(x, t0)
         else:
-            result = self._checked_plan(x, t0)
+            result = self._checked_plan(self._predict_through_delay(x), t0)
+        if memory.in_flight:
+            memory.in_flight.pop(0)
+            memory.in_flight.append(np.array(result.action, dtype=np.float64))
         memory.previous = _shifted(result.actions)
         memory.step += 1
         return result

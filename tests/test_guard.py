@@ -209,3 +209,22 @@ def test_pass_through_plays_the_previous_plan_on_a_dropped_step() -> None:
     result = loop.plan(np.zeros(4))
     assert result.deadline_missed
     np.testing.assert_array_equal(result.action, plan[1])
+
+
+def test_known_actuation_delay_is_compensated() -> None:
+    seen: list[np.ndarray] = []
+
+    class Recording(ScriptedPlanner):
+        def plan(self, state: np.ndarray) -> PlanResult:
+            seen.append(np.array(state))
+            return super().plan(state)
+
+    plan = np.tile([0.0, 1.0], (H, 1))
+    guard = SafetyGuard(Recording(plan), MODEL, [CONSTRAINT], action_delay=1, velocity_dims=(2, 3))
+    x = np.array([0.0, 0.0, 0.5, 0.0])
+    guard.plan(x)  # the neutral action is still in flight
+    np.testing.assert_allclose(seen[0], MODEL.step(x, [0.0, 0.0]))
+    guard.plan(x)  # now the first command is in flight
+    np.testing.assert_allclose(seen[1], MODEL.step(x, plan[0]))
+    with pytest.raises(ValueError, match="action_delay"):
+        SafetyGuard(Recording(plan), MODEL, [], action_delay=-1)
