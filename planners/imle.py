@@ -135,6 +135,13 @@ class IMLEMPCConfig(SamplingConfig):
         temperature, num_elites, mode_radius: for ``"mode_softmax"``; samples
             whose RMS action distance to the best (in units of half the actuator
             range) is below ``mode_radius`` count as the same mode.
+        max_plan_age: steps a plan may be executed, counting the step it was
+            chosen on, while it keeps winning as the warm start (``None``:
+            forever). A shifted plan is padded with its held last action,
+            which is made up, not planned; after this many steps the
+            warm-start row is replaced by a fresh chunk and the consistency
+            term picks the chunk closest to what is left of the old plan (the
+            IMLE policy's re-sampling every executed horizon, inside the MPC).
     """
 
     horizon: int = 16
@@ -148,10 +155,13 @@ class IMLEMPCConfig(SamplingConfig):
     temperature: float = 1.0
     num_elites: int = 8
     mode_radius: float = 0.25
+    max_plan_age: int | None = 8
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_int_at_least("IMLEMPCConfig", "num_imle", self.num_imle, 1)
+        if self.max_plan_age is not None:
+            require_int_at_least("IMLEMPCConfig", "max_plan_age", self.max_plan_age, 1)
         require_int_at_least("IMLEMPCConfig", "num_gaussian", self.num_gaussian, 0)
         if 1 + self.num_imle + self.num_gaussian > self.num_samples:
             raise ValueError(
@@ -198,6 +208,7 @@ class IMLESampler:
         self.reference = reference
         self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim, observation_fn)
         self._warm = False
+        self._age = 0
 
     def start_step(self, state: FloatArray) -> None:
         self.history.observe(state)
@@ -209,15 +220,15 @@ class IMLESampler:
         K = out.shape[0]
         n_imle = cfg.num_imle
         end_perturbed = K - cfg.num_gaussian
-        out[0] = nominal
         chunks = self.generator.sample(self.history.array, n_imle, rng)
+        stale = cfg.max_plan_age is not None and self._age >= cfg.max_plan_age
+        out[0] = chunks[0] if stale else nominal
         out[1 : 1 + n_imle] = chunks
         n_pert = end_perturbed - 1 - n_imle
         if n_pert > 0:
             parents = chunks[np.arange(n_pert) % n_imle]
-            out[1 + n_imle : end_perturbed] = parents + cfg.perturb_sigma * rng.standard_normal(
-                parents.shape
-            )
+            noise = rng.standard_normal(parents.shape)
+            out[1 + n_imle : end_perturbed] = parents + cfg.perturb_sigma * noise
         if cfg.num_gaussian:
             noise = rng.standard_normal((cfg.num_gaussian, *nominal.shape))
             out[end_perturbed:] = nominal + cfg.gaussian_sigma * noise
@@ -229,6 +240,8 @@ class IMLESampler:
 
     def update(self, U: FloatArray, costs: FloatArray) -> None:
         self._warm = True
+        # Age of the plan carried as the warm start: it grows while row 0 wins.
+        self._age = self._age + 1 if int(argmin_finite(costs)) == 0 else 1
 
     def drop_consistency_once(self) -> None:
         """The next step's proposals are not charged for leaving the warm start."""
@@ -237,6 +250,7 @@ class IMLESampler:
     def reset(self) -> None:
         self.history.clear()
         self._warm = False
+        self._age = 0
 
 
 class ModeAwareSelector:

@@ -93,6 +93,26 @@ def test_consistency_keeps_the_mode() -> None:
     assert len(set(sides)) == 1, sides
 
 
+def test_a_stale_warm_start_is_replaced_by_a_fresh_chunk() -> None:
+    # Huge consistency: the warm start (row 0) would win forever, held tail and all.
+    planner, _ = _planner(consistency_weight=1e6, max_plan_age=3, record_samples=True)
+    x = np.zeros(4)
+    row0_is_nominal = []
+    for _ in range(8):
+        nominal = planner.nominal
+        result = planner.plan(x)
+        shifted = np.concatenate([nominal[1:], nominal[-1:]])
+        row0_is_nominal.append(bool(np.array_equal(result.samples[0][0], shifted)))
+    # The plan chosen at step 0 is executed at steps 0, 1, 2; at step 3 a chunk replaces it.
+    assert row0_is_nominal[1:3] == [True, True]
+    assert row0_is_nominal[3] is False
+    forever, _ = _planner(consistency_weight=1e6, max_plan_age=None, record_samples=True)
+    for _ in range(8):
+        nominal = forever.nominal
+        result = forever.plan(x)
+    np.testing.assert_array_equal(result.samples[0][0], np.concatenate([nominal[1:], nominal[-1:]]))
+
+
 def test_allow_switch_drops_consistency_for_one_step() -> None:
     planner, _ = _planner(consistency_weight=1.0)
     planner.plan(np.zeros(4))
