@@ -269,14 +269,15 @@ class SafetyGuard:
             reason, missed = "deadline", True
         except Exception as err:  # the loop must survive a broken planner
             reason = f"planner error: {type(err).__name__}: {err}"
+        # The planner's own plan, checked once: executed if safe, else a fallback candidate.
+        candidates: list[_Candidate] = []
+        if result is not None and _well_formed(result.actions, self.horizon, self.dynamics.nu):
+            candidates.append(self._candidate("planner", x, result.actions))
         if reason is None:
-            assert result is not None
-            candidate = self._candidate("planner", x, result.actions)
-            if candidate.violation == 0.0:
+            assert result is not None and candidates
+            if candidates[0].violation == 0.0:
                 return result
-            reason = f"check failed: predicted violation {candidate.violation:.3g}"
-        usable = result is not None and _well_formed(result.actions, self.horizon, self.dynamics.nu)
-        candidates = [self._candidate("planner", x, result.actions)] if usable else []  # type: ignore[union-attr]
+            reason = f"check failed: predicted violation {candidates[0].violation:.3g}"
         chosen = self._fallback(x, candidates)
         self._memory.events.append(
             GuardEvent(self._memory.step, reason, chosen.name, chosen.violation)
