@@ -184,9 +184,10 @@ actuation delay, a plant 10 % heavier with 10 % less drag than the model, a
 at once. The planner's obstacle margin (``NAV_OBSTACLE_MARGIN``) is sized for
 them: one step of delay at full force difference (4 N) moves the robot
 dt^2 * 4 N / 1.1 kg = 3.6 cm off its prediction, a push 2 cm more within the
-step, and the noise 1 cm (std); 0.1 m covers their sum. Each fault alone at
-1.5x its magnitude gives no violation; together at 2x they do (see
-``bench/fault_sweep.py``).
+step, and the noise 1 cm (std); 0.1 m covers their sum. Measured
+(``bench/fault_sweep.py``, 40 episodes a point, nav_two_obstacles): with the
+guard, no episode with a violation up to 1x, 5 % at 1.5x, 10 % at 2x, 22 % at
+3x; without it 22 % already at 1x.
 """
 
 NAV_OBSTACLE_MARGIN = 0.1
