@@ -91,8 +91,8 @@ class DemoDataset:
     def num_steps(self) -> int:
         return sum(len(ep) for ep in self.episodes)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the dataset atomically as ``.npz``."""
+    def save(self, path: str | Path, compress: bool = False) -> Path:
+        """Write the dataset atomically as ``.npz`` (``compress``: zip-deflated, same format)."""
         ends = np.cumsum([len(ep) for ep in self.episodes]).astype(np.int64)
         arrays = {
             "observations": np.concatenate([ep.observations for ep in self.episodes]),
@@ -101,7 +101,8 @@ class DemoDataset:
             "episode_ends": ends,
             "meta": np.array(json.dumps({"format_version": FORMAT_VERSION, **self.meta})),
         }
-        return write_atomic(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
+        savez = np.savez_compressed if compress else np.savez
+        return write_atomic(path, lambda fh: savez(fh, **arrays))  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: str | Path) -> DemoDataset:
@@ -109,8 +110,9 @@ class DemoDataset:
         path = Path(path)
         if not path.is_file():
             raise DatasetError(
-                f"no demonstration file at {path}. Generate one (imle-mpc train "
-                "--regenerate) or pass the path of an existing .npz."
+                f"no demonstration file at {path}. Pass the path of an existing .npz "
+                "(write one with DemoDataset.save), or train on the shipped demonstrations "
+                "with imle-mpc train --task NAME."
             )
         try:
             raw = path.read_bytes()
