@@ -4,7 +4,9 @@ Subcommands:
     demo    guarded IMLE-MPC on the navigation tasks with the shipped generators:
             success, collisions, planning time, and a plot of proposals and paths
     run     one task with one planner over several seeds
-    eval    guarded rollouts with injected faults: success, violations, fallbacks
+    eval    guarded rollouts with injected faults: success, violations, fallbacks;
+            or a sweep over tasks x planners x samples x faults x guard x seeds
+    report  Markdown tables and plots of a sweep's results
     train   train a generator with RS-IMLE on the shipped (or your) demonstrations
 
 Every subcommand takes ``--json`` and then prints a one-line JSON summary last.
@@ -205,33 +207,39 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _fault_config(task: Any, spec: str, scale: float) -> Any:
-    """``none``, ``all`` or a comma list of kinds, at the task's stated magnitudes x ``scale``."""
-    from imle_mpc.faults import FAULT_KINDS, FaultConfig
+SWEEP_OPTIONS = (
+    "tasks", "planners", "fault_scales", "guard", "workers", "ray", "ray_address",
+    "ray_temp_dir", "resume", "store_states",
+)  # fmt: skip
+"""``eval`` options that only a sweep has: any of them (or several --samples or --faults
+values, or an --out ending in .jsonl) turns ``eval`` into a sweep."""
 
-    if spec == "none":
-        return FaultConfig()
-    if task.faults is None:
-        raise InputError(
-            f"task {task.name!r} states no fault magnitudes; use --faults none or a task "
-            "that has them (the navigation and arm tasks)."
-        )
-    kinds = FAULT_KINDS if spec == "all" else tuple(k.strip() for k in spec.split(","))
-    unknown = [k for k in kinds if k not in FAULT_KINDS]
-    if unknown:
-        raise InputError(f"unknown fault kinds {unknown}; use all, none or some of {FAULT_KINDS}.")
-    return task.faults.only(kinds).scaled(scale)
+
+def _is_sweep(args: argparse.Namespace) -> bool:
+    given = any(getattr(args, name) not in (None, False) for name in SWEEP_OPTIONS)
+    several = len(args.samples or ()) > 1 or len(args.faults) > 1
+    return given or several or str(args.out or "").endswith(".jsonl")
 
 
 def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
+    if _is_sweep(args):
+        return _eval_sweep(args)
+    if args.samples is not None:
+        args.samples = args.samples[0]
+    args.faults = args.faults[0]
+    return _eval_one(args)
+
+
+def _eval_one(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
     from imle_mpc.atomic import write_json_atomic
     from imle_mpc.evaluation import EvalConfig, evaluate
+    from imle_mpc.sweep import fault_config
     from imle_mpc.tasks import make_task
 
     task = make_task(args.task)
-    faults = _fault_config(task, args.faults, args.fault_scale)
+    faults = fault_config(task, args.faults, args.fault_scale)
     config = EvalConfig(
         task=args.task, planner=args.planner, episodes=args.episodes, faults=faults,
         guard=not args.no_guard, num_samples=args.samples, seed=args.seed,
@@ -262,6 +270,108 @@ def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
         path = write_json_atomic(args.out, {"summary": summary, "episodes": episodes})
         print(f"results written to {path}")
     return {"command": "eval", **summary}
+
+
+def _sweep_config(args: argparse.Namespace) -> Any:
+    from imle_mpc.sweep import GUARD_CHOICES, SweepConfig
+
+    if args.guard is not None and args.no_guard:
+        raise InputError("--no-guard and --guard both given; use --guard off (or on, both).")
+    guard = args.guard or ("off" if args.no_guard else "on")
+    try:
+        return SweepConfig(
+            tasks=args.tasks or [args.task],
+            planners=args.planners or [args.planner],
+            samples=args.samples or [None],
+            faults=args.faults,
+            fault_scales=args.fault_scales or [args.fault_scale],
+            guards=GUARD_CHOICES[guard],
+            episodes=args.episodes,
+            seed=args.seed,
+            store_states=args.store_states,
+        )
+    except ValueError as err:  # a SweepConfig field: name it as the option it came from
+        raise InputError(str(err)) from None
+
+
+def _backend(args: argparse.Namespace) -> Any:
+    from imle_mpc.sweep import BackendConfig
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {args.workers}.")
+    if args.ray or args.ray_address or args.ray_temp_dir:
+        return BackendConfig("ray", args.workers, args.ray_address, args.ray_temp_dir)
+    if args.workers is not None:
+        return BackendConfig("local", args.workers)
+    return BackendConfig("serial")
+
+
+def _eval_sweep(args: argparse.Namespace) -> dict[str, Any]:
+    from imle_mpc.report import config_rows, totals
+    from imle_mpc.sweep import run_sweep
+
+    if not args.out:
+        raise InputError(
+            "a sweep appends one record per episode to a JSON-lines file: add --out "
+            "PATH.jsonl (and --resume to continue an interrupted sweep)."
+        )
+    config = _sweep_config(args)
+    backend = _backend(args)
+    try:
+        result = run_sweep(config, args.out, backend, resume=args.resume, progress=not args.json)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the finished episodes are in {args.out}; run the same command "
+            "with --resume to complete the sweep.",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
+    rows = config_rows(result.records)
+    overall = totals(result.records)
+    workers = f"{result.workers} worker{'s' if result.workers != 1 else ''}"
+    print(
+        f"sweep: {len(rows)} configurations x {config.episodes} seeds = {config.size} "
+        f"episodes; ran {result.ran} in {result.seconds:.1f} s ({result.episodes_per_s:.2f} "
+        f"episodes/s, {backend.backend}, {workers}), {result.skipped} already in {args.out}"
+    )
+    print(
+        f"success {overall['success_rate']:.1%}, violation steps {overall['violation_steps']} "
+        f"(in {overall['violation_episodes']} episodes), fallback steps "
+        f"{overall['fallback_steps']}, deadline overruns {overall['deadline_overruns']}"
+    )
+    print(f"results in {args.out}; tables and plots: imle-mpc report {args.out} --out DIR")
+    return {
+        "command": "eval",
+        "sweep": True,
+        **overall,
+        "configurations": len(rows),
+        "ran": result.ran,
+        "skipped": result.skipped,
+        "seconds": round(result.seconds, 3),
+        "episodes_per_s": round(result.episodes_per_s, 4) if result.ran else None,
+        "backend": backend.backend,
+        "workers": result.workers,
+        "out": str(args.out),
+    }
+
+
+def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
+    from imle_mpc.report import totals, write_report
+
+    report = write_report(args.results, args.out)
+    print(f"report written to {report.path} ({len(report.rows)} configurations)")
+    for name, path in report.plots.items():
+        print(f"  {name}: {path}")
+    for name, why in report.skipped.items():
+        print(f"  {name}: left out ({why})")
+    return {
+        "command": "report",
+        **totals(report.records),
+        "configurations": len(report.rows),
+        "report": str(report.path),
+        "plots": {name: str(path) for name, path in report.plots.items()},
+        "skipped_plots": report.skipped,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,21 +405,77 @@ def build_parser() -> argparse.ArgumentParser:
     common(run)
     run.set_defaults(func=cmd_run)
 
-    ev = sub.add_parser("eval", help="guarded rollouts with injected faults")
+    ev = sub.add_parser(
+        "eval",
+        help="guarded rollouts with injected faults (one configuration, or a sweep)",
+        description="One configuration (the summary and, with --out FILE.json, every episode), "
+        "or a sweep over a grid: any sweep option below, several --samples or --faults "
+        "values, or --out FILE.jsonl makes it one. A sweep appends one record per episode to "
+        "--out as it finishes (--resume skips those already there); summarise it with "
+        "imle-mpc report.",
+    )
     ev.add_argument("--task", default="nav_one_obstacle", choices=sorted(TASKS))
     ev.add_argument("--planner", default="imle_mpc", choices=PLANNERS)
-    ev.add_argument("--episodes", type=int, default=200)
-    ev.add_argument("--seed", type=int, default=0, help="first episode seed")
-    ev.add_argument("--samples", type=int, default=None, help="samples (IMLE: chunks) per step")
     ev.add_argument(
-        "--faults", default="none",
-        help="none, all, or a comma list of noise,delay,mismatch,push,drop (task magnitudes)",
+        "--episodes", "--seeds", type=int, default=200,
+        help="seeded episodes (per configuration in a sweep)",
+    )  # fmt: skip
+    ev.add_argument("--seed", type=int, default=0, help="first episode seed")
+    ev.add_argument(
+        "--samples", type=int, nargs="+", default=None, metavar="N",
+        help="samples (IMLE: chunks) per step; several values: a sweep",
+    )  # fmt: skip
+    ev.add_argument(
+        "--faults", nargs="+", default=["none"], metavar="SPEC",
+        help="none, all, or a comma list of noise,delay,mismatch,push,drop (task magnitudes); "
+        "several values: a sweep",
     )  # fmt: skip
     ev.add_argument("--fault-scale", type=float, default=1.0, help="multiply every magnitude")
     ev.add_argument("--no-guard", action="store_true", help="execute plans unchecked")
-    ev.add_argument("--out", default=None, help="JSON file for the summary and every episode")
+    ev.add_argument(
+        "--out", default=None,
+        help="JSON file for the summary and every episode; a sweep's JSON-lines results file",
+    )  # fmt: skip
+    sweep = ev.add_argument_group("sweep options")
+    sweep.add_argument(
+        "--tasks", nargs="+", choices=sorted(TASKS), metavar="TASK", help="tasks to sweep"
+    )
+    sweep.add_argument(
+        "--planners", nargs="+", choices=PLANNERS, metavar="PLANNER", help="planners to sweep"
+    )
+    sweep.add_argument(
+        "--fault-scales",
+        type=float,
+        nargs="+",
+        metavar="SCALE",
+        help="factors on the fault magnitudes",
+    )
+    sweep.add_argument("--guard", choices=("on", "off", "both"), help="guard setting(s)")
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes (a local pool; with --ray: actors)",
+    )
+    sweep.add_argument(
+        "--ray", action="store_true", help="run on Ray (a local instance unless --ray-address)"
+    )
+    sweep.add_argument("--ray-address", help="join this Ray cluster (e.g. auto, ray://host:10001)")
+    sweep.add_argument(
+        "--ray-temp-dir", help="the local Ray instance's files (default: .ray beside --out)"
+    )
+    sweep.add_argument("--resume", action="store_true", help="skip episodes already in --out")
+    sweep.add_argument(
+        "--store-states", action="store_true", help="keep measured states (trajectory plots)"
+    )
     common(ev)
     ev.set_defaults(func=cmd_eval)
+
+    rep = sub.add_parser("report", help="Markdown tables and plots of a sweep's results")
+    rep.add_argument("results", help="a sweep's JSON-lines results file (eval --out X.jsonl)")
+    rep.add_argument("--out", default="out/report", help="directory for report.md and plots")
+    common(rep)
+    rep.set_defaults(func=cmd_report)
 
     train = sub.add_parser("train", help="train a generator with RS-IMLE")
     train.add_argument("--task", default="nav_one_obstacle", help="shipped demonstrations to use")
