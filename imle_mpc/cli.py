@@ -30,12 +30,21 @@ DEMO_TASKS = ("nav_one_obstacle", "nav_two_obstacles")
 
 
 def _episodes(
-    task_name: str, planner: str, seeds: Sequence[int], samples: int | None, quiet: bool
+    task_name: str,
+    planner: str,
+    seeds: Sequence[int],
+    samples: int | None,
+    quiet: bool,
+    guard: bool = True,
 ) -> tuple[list[EpisodeRecord], Any, Any]:
-    """Run ``task_name`` for each seed; returns records, the task, and the last planner."""
+    """Run ``task_name`` for each seed (behind the safety guard unless ``guard`` is False).
+
+    Returns the records, the task, and the last (unwrapped) planner.
+    """
     from tqdm import tqdm
 
     from imle_mpc.episodes import make_planner, run_episode
+    from imle_mpc.evaluation import build_guarded
     from imle_mpc.tasks import make_task
 
     task = make_task(task_name)
@@ -45,7 +54,8 @@ def _episodes(
         planner_obj = make_planner(
             planner, task, seed=seed, num_samples=samples, record_samples=True
         )
-        records.append(run_episode(task, planner_obj, seed=seed))
+        loop = build_guarded(task, planner_obj, guard)
+        records.append(run_episode(task, loop, seed=seed))
     return records, task, planner_obj
 
 
@@ -67,6 +77,7 @@ def _aggregate(task: Any, planner: str, records: Sequence[EpisodeRecord]) -> dic
         "plan_ms_mean": float(times.mean()),
         "plan_ms_p95": float(np.percentile(times, 95)),
         "overruns": int(sum(r.overruns for r in records)),
+        "fallback_steps": int(sum(r.fallback_steps for r in records)),
     }
     routes = _routes(task.name, records)
     if routes:
@@ -98,6 +109,7 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
         "episodes",
         "success",
         "collisions",
+        "fallbacks",
         "plan ms mean",
         "p95",
         "routes taken",
@@ -111,6 +123,7 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
             str(r["episodes"]),
             f"{r['success_rate']:.0%}",
             str(r["collisions"]),
+            str(r.get("fallback_steps", 0)),
             f"{r['plan_ms_mean']:.2f}",
             f"{r['plan_ms_p95']:.2f}",
             ", ".join(f"{k} {v}" for k, v in sorted(r.get("routes", {}).items())),
@@ -149,7 +162,9 @@ def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     results = {}
     rows = []
     for name in args.tasks:
-        results[name] = _episodes(name, args.planner, seeds, args.samples, args.json)
+        results[name] = _episodes(
+            name, args.planner, seeds, args.samples, args.json, guard=not args.no_guard
+        )
         rows.append(_aggregate(results[name][1], args.planner, results[name][0]))
     _print_table(rows)
     plot = _demo_plot(results, Path(args.out) / "demo.png")
@@ -165,7 +180,9 @@ def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     seeds = list(range(args.seed, args.seed + args.episodes))
-    records, task, _ = _episodes(args.task, args.planner, seeds, args.samples, args.json)
+    records, task, _ = _episodes(
+        args.task, args.planner, seeds, args.samples, args.json, guard=not args.no_guard
+    )
     row = _aggregate(task, args.planner, records)
     _print_table([row])
     if args.out:
@@ -392,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--episodes", type=int, default=5, help="seeded episodes per task")
     demo.add_argument("--samples", type=int, default=None, help="samples (IMLE: chunks) per step")
     demo.add_argument("--out", default="out", help="directory for the plot")
+    demo.add_argument("--no-guard", action="store_true", help="run without the safety guard")
     common(demo)
     demo.set_defaults(func=cmd_demo)
 
@@ -402,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="first seed")
     run.add_argument("--samples", type=int, default=None, help="override the sample count")
     run.add_argument("--out", default=None, help="directory for episode records (.npz)")
+    run.add_argument("--no-guard", action="store_true", help="run without the safety guard")
     common(run)
     run.set_defaults(func=cmd_run)
 

@@ -207,6 +207,7 @@ class SafetyGuard:
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
         self._neutral = np.clip(np.zeros(dynamics.nu), self._low, self._high)
+        self._rollout = getattr(dynamics, "rollout_unchecked", dynamics.rollout)
         if action_delay < 0:
             raise ValueError(f"action_delay must be >= 0 control steps, got {action_delay}.")
         self.action_delay = int(action_delay)
@@ -359,8 +360,9 @@ class SafetyGuard:
         actions = np.asarray(actions, dtype=np.float64)
         tol = self.config.action_tolerance
         outside = np.maximum(np.maximum(self._low - actions, actions - self._high), 0.0).max()
-        U = actions[None]
-        X = self.dynamics.rollout(x, U)
+        U = np.ascontiguousarray(actions[None])
+        # Shapes are checked already (x here, plans by _well_formed or by construction).
+        X = self._rollout(np.ascontiguousarray(x), U, np.empty((1, U.shape[1] + 1, len(x))))
         violation = 0.0 if outside <= tol else float(outside)
         if not np.all(np.isfinite(X)):
             violation = np.inf
