@@ -36,9 +36,12 @@ def _episodes(
     samples: int | None,
     quiet: bool,
     guard: bool = True,
+    real_time: bool = False,
 ) -> tuple[list[EpisodeRecord], Any, Any]:
     """Run ``task_name`` for each seed (behind the safety guard unless ``guard`` is False).
 
+    ``real_time``: hold the control period on the wall clock; the guard then
+    gives the planner 90 % of the period and plays the previous plan on a miss.
     Returns the records, the task, and the last (unwrapped) planner.
     """
     from tqdm import tqdm
@@ -54,8 +57,9 @@ def _episodes(
         planner_obj = make_planner(
             planner, task, seed=seed, num_samples=samples, record_samples=True
         )
-        loop = build_guarded(task, planner_obj, guard)
-        records.append(run_episode(task, loop, seed=seed))
+        deadline = 0.9 * task.dynamics.dt if real_time else None
+        loop = build_guarded(task, planner_obj, guard, deadline=deadline)
+        records.append(run_episode(task, loop, seed=seed, real_time=real_time))
     return records, task, planner_obj
 
 
@@ -78,6 +82,7 @@ def _aggregate(task: Any, planner: str, records: Sequence[EpisodeRecord]) -> dic
         "plan_ms_p95": float(np.percentile(times, 95)),
         "overruns": int(sum(r.overruns for r in records)),
         "fallback_steps": int(sum(r.fallback_steps for r in records)),
+        "deadline_overruns": int(sum(r.deadline_overruns for r in records)),
     }
     routes = _routes(task.name, records)
     if routes:
@@ -181,8 +186,9 @@ def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     seeds = list(range(args.seed, args.seed + args.episodes))
     records, task, _ = _episodes(
-        args.task, args.planner, seeds, args.samples, args.json, guard=not args.no_guard
-    )
+        args.task, args.planner, seeds, args.samples, args.json,
+        guard=not args.no_guard, real_time=args.real_time,
+    )  # fmt: skip
     row = _aggregate(task, args.planner, records)
     _print_table([row])
     if args.out:
@@ -421,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--samples", type=int, default=None, help="override the sample count")
     run.add_argument("--out", default=None, help="directory for episode records (.npz)")
     run.add_argument("--no-guard", action="store_true", help="run without the safety guard")
+    run.add_argument(
+        "--real-time", action="store_true",
+        help="hold the control period on the wall clock; a late plan is never waited for",
+    )  # fmt: skip
     common(run)
     run.set_defaults(func=cmd_run)
 

@@ -100,10 +100,17 @@ def run_episode(
     seed: int = 0,
     steps: int | None = None,
     progress: Progress | None = None,
+    real_time: bool = False,
 ) -> EpisodeRecord:
-    """Simulate one episode of ``task`` with ``planner`` on a ``DynamicsEnv`` plant."""
+    """Simulate one episode of ``task`` with ``planner`` on a ``DynamicsEnv`` plant.
+
+    ``real_time`` holds the model's control period on the wall clock (as on a
+    robot) instead of running as fast as possible.
+    """
     robot = EnvRobot(DynamicsEnv(task.dynamics, task.initial_state), seed=seed)
-    config = LoopConfig(steps=steps or task.steps, control_period=task.dynamics.dt)
+    config = LoopConfig(
+        steps=steps or task.steps, control_period=task.dynamics.dt, real_time=real_time
+    )
     record = run_closed_loop(robot, planner, config, success=task.success, progress=progress)
     record.info.update({"task": task.name, "seed": seed})
     return record

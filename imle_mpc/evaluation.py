@@ -101,19 +101,27 @@ def _clearance(task: Task, states: FloatArray) -> float:
     return float(task.scene.distances(np.asarray(states)[None]).min())
 
 
-def build_guarded(task: Task, planner: Any, guard: bool, action_delay: int = 0) -> Any:
+def build_guarded(
+    task: Task,
+    planner: Any,
+    guard: bool,
+    action_delay: int = 0,
+    deadline: float | None = None,
+) -> Any:
     """``planner`` wrapped in the safety guard (or the unguarded pass-through).
 
     The guard is told the robot's actuation delay (a latency is measured when
     a robot is commissioned) and compensates it; the unguarded loop does not.
+    ``deadline`` (seconds) makes the guard run the planner on a worker thread
+    and never wait longer for it.
     """
-    from planners.guard import PassThrough, SafetyGuard
+    from planners.guard import GuardConfig, PassThrough, SafetyGuard
 
     if not guard:
         return PassThrough(planner, task.dynamics)
     return SafetyGuard(
-        planner, task.dynamics, task.constraints, velocity_dims=task.velocity_dims,
-        action_delay=action_delay,
+        planner, task.dynamics, task.constraints, GuardConfig(deadline=deadline),
+        velocity_dims=task.velocity_dims, action_delay=action_delay,
     )  # fmt: skip
 
 
