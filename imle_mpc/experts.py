@@ -77,6 +77,10 @@ DEFAULT_NUM_DEMOS: dict[str, int] = {
 """Demonstrations in the shipped dataset of each task."""
 DEFAULT_SEED = 0
 """Seed of the shipped datasets."""
+OPTIMISED_DATASETS = ("panda_reach_around",)
+"""Tasks whose shipped dataset comes from a trajectory optimiser (``imle_mpc.panda_demos``,
+IPOPT), not from a scripted expert: ``write_default_datasets`` leaves them alone
+(rebuild with ``python -m imle_mpc.panda_demos``)."""
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -418,6 +422,10 @@ def generate_demonstrations(
     Raises:
         RuntimeError: an expert run failed its checks (a bug, never expected).
     """
+    if task_name in OPTIMISED_DATASETS:
+        from imle_mpc.panda_demos import generate_panda_demonstrations
+
+        return generate_panda_demonstrations(num_demos, seed)
     if task_name not in TASK_BUILDERS:
         raise ValueError(f"unknown task {task_name!r}; choose one of {sorted(TASK_BUILDERS)}.")
     if isinstance(num_demos, bool) or not isinstance(num_demos, int | np.integer) or num_demos < 1:
@@ -466,10 +474,9 @@ def _check_rollout(task: Task, run: ExpertRollout, index: int) -> None:
 
 def default_dataset_path(task_name: str) -> Path:
     """Where the shipped demonstrations of ``task_name`` live (the file may be absent)."""
-    if task_name not in DEFAULT_NUM_DEMOS:
-        raise ValueError(
-            f"no shipped dataset for {task_name!r}; choose one of {sorted(DEFAULT_NUM_DEMOS)}."
-        )
+    if task_name not in DEFAULT_NUM_DEMOS and task_name not in OPTIMISED_DATASETS:
+        known = sorted([*DEFAULT_NUM_DEMOS, *OPTIMISED_DATASETS])
+        raise ValueError(f"no shipped dataset for {task_name!r}; choose one of {known}.")
     return DATA_DIR / f"{task_name}_demos.npz"
 
 

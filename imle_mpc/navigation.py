@@ -438,11 +438,15 @@ TASK_BUILDERS: dict[str, Callable[[], Task]] = {
 
 
 def task_routes(task_name: str) -> tuple[str, ...]:
-    """The route (mode) labels of a multi-modal task."""
+    """The route (mode) labels of a multi-modal task (``panda_reach_around`` included)."""
     if task_name in NAV_LAYOUTS:
         return NAV_LAYOUTS[task_name].routes
     if task_name == "arm_reach_around":
         return ARM_ROUTES
+    if task_name == "panda_reach_around":
+        from imle_mpc.panda_task import PANDA_ROUTES
+
+        return PANDA_ROUTES
     raise ValueError(
         f"unknown multi-modal task {task_name!r}; choose one of {sorted(TASK_BUILDERS)}."
     )
@@ -454,6 +458,10 @@ def classify_route(task_name: str, states: ArrayLike) -> str:
         return classify_nav_route(states, NAV_LAYOUTS[task_name])
     if task_name == "arm_reach_around":
         return classify_arm_route(states)
+    if task_name == "panda_reach_around":
+        from imle_mpc.panda_task import classify_panda_route
+
+        return classify_panda_route(states)
     raise ValueError(
         f"unknown multi-modal task {task_name!r}; choose one of {sorted(TASK_BUILDERS)}."
     )

@@ -7,7 +7,12 @@ from typing import Any
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
-SHIPPED_GENERATORS = ("nav_one_obstacle", "nav_two_obstacles", "arm_reach_around")
+SHIPPED_GENERATORS = (
+    "nav_one_obstacle",
+    "nav_two_obstacles",
+    "arm_reach_around",
+    "panda_reach_around",
+)
 
 
 def generator_path(task_name: str) -> Path:

@@ -190,6 +190,13 @@ def _multimodal(name: str) -> Callable[[], Task]:
     return build
 
 
+def panda_reach_around() -> Task:
+    """A 7-DoF Panda sweeps its hand past a ball, over or around it (``imle_mpc.panda_task``)."""
+    from imle_mpc.panda_task import panda_reach_around as build
+
+    return build()
+
+
 TASKS: dict[str, Callable[[], Task]] = {
     "pendulum": pendulum_swingup,
     "cartpole": cartpole_swingup,
@@ -197,6 +204,7 @@ TASKS: dict[str, Callable[[], Task]] = {
     "nav_one_obstacle": _multimodal("nav_one_obstacle"),
     "nav_two_obstacles": _multimodal("nav_two_obstacles"),
     "arm_reach_around": _multimodal("arm_reach_around"),
+    "panda_reach_around": panda_reach_around,
 }
 
 
