@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from tqdm.auto import tqdm
 from imle_mpc.atomic import write_json_atomic
 from imle_mpc.episodes import make_planner
 from imle_mpc.evaluation import run_faulty_episode
+from imle_mpc.report import wilson
 from imle_mpc.tasks import make_task
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,16 +47,6 @@ CONFIGS = (
     ("IMLE policy + guard", "imle_policy", True),
     ("IMLE policy, no guard", "imle_policy", False),
 )
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def sweep(task_name: str, episodes: int, scales: tuple[float, ...], quiet: bool) -> list[dict]:

@@ -65,6 +65,7 @@ from imle_mpc.experts import load_default_dataset, observation
 from imle_mpc.imle import TrainConfig
 from imle_mpc.navigation import NAV_LAYOUTS, classify_route, obstacle_clearance, task_routes
 from imle_mpc.pretrained import generator_path, load_task_generator
+from imle_mpc.report import wilson
 from imle_mpc.tasks import Task, make_task
 from planners.bc import train_mse_policy
 
@@ -152,17 +153,6 @@ def other_cpu_load(start: tuple[float, float, float] | None, wall: float) -> flo
         return None
     busy, steal, own = (b - a for a, b in zip(start, end, strict=True))
     return round(max(0.0, busy - own + steal) / wall, 3)
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a success rate."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def train_bc(task_name: str, gen_config: Any, steps: int) -> tuple[Any, dict[str, Any]]:
