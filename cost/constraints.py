@@ -70,15 +70,12 @@ def _box_excess(values: np.ndarray, low: FloatArray, high: FloatArray) -> np.nda
 
 
 @dataclass(frozen=True)
-class StateBox:
-    """``low <= x_t <= high`` for every predicted state (use ±inf for a free entry).
-
-    Joint position and velocity limits are a ``StateBox`` over the joint entries.
-    """
+class _Box:
+    """Shared fields and checks of ``StateBox`` and ``ActionBox``."""
 
     low: ArrayLike
     high: ArrayLike
-    name: str = "state_box"
+    name: str = "box"
     hard: bool = True
     weight: float = DEFAULT_PENALTY_WEIGHT
     _low: FloatArray = field(init=False, repr=False)
@@ -90,12 +87,22 @@ class StateBox:
         object.__setattr__(self, "_high", hi)
         _check_weight(type(self).__name__, self.weight)
 
+
+@dataclass(frozen=True)
+class StateBox(_Box):
+    """``low <= x_t <= high`` for every predicted state (use ±inf for a free entry).
+
+    Joint position and velocity limits are a ``StateBox`` over the joint entries.
+    """
+
+    name: str = "state_box"
+
     def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
         return _box_excess(np.asarray(X)[:, 1:], self._low, self._high)
 
 
 @dataclass(frozen=True)
-class ActionBox:
+class ActionBox(_Box):
     """``low <= u_t <= high`` for every planned action (torque limits, for instance).
 
     Planners clip to the model's actuator box already; this constraint is for a
@@ -103,19 +110,7 @@ class ActionBox:
     that came from elsewhere.
     """
 
-    low: ArrayLike
-    high: ArrayLike
     name: str = "action_box"
-    hard: bool = True
-    weight: float = DEFAULT_PENALTY_WEIGHT
-    _low: FloatArray = field(init=False, repr=False)
-    _high: FloatArray = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        lo, hi = _limits(type(self).__name__, self.low, self.high)
-        object.__setattr__(self, "_low", lo)
-        object.__setattr__(self, "_high", hi)
-        _check_weight(type(self).__name__, self.weight)
 
     def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
         return _box_excess(np.asarray(U), self._low, self._high)
