@@ -50,7 +50,13 @@ from mujoco import rollout as mj_rollout
 from numpy.typing import ArrayLike
 
 from imle_mpc.errors import InputError
-from imle_mpc.validation import FloatArray, check_actions, check_state, require_int_at_least
+from imle_mpc.validation import (
+    FloatArray,
+    check_actions,
+    check_state,
+    require_int_at_least,
+    states_buffer,
+)
 
 ModelSource: TypeAlias = "str | os.PathLike[str] | mujoco.MjModel"
 
@@ -258,13 +264,7 @@ class MujocoDynamics:
         x0 = check_state(x0, self.nx, "x0")
         U = check_actions(U, self.nu)
         K, H, _ = U.shape
-        if out is None:
-            out = np.empty((K, H + 1, self.nx))
-        elif out.shape != (K, H + 1, self.nx) or out.dtype != np.float64:
-            raise ValueError(
-                f"out must be a float64 array of shape {(K, H + 1, self.nx)}, got "
-                f"{out.dtype} {out.shape}."
-            )
+        out = states_buffer(out, (K, H + 1, self.nx))
         self._ensure_buffers(K, H)
         finite = np.asarray(np.isfinite(U).all(axis=2))
         if not finite.all():  # MuJoCo would run a NaN control as 0 (and log a warning)

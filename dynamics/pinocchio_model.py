@@ -58,6 +58,7 @@ from imle_mpc.validation import (
     check_state,
     require_int_at_least,
     require_positive,
+    states_buffer,
 )
 
 CONTROL_MODES = ("torque", "acceleration")
@@ -222,13 +223,7 @@ class PinocchioDynamics:
         x0 = check_state(x0, self.nx, "x0")
         U = check_actions(U, self.nu)
         K, H, nv = U.shape
-        if out is None:
-            out = np.empty((K, H + 1, self.nx))
-        elif out.shape != (K, H + 1, self.nx) or out.dtype != np.float64:
-            raise ValueError(
-                f"out must be a float64 array of shape {(K, H + 1, self.nx)}, got "
-                f"{out.dtype} {out.shape}."
-            )
+        out = states_buffer(out, (K, H + 1, self.nx))
         if self._K != K:
             # Rows: q, v, a for every sample, each (K, nv) C-order, so its transpose is the
             # column-major (nv, K) matrix abaInParallel reads and writes without a copy.

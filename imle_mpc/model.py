@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from imle_mpc.kernels.rollout import make_rollout_kernel
-from imle_mpc.validation import FloatArray, check_actions, check_bounds, check_state
+from imle_mpc.validation import FloatArray, check_actions, check_bounds, check_state, states_buffer
 
 
 class RolloutMixin:
@@ -57,13 +57,7 @@ class RolloutMixin:
         x0 = check_state(x0, self.nx, "x0")
         U = check_actions(U, self.nu)
         K, H, _ = U.shape
-        if out is None:
-            out = np.empty((K, H + 1, self.nx))
-        elif out.shape != (K, H + 1, self.nx) or out.dtype != np.float64:
-            raise ValueError(
-                f"out must be a float64 array of shape {(K, H + 1, self.nx)}, got "
-                f"{out.dtype} {out.shape}."
-            )
+        out = states_buffer(out, (K, H + 1, self.nx))
         self._kernel(x0, U, self.params_vector(), out)
         return out
 

@@ -86,3 +86,14 @@ def check_bounds(
     if np.any(lo > hi):
         raise ValueError(f"{name}: low must be <= high elementwise, got low={lo}, high={hi}.")
     return lo, hi
+
+
+def states_buffer(out: FloatArray | None, shape: tuple[int, int, int]) -> FloatArray:
+    """A rollout's result array: ``out`` checked against ``shape`` (float64), or a new one."""
+    if out is None:
+        return np.empty(shape)
+    if out.shape != shape or out.dtype != np.float64:
+        raise ValueError(
+            f"out must be a float64 array of shape {shape}, got {out.dtype} {out.shape}."
+        )
+    return out
