@@ -63,7 +63,7 @@ from imle_mpc.atomic import write_atomic, write_json_atomic
 from imle_mpc.episodes import make_planner, run_episode
 from imle_mpc.experts import load_default_dataset, observation
 from imle_mpc.imle import TrainConfig
-from imle_mpc.navigation import NAV_LAYOUTS, classify_route, obstacle_clearance, task_routes
+from imle_mpc.navigation import NAV_LAYOUTS, classify_route, task_routes
 from imle_mpc.pretrained import generator_path, load_task_generator
 from imle_mpc.report import wilson
 from imle_mpc.tasks import Task, make_task
@@ -200,18 +200,18 @@ def run_config(
     warm = make(WARMUP_SEED)  # first-call overheads (JIT, allocations) out of the timings
     for _ in range(3):
         warm.plan(task.initial_state.copy())
-    obstacles = NAV_LAYOUTS[task.name].obstacles
+    layout = NAV_LAYOUTS[task.name]
     successes, collisions = 0, 0
     routes: Counter[str] = Counter()
     times: list[np.ndarray] = []
     clearances, final_dists = [], []
-    goal = np.asarray(NAV_LAYOUTS[task.name].goal)
+    goal = np.asarray(layout.goal)
     t0 = time.perf_counter()
     cpu0 = _cpu_seconds()
     bar.set_postfix_str(f"{config.method} N={config.n}")
     for seed in seeds:
         record = run_episode(task, make(seed), seed=seed)
-        clearance = float(obstacle_clearance(record.states[:, :2], obstacles).min())
+        clearance = float(layout.clearance(record.states[:, :2]).min())
         successes += bool(record.success)
         collisions += clearance < 0.0
         routes[classify_route(task.name, record.states)] += 1

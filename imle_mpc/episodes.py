@@ -89,7 +89,7 @@ def _make_learned_planner(
     # N generator chunks, N perturbations of them, and the warm start.
     config = IMLEMPCConfig(
         horizon=gen.horizon, num_samples=2 * n + 1, num_imle=n, seed=seed,
-        record_samples=record_samples,
+        record_samples=record_samples, cost_to_go_steps=task.hints.policy_lookahead,
     )  # fmt: skip
     return IMLEMPC(task.dynamics, task.cost, gen, observation, config, task.constraints)
 

@@ -54,7 +54,6 @@ from imle_mpc.navigation import (
     NavLayout,
     arm_clearance,
     classify_route,
-    obstacle_clearance,
     task_routes,
 )
 from imle_mpc.tasks import Task
@@ -72,6 +71,7 @@ EXPERT_MIN_CLEARANCE = 0.15
 DEFAULT_NUM_DEMOS: dict[str, int] = {
     "nav_one_obstacle": 20,
     "nav_two_obstacles": 40,
+    "nav_trap": 30,
     "arm_reach_around": 20,
 }
 """Demonstrations in the shipped dataset of each task."""
@@ -106,23 +106,19 @@ NAV_GOAL_GAIN = 1.5
 NAV_SLOWDOWN = 1.5
 
 
-def nav_bump_height(radius: float) -> float:
-    """Nominal height of the detour bump over an obstacle of this radius (m)."""
-    return radius + 0.5
-
-
 def nav_reference_path(
     layout: NavLayout,
     route: str,
     start: ArrayLike | None = None,
     heights: ArrayLike | None = None,
-    width: float = 0.8,
+    width: float | None = None,
     samples: int = 1500,
 ) -> FloatArray:
     """A smooth detour ``y(x)`` from ``start`` to the goal along ``route``.
 
-    The straight line plus, per obstacle, a Gaussian bump of ``heights[i]``
-    (default ``nav_bump_height(radius)``) and std ``width``, up for ``above``
+    The straight line plus, per detour point of the layout
+    (``layout.detour_points``), a Gaussian bump of ``heights[i]`` (default: the
+    point's nominal height) and std ``width`` (default ``layout.detour_width``), up for ``above``
     and down for ``below``; the bumps' values at both ends are subtracted
     linearly so the path starts exactly at ``start`` and ends at the goal.
 
@@ -130,22 +126,24 @@ def nav_reference_path(
         Points along the path, Shape=(samples, 2).
     """
     sides = route.split("-")
-    if len(sides) != len(layout.obstacles) or not set(sides) <= {"above", "below"}:
+    points = layout.detour_points
+    if len(sides) != len(points) or not set(sides) <= {"above", "below"}:
         raise ValueError(f"route {route!r} is not one of {layout.routes} of {layout.name}.")
     p0 = np.asarray(layout.start if start is None else start, dtype=np.float64)
     p1 = np.asarray(layout.goal, dtype=np.float64)
     h = np.asarray(
-        [nav_bump_height(r) for _, _, r in layout.obstacles] if heights is None else heights,
+        [h for _, _, h in points] if heights is None else heights,
         dtype=np.float64,
     )
+    std = layout.detour_width if width is None else width
     x = np.linspace(p0[0], p1[0], samples)
     frac = (x - p0[0]) / (p1[0] - p0[0])
 
     def bumps(xs: FloatArray) -> FloatArray:
         total = np.zeros_like(xs)
-        for (cx, _, _), side, height in zip(layout.obstacles, sides, h, strict=True):
+        for (cx, _, _), side, height in zip(points, sides, h, strict=True):
             sign = 1.0 if side == "above" else -1.0
-            total += sign * height * np.exp(-0.5 * ((xs - cx) / width) ** 2)
+            total += sign * height * np.exp(-0.5 * ((xs - cx) / std) ** 2)
         return total
 
     ends = bumps(np.array([p0[0], p1[0]]))
@@ -352,7 +350,7 @@ def make_expert(
     x0 = np.array(task.initial_state, dtype=np.float64)
     if task.name in NAV_LAYOUTS:
         layout = NAV_LAYOUTS[task.name]
-        heights = np.array([nav_bump_height(r) for _, _, r in layout.obstacles])
+        heights = np.array([h for _, _, h in layout.detour_points])
         speed = NAV_CRUISE_SPEED
         if rng is not None:
             x0[:2] += rng.uniform(-0.05, 0.05, size=2)
@@ -390,8 +388,7 @@ def expert_rollout(
 def min_clearance(task_name: str, states: ArrayLike) -> float:
     """Smallest signed distance of a trajectory to the task's obstacles."""
     if task_name in NAV_LAYOUTS:
-        s = np.asarray(states)[:, :2]
-        return float(obstacle_clearance(s, NAV_LAYOUTS[task_name].obstacles).min())
+        return float(NAV_LAYOUTS[task_name].clearance(np.asarray(states)[:, :2]).min())
     return float(arm_clearance(states).min())
 
 

@@ -28,6 +28,7 @@ class RolloutMixin:
     """
 
     _kernel: Any
+    _multi_start_kernel: Any
 
     @property
     def nx(self) -> int:
@@ -59,6 +60,32 @@ class RolloutMixin:
         K, H, _ = U.shape
         out = states_buffer(out, (K, H + 1, self.nx))
         self._kernel(x0, U, self.params_vector(), out)
+        return out
+
+    def rollout_from_states(
+        self, X0: ArrayLike, U: ArrayLike, out: FloatArray | None = None
+    ) -> FloatArray:
+        """Simulate action sequence ``k`` from its own start ``X0[k]``.
+
+        Args:
+            X0: initial states, Shape=(K, nx). A NaN row gives a NaN rollout
+                (nothing is raised: a diverged candidate stays diverged).
+            U: action sequences, Shape=(K, H, nu).
+            out: optional preallocated result, Shape=(K, H+1, nx).
+
+        Returns:
+            States, Shape=(K, H+1, nx), with ``X[:, 0] == X0``.
+        """
+        U = check_actions(U, self.nu)
+        K, H, _ = U.shape
+        starts = np.ascontiguousarray(X0, dtype=np.float64)
+        if starts.shape != (K, self.nx):
+            raise ValueError(
+                f"X0 must have Shape=(K, nx)=({K}, {self.nx}) (one start per action "
+                f"sequence), got {starts.shape}."
+            )
+        out = states_buffer(out, (K, H + 1, self.nx))
+        self._multi_start_kernel(starts, U, self.params_vector(), out)
         return out
 
     def rollout_unchecked(self, x0: FloatArray, U: FloatArray, out: FloatArray) -> FloatArray:
@@ -111,6 +138,7 @@ class StepDynamics(RolloutMixin):
         self.action_low, self.action_high = lo, hi
         self.step_function = step
         self._kernel = make_rollout_kernel(step)
+        self._multi_start_kernel = make_rollout_kernel(step, multi_start=True)
 
     @property
     def nx(self) -> int:
@@ -149,6 +177,7 @@ class AnalyticModel(RolloutMixin):
             step = step.__func__ if isinstance(step, staticmethod) else step
             cls.step_function = staticmethod(step)
             cls._kernel = staticmethod(make_rollout_kernel(step))
+            cls._multi_start_kernel = staticmethod(make_rollout_kernel(step, multi_start=True))
 
     @property
     def action_low(self) -> FloatArray:

@@ -11,6 +11,12 @@ sampler started on the symmetry line has no reason to prefer a side.
   at (2, 0) and (4.5, 0). Four routes: above/below each, labelled
   ``above-above``, ``above-below``, ``below-above``, ``below-below`` (first
   obstacle first).
+* ``nav_trap``: from (0, 0) to (5, 0) past a cup of three walls (capsules)
+  whose open side faces the start, right on the straight line. Two routes:
+  ``above`` or ``below`` the cup. The goal is behind the cup's back wall, so a
+  planner that follows the goal cost greedily drives into the cup and stays
+  there (a local minimum for any horizon that cannot see around the cup); the
+  demonstrations never enter it.
 * ``arm_reach_around``: a planar two-link arm under gravity (torque limits
   25/10 N m) sweeps from straight down-left (shoulder at -150 deg) to straight
   down-right (-30 deg) past a post (a disc of radius 0.2 at (0, -1.7), below
@@ -35,6 +41,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -66,6 +73,12 @@ class NavLayout:
         goal: goal position (m); the goal velocity is zero.
         obstacles: discs ``(cx, cy, radius)``, ordered along the way from start to goal.
         steps: episode length in control steps.
+        walls: capsules ``(ax, ay, bx, by, radius)`` (segments thickened by a radius).
+        detours: the points the routes pass above or below, ``(cx, cy, height)``
+            in order from start to goal, ``height`` the nominal height of the
+            demonstrations' detour bump there. Empty: one per disc, at its
+            centre, ``radius + 0.5`` high.
+        detour_width: std (m) of the demonstrations' Gaussian detour bumps.
     """
 
     name: str
@@ -73,13 +86,23 @@ class NavLayout:
     goal: tuple[float, float]
     obstacles: tuple[tuple[float, float, float], ...]
     steps: int
+    walls: tuple[tuple[float, float, float, float, float], ...] = ()
+    detours: tuple[tuple[float, float, float], ...] = ()
+    detour_width: float = 0.8
+
+    @property
+    def detour_points(self) -> tuple[tuple[float, float, float], ...]:
+        """``detours``, or one per disc: ``(cx, cy, radius + 0.5)``."""
+        if self.detours:
+            return self.detours
+        return tuple((cx, cy, r + 0.5) for cx, cy, r in self.obstacles)
 
     @property
     def routes(self) -> tuple[str, ...]:
-        """All route labels: ``above``/``below`` for each obstacle, joined by ``-``."""
+        """All route labels: ``above``/``below`` for each detour point, joined by ``-``."""
         return tuple(
             "-".join(sides)
-            for sides in itertools.product(("above", "below"), repeat=len(self.obstacles))
+            for sides in itertools.product(("above", "below"), repeat=len(self.detour_points))
         )
 
     @property
@@ -90,6 +113,28 @@ class NavLayout:
     def goal_state(self) -> FloatArray:
         return np.array([*self.goal, 0.0, 0.0])
 
+    def scene(self) -> Any:
+        """The obstacles as a ``cost.Scene`` (discs and walls)."""
+        from cost import Scene
+
+        return Scene(
+            circles=[list(c) for c in self.obstacles], capsules=[list(w) for w in self.walls]
+        )
+
+    def clearance(self, positions: ArrayLike) -> FloatArray:
+        """Signed distance of each position to the nearest obstacle or wall, Shape=(...,)."""
+        p = np.asarray(positions, dtype=np.float64)
+        flat = np.zeros((1, p[..., 0].size, 2))
+        flat[0] = p.reshape(-1, p.shape[-1])[:, :2]
+        return np.asarray(self.scene().distances(flat)[0].reshape(p.shape[:-1]))
+
+
+TRAP_WALLS = (
+    (1.8, 1.0, 3.0, 1.0, 0.1),
+    (3.0, -1.0, 3.0, 1.0, 0.1),
+    (1.8, -1.0, 3.0, -1.0, 0.1),
+)
+"""The cup of ``nav_trap``: two side walls and a back wall, 0.2 m thick, open toward the start."""
 
 NAV_LAYOUTS: dict[str, NavLayout] = {
     "nav_one_obstacle": NavLayout(
@@ -104,6 +149,16 @@ NAV_LAYOUTS: dict[str, NavLayout] = {
         start=(0.0, 0.0),
         goal=(6.5, 0.0),
         obstacles=((2.0, 0.0, 0.5), (4.5, 0.0, 0.5)),
+        steps=90,
+    ),
+    "nav_trap": NavLayout(
+        name="nav_trap",
+        start=(0.0, 0.0),
+        goal=(5.0, 0.0),
+        obstacles=(),
+        walls=TRAP_WALLS,
+        detours=((2.4, 0.0, 2.0),),
+        detour_width=1.1,
         steps=90,
     ),
 }
@@ -138,9 +193,10 @@ def obstacle_clearance(positions: ArrayLike, obstacles: ArrayLike) -> FloatArray
 def classify_nav_route(positions: ArrayLike, layout: NavLayout) -> str:
     """The route a path took: which side of each obstacle it passed.
 
-    For each obstacle, the path's height where it first crosses the vertical
-    line through the obstacle's centre (interpolated between samples) decides
-    ``above`` or ``below``. A path that never crosses that line is ``none``.
+    For each detour point (``layout.detour_points``: by default the discs'
+    centres), the path's height where it first crosses the vertical line
+    through it (interpolated between samples) decides ``above`` or ``below``.
+    A path that never crosses that line is ``none``.
 
     Args:
         positions: the path, Shape=(T, >=2) (states work: only columns 0 and 1 are read).
@@ -151,7 +207,7 @@ def classify_nav_route(positions: ArrayLike, layout: NavLayout) -> str:
     """
     p = np.asarray(positions, dtype=np.float64)
     sides = []
-    for cx, cy, _ in layout.obstacles:
+    for cx, cy, _ in layout.detour_points:
         ahead = np.flatnonzero(p[:, 0] >= cx)
         if ahead.size == 0:
             sides.append("none")
@@ -200,7 +256,6 @@ def _navigation_task(layout: NavLayout) -> Task:
         CostSum,
         ObstacleConstraint,
         ObstacleProximity,
-        Scene,
         StateTracking,
         Term,
         TerminalState,
@@ -208,7 +263,7 @@ def _navigation_task(layout: NavLayout) -> Task:
     from dynamics import PointMass2D
 
     model = PointMass2D(mass=NAV_MASS, drag=NAV_DRAG, dt=NAV_DT, max_force=NAV_MAX_FORCE)
-    scene = Scene(circles=[list(c) for c in layout.obstacles])
+    scene = layout.scene()
     goal = layout.goal_state
     goal_xy = goal[:2].copy()
     cost = CostSum(
@@ -233,7 +288,12 @@ def _navigation_task(layout: NavLayout) -> Task:
         success=success,
         # horizon 16 = the length of an IMLE action chunk (1.6 s): the MPC sees as
         # far ahead as its learned proposals reach.
-        hints=PlannerHints(num_samples=256, horizon=16, noise_sigma=1.0, temperature=0.5),
+        # policy_lookahead 32: IMLE-MPC charges each candidate what following the
+        # generator for 3.2 s more would cost, which sees around nav_trap's cup (16 is
+        # too short there: 3/20 episodes; 32: 20/20). It does not change the others.
+        hints=PlannerHints(
+            num_samples=256, horizon=16, noise_sigma=1.0, temperature=0.5, policy_lookahead=32
+        ),
         scene=scene,
         safety_constraints=(ObstacleConstraint(scene, margin=0.0, name="collision"),),
         velocity_dims=(2, 3),
@@ -249,6 +309,11 @@ def nav_one_obstacle() -> Task:
 def nav_two_obstacles() -> Task:
     """Point mass from (0, 0) to (6.5, 0) past two discs in a row: 4 routes."""
     return _navigation_task(NAV_LAYOUTS["nav_two_obstacles"])
+
+
+def nav_trap() -> Task:
+    """Point mass from (0, 0) to (5, 0) around a cup that opens toward it: 2 routes."""
+    return _navigation_task(NAV_LAYOUTS["nav_trap"])
 
 
 # --- Two-link arm reaching around a post ----------------------------------------------------
@@ -432,6 +497,7 @@ def arm_reach_around() -> Task:
 TASK_BUILDERS: dict[str, Callable[[], Task]] = {
     "nav_one_obstacle": nav_one_obstacle,
     "nav_two_obstacles": nav_two_obstacles,
+    "nav_trap": nav_trap,
     "arm_reach_around": arm_reach_around,
 }
 """The multi-modal tasks of this module, by name (for ``imle_mpc.tasks.TASKS``)."""
@@ -495,6 +561,7 @@ __all__ = [
     "make_multimodal_task",
     "nav_layout",
     "nav_one_obstacle",
+    "nav_trap",
     "nav_two_obstacles",
     "obstacle_clearance",
     "task_routes",

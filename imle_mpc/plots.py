@@ -23,13 +23,21 @@ def new_figure(n_panels: int) -> tuple[Any, Any]:
 
 
 def draw_scene(ax: Any, scene: Any) -> None:
-    """Draw circles and boxes of a ``cost.Scene`` on a matplotlib axis."""
-    from matplotlib.patches import Circle, Rectangle
+    """Draw the circles, boxes and capsules of a ``cost.Scene`` on a matplotlib axis."""
+    from matplotlib.patches import Circle, Polygon, Rectangle
 
     for cx, cy, r in scene.circle_array:
         ax.add_patch(Circle((cx, cy), r, color="0.35", alpha=0.8))
     for cx, cy, hw, hh in scene.box_array:
         ax.add_patch(Rectangle((cx - hw, cy - hh), 2 * hw, 2 * hh, color="0.35", alpha=0.8))
+    for *ends, r in scene.capsule_array:  # a capsule: a band between two discs
+        a, b = np.asarray(ends[:2]), np.asarray(ends[2:])
+        along = (b - a) / max(float(np.linalg.norm(b - a)), 1e-12)
+        side = r * np.array([-along[1], along[0]])
+        band = [a + side, b + side, b - side, a - side]
+        ax.add_patch(Polygon(band, closed=True, color="0.35", alpha=0.8, linewidth=0))
+        for centre in (a, b):
+            ax.add_patch(Circle(tuple(centre), r, color="0.35", alpha=0.8, linewidth=0))
 
 
 def plot_paths(

@@ -10,6 +10,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 SHIPPED_GENERATORS = (
     "nav_one_obstacle",
     "nav_two_obstacles",
+    "nav_trap",
     "arm_reach_around",
     "panda_reach_around",
 )

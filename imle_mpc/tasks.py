@@ -25,12 +25,20 @@ def wrap_angle(angle: FloatArray | float) -> Any:
 
 @dataclass(frozen=True)
 class PlannerHints:
-    """Planner settings known to work for a task (a starting point, not a limit)."""
+    """Planner settings known to work for a task (a starting point, not a limit).
+
+    Attributes:
+        num_samples, horizon, noise_sigma, temperature: for the sampling planners.
+        policy_lookahead: for IMLE-MPC, steps of the generator's own continuation
+            past each candidate whose cost is added (``IMLEMPCConfig.cost_to_go_steps``;
+            0 = none). Tasks whose greedy goal cost has a dead end need it.
+    """
 
     num_samples: int = 256
     horizon: int = 30
     noise_sigma: float | tuple[float, ...] = 1.0
     temperature: float = 1.0
+    policy_lookahead: int = 0
 
 
 @dataclass(frozen=True)
@@ -203,6 +211,7 @@ TASKS: dict[str, Callable[[], Task]] = {
     "point_mass": point_mass_obstacle,
     "nav_one_obstacle": _multimodal("nav_one_obstacle"),
     "nav_two_obstacles": _multimodal("nav_two_obstacles"),
+    "nav_trap": _multimodal("nav_trap"),
     "arm_reach_around": _multimodal("arm_reach_around"),
     "panda_reach_around": panda_reach_around,
 }

@@ -34,6 +34,7 @@ from imle_mpc.validation import (
     require_non_negative,
     require_positive,
 )
+from planners.cost_to_go import PolicyCostToGo
 from planners.sampling import SamplingConfig, SamplingPlanner, as_cost_sum
 
 ObservationFn = Callable[[FloatArray], FloatArray]
@@ -142,6 +143,12 @@ class IMLEMPCConfig(SamplingConfig):
             warm-start row is replaced by a fresh chunk and the consistency
             term picks the chunk closest to what is left of the old plan (the
             IMLE policy's re-sampling every executed horizon, inside the MPC).
+        cost_to_go_steps: steps of the generator's own continuation past each
+            candidate's end whose task cost is added (``PolicyCostToGo``; 0 = off).
+            It lets the MPC see around what its horizon cannot (a dead end that
+            looks like progress); each step costs one more batched generator
+            pass per ``action_horizon`` steps.
+        cost_to_go_weight: weight of that term.
     """
 
     horizon: int = 16
@@ -156,10 +163,14 @@ class IMLEMPCConfig(SamplingConfig):
     num_elites: int = 8
     mode_radius: float = 0.25
     max_plan_age: int | None = 8
+    cost_to_go_steps: int = 0
+    cost_to_go_weight: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_int_at_least("IMLEMPCConfig", "num_imle", self.num_imle, 1)
+        require_int_at_least("IMLEMPCConfig", "cost_to_go_steps", self.cost_to_go_steps, 0)
+        require_non_negative("IMLEMPCConfig", "cost_to_go_weight", self.cost_to_go_weight)
         if self.max_plan_age is not None:
             require_int_at_least("IMLEMPCConfig", "max_plan_age", self.max_plan_age, 1)
         require_int_at_least("IMLEMPCConfig", "num_gaussian", self.num_gaussian, 0)
@@ -328,6 +339,12 @@ class IMLEMPC(SamplingPlanner):
             terms.append(
                 Term("consistency", ConsistencyCost(self.reference), config.consistency_weight)
             )
+        if config.cost_to_go_steps > 0 and config.cost_to_go_weight > 0:
+            to_go = PolicyCostToGo(
+                generator, observation_fn, dynamics, task_cost, config.cost_to_go_steps,
+                constraints,
+            )  # fmt: skip
+            terms.append(Term("cost_to_go", to_go, config.cost_to_go_weight))
         sampler = IMLESampler(
             generator, observation_fn, config, dynamics.action_low, dynamics.action_high,
             self.reference,

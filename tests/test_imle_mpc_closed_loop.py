@@ -22,7 +22,7 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("task_name", ["nav_one_obstacle", "nav_two_obstacles"])
+@pytest.mark.parametrize("task_name", ["nav_one_obstacle", "nav_two_obstacles", "nav_trap"])
 def test_shipped_generator_proposes_every_route(task_name: str) -> None:
     task = make_task(task_name)
     gen = load_task_generator(task_name)
@@ -51,6 +51,20 @@ def test_imle_mpc_two_obstacles() -> None:
     record = run_episode(task, make_planner("imle_mpc", task, seed=0, num_samples=16), 0)
     assert record.success and task.scene.distances(record.states[None]).min() > 0.0
     assert classify_route(task.name, record.states) in task_routes_of(task.name)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_imle_mpc_sees_around_the_trap_with_the_policy_lookahead(seed: int) -> None:
+    """nav_trap: greedy in its horizon IMLE-MPC drives into the cup; the lookahead does not."""
+    from dataclasses import replace
+
+    task = make_task("nav_trap")
+    assert task.hints.policy_lookahead > 0
+    record = run_episode(task, make_planner("imle_mpc", task, seed=seed, num_samples=16), seed)
+    assert record.success and task.scene.distances(record.states[None]).min() > 0.0
+    greedy_task = replace(task, hints=replace(task.hints, policy_lookahead=0))
+    greedy = make_planner("imle_mpc", greedy_task, seed=seed, num_samples=16)
+    assert not run_episode(greedy_task, greedy, seed).success
 
 
 def task_routes_of(name: str) -> tuple[str, ...]:

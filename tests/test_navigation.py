@@ -22,7 +22,6 @@ from imle_mpc.navigation import (
     classify_route,
     make_multimodal_task,
     nav_layout,
-    obstacle_clearance,
     task_routes,
 )
 from imle_mpc.tasks import Task
@@ -91,7 +90,7 @@ def test_straight_line_through_the_obstacles_fails(name: str) -> None:
     task = make_multimodal_task(name)
     layout = nav_layout(name)
     states = _straight_states(task, layout.goal_state)
-    assert obstacle_clearance(states[:, :2], layout.obstacles).min() < 0.0
+    assert layout.clearance(states[:, :2]).min() < 0.0
     assert not task.success(states)
     X = states[None]
     assert task.constraints[0].violation(X, np.zeros((1, task.steps, 2)))[0] > 0.0
@@ -131,6 +130,35 @@ def test_classify_nav_route_on_synthetic_paths() -> None:
     assert layout.routes == ("above-above", "above-below", "below-above", "below-below")
     short = np.stack([np.linspace(0, 3, 10), np.ones(10)], 1)
     assert classify_route("nav_two_obstacles", short) == "above-none"
+
+
+def test_trap_cup_is_a_dead_end_on_the_straight_line() -> None:
+    """nav_trap: the straight line enters the cup and hits its back wall; the routes pass it."""
+    layout = nav_layout("nav_trap")
+    assert layout.obstacles == () and len(layout.walls) == 3
+    assert layout.routes == ("above", "below")
+    # Inside the cup (open toward the start) is free space, the back wall is not.
+    assert layout.clearance(np.array([2.4, 0.0])) > 0.5
+    assert layout.clearance(np.array([3.0, 0.0])) == pytest.approx(-0.1)
+    # The cup's mouth faces the start: from (1.0, 0) the way in is free, the way through is not.
+    inside = np.stack([np.linspace(1.0, 2.8, 20), np.zeros(20)], 1)
+    assert layout.clearance(inside).min() > 0.0
+    # A disc layout's clearance is the discs' signed distance.
+    one = nav_layout("nav_one_obstacle")
+    p = np.array([[2.0, 1.0], [0.0, 0.0]])
+    np.testing.assert_allclose(one.clearance(p), np.linalg.norm(p - [2.0, 0.0], axis=1) - 0.7)
+
+
+def test_plain_mppi_is_stuck_in_the_trap() -> None:
+    """The reason for nav_trap: greedy sampling MPC drives into the cup, whatever its K."""
+    from imle_mpc.episodes import make_planner, run_episode
+
+    task = make_multimodal_task("nav_trap")
+    for k in (64, 1024):
+        record = run_episode(task, make_planner("mppi", task, seed=0, num_samples=k), seed=0)
+        assert not record.success
+        final = record.states[-1, :2]
+        assert 1.8 < final[0] < 3.0 and abs(final[1]) < 1.0, final  # inside the cup
 
 
 def test_arm_clearance_matches_a_sampled_reference(rng: np.random.Generator) -> None:

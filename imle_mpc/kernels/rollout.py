@@ -50,7 +50,7 @@ def inline_copy(fn: Any) -> Any:
     return _INLINE_CACHE[fn]
 
 
-def make_rollout_kernel(step: Any) -> Any:
+def make_rollout_kernel(step: Any, multi_start: bool = False) -> Any:
     """Build ``rollout(x0, U, params, X)`` from a single-step ``@njit`` function.
 
     The kernel writes ``X[k, 0] = x0`` and ``X[k, t+1] = step(X[k, t], U[k, t])``
@@ -60,33 +60,51 @@ def make_rollout_kernel(step: Any) -> Any:
         step: ``@njit`` function ``step(x, u, params, out)`` that writes the next
             state into ``out``. It must not allocate in the hot path if you care
             about speed, and must not write into ``x``.
+        multi_start: every sample starts from its own state: ``x0`` is
+            Shape=(K, nx) and ``X[k, 0] = x0[k]`` (continuations from the ends
+            of K rollouts, for instance).
 
     Returns:
-        A compiled-on-first-call kernel ``rollout(x0 Shape=(nx,), U Shape=(K, H, nu),
-        params Shape=(p,), X Shape=(K, H+1, nx)) -> None``.
+        A compiled-on-first-call kernel ``rollout(x0 Shape=(nx,) or (K, nx),
+        U Shape=(K, H, nu), params Shape=(p,), X Shape=(K, H+1, nx)) -> None``.
     """
     _require_njit(step, "step", "Decorate it with @numba.njit (write the next state into `out`).")
     step_fn = inline_copy(step)
+
+    @nb.njit(inline="always")
+    def advance(U, params, X, k0, k1):  # pragma: no cover - compiled
+        # Blocks of BLOCK samples advance in lockstep, so their step-to-step
+        # dependency chains overlap in the CPU (see kernels.fused).
+        for t in range(U.shape[1]):
+            for k in range(k0, k1):
+                step_fn(X[k, t], U[k, t], params, X[k, t + 1])
 
     # error_model="numpy": a division by zero gives inf/NaN (an infinite cost
     # downstream) instead of raising, and without the exception branches Numba
     # drops the reference counting of the per-step views.
     @nb.njit(parallel=True, fastmath=False, error_model="numpy")
     def rollout(x0, U, params, X):  # pragma: no cover - compiled
-        K, H, _ = U.shape
-        # Blocks of BLOCK samples advance in lockstep, so their step-to-step
-        # dependency chains overlap in the CPU (see kernels.fused).
+        K = U.shape[0]
         for b in nb.prange((K + BLOCK - 1) // BLOCK):
             k0 = b * BLOCK
             k1 = min(k0 + BLOCK, K)
             for k in range(k0, k1):
                 for i in range(x0.shape[0]):
                     X[k, 0, i] = x0[i]
-            for t in range(H):
-                for k in range(k0, k1):
-                    step_fn(X[k, t], U[k, t], params, X[k, t + 1])
+            advance(U, params, X, k0, k1)
 
-    return rollout
+    @nb.njit(parallel=True, fastmath=False, error_model="numpy")
+    def rollout_multi_start(x0, U, params, X):  # pragma: no cover - compiled
+        K = U.shape[0]
+        for b in nb.prange((K + BLOCK - 1) // BLOCK):
+            k0 = b * BLOCK
+            k1 = min(k0 + BLOCK, K)
+            for k in range(k0, k1):
+                for i in range(x0.shape[1]):
+                    X[k, 0, i] = x0[k, i]
+            advance(U, params, X, k0, k1)
+
+    return rollout_multi_start if multi_start else rollout
 
 
 @nb.njit
