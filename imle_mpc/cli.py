@@ -26,7 +26,7 @@ import numpy as np
 from imle_mpc.errors import InputError
 from imle_mpc.runner import EpisodeRecord
 
-DEMO_TASKS = ("nav_one_obstacle", "nav_two_obstacles")
+DEMO_TASKS = ("nav_one_obstacle", "nav_two_obstacles", "nav_trap")
 
 
 def _episodes(

@@ -81,7 +81,7 @@ def _make_learned_planner(
     if kind == "latent_imle":
         latent_config = LatentPlanConfig(
             horizon=gen.horizon, num_samples=n + 1, num_elites=max(2, n // 4), seed=seed,
-            record_samples=record_samples,
+            record_samples=record_samples, cost_to_go_steps=task.hints.policy_lookahead,
         )  # fmt: skip
         return LatentIMLEMPC(
             task.dynamics, task.cost, gen, observation, latent_config, task.constraints

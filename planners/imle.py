@@ -339,12 +339,10 @@ class IMLEMPC(SamplingPlanner):
             terms.append(
                 Term("consistency", ConsistencyCost(self.reference), config.consistency_weight)
             )
-        if config.cost_to_go_steps > 0 and config.cost_to_go_weight > 0:
-            to_go = PolicyCostToGo(
-                generator, observation_fn, dynamics, task_cost, config.cost_to_go_steps,
-                constraints,
-            )  # fmt: skip
-            terms.append(Term("cost_to_go", to_go, config.cost_to_go_weight))
+        terms += cost_to_go_terms(
+            generator, observation_fn, dynamics, task_cost, constraints,
+            config.cost_to_go_steps, config.cost_to_go_weight,
+        )  # fmt: skip
         sampler = IMLESampler(
             generator, observation_fn, config, dynamics.action_low, dynamics.action_high,
             self.reference,
@@ -385,6 +383,7 @@ class LatentPlanConfig(SamplingConfig):
         init_sigma: latent std at the start of each step.
         min_sigma: floor on the refit latent std.
         num_elites: samples the latent mean and std are refit to.
+        cost_to_go_steps, cost_to_go_weight: as in ``IMLEMPCConfig``.
     """
 
     horizon: int = 16
@@ -394,9 +393,13 @@ class LatentPlanConfig(SamplingConfig):
     init_sigma: float = 1.0
     min_sigma: float = 0.05
     num_elites: int = 8
+    cost_to_go_steps: int = 0
+    cost_to_go_weight: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require_int_at_least("LatentPlanConfig", "cost_to_go_steps", self.cost_to_go_steps, 0)
+        require_non_negative("LatentPlanConfig", "cost_to_go_weight", self.cost_to_go_weight)
         require_positive("LatentPlanConfig", "latent_bound", self.latent_bound)
         require_positive("LatentPlanConfig", "init_sigma", self.init_sigma)
         require_positive("LatentPlanConfig", "min_sigma", self.min_sigma)
@@ -480,7 +483,29 @@ class LatentIMLEMPC(SamplingPlanner):
         sampler = LatentCEMSampler(
             generator, observation_fn, config, dynamics.action_low, dynamics.action_high
         )
-        super().__init__(dynamics, cost, sampler, ArgminSelector(), config, constraints)
+        task_cost = as_cost_sum(cost)
+        to_go = cost_to_go_terms(
+            generator, observation_fn, dynamics, task_cost, constraints,
+            config.cost_to_go_steps, config.cost_to_go_weight,
+        )  # fmt: skip
+        full_cost = CostSum(*task_cost.terms, *to_go) if to_go else task_cost
+        super().__init__(dynamics, full_cost, sampler, ArgminSelector(), config, constraints)
+
+
+def cost_to_go_terms(
+    generator: ChunkGenerator,
+    observation_fn: ObservationFn,
+    dynamics: Dynamics,
+    task_cost: CostSum,
+    constraints: Sequence[Constraint],
+    steps: int,
+    weight: float,
+) -> list[Term]:
+    """The ``cost_to_go`` term of a generator-driven planner, or nothing when it is off."""
+    if steps <= 0 or weight <= 0:
+        return []
+    to_go = PolicyCostToGo(generator, observation_fn, dynamics, task_cost, steps, constraints)
+    return [Term("cost_to_go", to_go, weight)]
 
 
 def check_generator_matches(

@@ -67,6 +67,12 @@ def test_imle_mpc_sees_around_the_trap_with_the_policy_lookahead(seed: int) -> N
     assert not run_episode(greedy_task, greedy, seed).success
 
 
+def test_latent_planning_with_the_lookahead_escapes_the_trap() -> None:
+    task = make_task("nav_trap")
+    record = run_episode(task, make_planner("latent_imle", task, seed=0, num_samples=16), 0)
+    assert record.success and task.scene.distances(record.states[None]).min() > 0.0
+
+
 def task_routes_of(name: str) -> tuple[str, ...]:
     from imle_mpc.navigation import task_routes
 
