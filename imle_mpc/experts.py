@@ -132,7 +132,7 @@ def nav_reference_path(
     p0 = np.asarray(layout.start if start is None else start, dtype=np.float64)
     p1 = np.asarray(layout.goal, dtype=np.float64)
     h = np.asarray(
-        [h for _, _, h in points] if heights is None else heights,
+        [d.height for d in points] if heights is None else heights,
         dtype=np.float64,
     )
     std = layout.detour_width if width is None else width
@@ -141,9 +141,9 @@ def nav_reference_path(
 
     def bumps(xs: FloatArray) -> FloatArray:
         total = np.zeros_like(xs)
-        for (cx, _, _), side, height in zip(points, sides, h, strict=True):
+        for detour, side, height in zip(points, sides, h, strict=True):
             sign = 1.0 if side == "above" else -1.0
-            total += sign * height * np.exp(-0.5 * ((xs - cx) / std) ** 2)
+            total += sign * height * np.exp(-0.5 * ((xs - detour.cx) / std) ** 2)
         return total
 
     ends = bumps(np.array([p0[0], p1[0]]))
@@ -350,7 +350,7 @@ def make_expert(
     x0 = np.array(task.initial_state, dtype=np.float64)
     if task.name in NAV_LAYOUTS:
         layout = NAV_LAYOUTS[task.name]
-        heights = np.array([h for _, _, h in layout.detour_points])
+        heights = np.array([d.height for d in layout.detour_points])
         speed = NAV_CRUISE_SPEED
         if rng is not None:
             x0[:2] += rng.uniform(-0.05, 0.05, size=2)

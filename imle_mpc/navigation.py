@@ -41,7 +41,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba as nb
 import numpy as np
@@ -63,6 +63,22 @@ NAV_GOAL_TOLERANCE = 0.25
 """Success: the final position lies within this distance (m) of the goal."""
 
 
+class Detour(NamedTuple):
+    """A place the routes pass above or below.
+
+    Attributes:
+        cx, cy: the point (m); routes are told apart where they cross ``x = cx``.
+        height: nominal height (m) of the demonstrations' detour bump there.
+        extent: half the height (m) of what blocks the way there: a path that
+            crosses ``x = cx`` within ``extent`` of ``cy`` went through (or into) it.
+    """
+
+    cx: float
+    cy: float
+    height: float
+    extent: float
+
+
 @dataclass(frozen=True)
 class NavLayout:
     """Geometry of a navigation task.
@@ -74,10 +90,9 @@ class NavLayout:
         obstacles: discs ``(cx, cy, radius)``, ordered along the way from start to goal.
         steps: episode length in control steps.
         walls: capsules ``(ax, ay, bx, by, radius)`` (segments thickened by a radius).
-        detours: the points the routes pass above or below, ``(cx, cy, height)``
-            in order from start to goal, ``height`` the nominal height of the
-            demonstrations' detour bump there. Empty: one per disc, at its
-            centre, ``radius + 0.5`` high.
+        detours: the points the routes pass above or below (``Detour``), in
+            order from start to goal. Empty: one per disc, at its centre,
+            ``radius + 0.5`` high, the radius as its half extent.
         detour_width: std (m) of the demonstrations' Gaussian detour bumps.
     """
 
@@ -87,15 +102,15 @@ class NavLayout:
     obstacles: tuple[tuple[float, float, float], ...]
     steps: int
     walls: tuple[tuple[float, float, float, float, float], ...] = ()
-    detours: tuple[tuple[float, float, float], ...] = ()
+    detours: tuple[Detour, ...] = ()
     detour_width: float = 0.8
 
     @property
-    def detour_points(self) -> tuple[tuple[float, float, float], ...]:
-        """``detours``, or one per disc: ``(cx, cy, radius + 0.5)``."""
+    def detour_points(self) -> tuple[Detour, ...]:
+        """``detours``, or one per disc: ``Detour(cx, cy, radius + 0.5, radius)``."""
         if self.detours:
             return self.detours
-        return tuple((cx, cy, r + 0.5) for cx, cy, r in self.obstacles)
+        return tuple(Detour(cx, cy, r + 0.5, r) for cx, cy, r in self.obstacles)
 
     @property
     def routes(self) -> tuple[str, ...]:
@@ -157,7 +172,7 @@ NAV_LAYOUTS: dict[str, NavLayout] = {
         goal=(5.0, 0.0),
         obstacles=(),
         walls=TRAP_WALLS,
-        detours=((2.4, 0.0, 2.0),),
+        detours=(Detour(2.4, 0.0, height=2.0, extent=1.1),),
         detour_width=1.1,
         steps=90,
     ),
@@ -195,19 +210,20 @@ def classify_nav_route(positions: ArrayLike, layout: NavLayout) -> str:
 
     For each detour point (``layout.detour_points``: by default the discs'
     centres), the path's height where it first crosses the vertical line
-    through it (interpolated between samples) decides ``above`` or ``below``.
-    A path that never crosses that line is ``none``.
+    through it (interpolated between samples) decides ``above`` or ``below``;
+    within the point's ``extent`` it is ``through`` (into the obstacle or the
+    cup). A path that never crosses that line is ``none``.
 
     Args:
         positions: the path, Shape=(T, >=2) (states work: only columns 0 and 1 are read).
         layout: the task's geometry.
 
     Returns:
-        A label from ``layout.routes``, or one containing ``none``.
+        A label from ``layout.routes``, or one containing ``none`` or ``through``.
     """
     p = np.asarray(positions, dtype=np.float64)
     sides = []
-    for cx, cy, _ in layout.detour_points:
+    for cx, cy, _, extent in layout.detour_points:
         ahead = np.flatnonzero(p[:, 0] >= cx)
         if ahead.size == 0:
             sides.append("none")
@@ -219,7 +235,10 @@ def classify_nav_route(positions: ArrayLike, layout: NavLayout) -> str:
             x0, x1 = p[i - 1, 0], p[i, 0]
             w = (cx - x0) / (x1 - x0) if x1 != x0 else 1.0
             y = p[i - 1, 1] + w * (p[i, 1] - p[i - 1, 1])
-        sides.append("above" if y >= cy else "below")
+        if abs(y - cy) < extent:
+            sides.append("through")
+        else:
+            sides.append("above" if y >= cy else "below")
     return "-".join(sides)
 
 
@@ -552,6 +571,7 @@ __all__ = [
     "NAV_MAX_FORCE",
     "TASK_BUILDERS",
     "ArmPostConstraint",
+    "Detour",
     "NavLayout",
     "arm_clearance",
     "arm_post_distance",

@@ -92,6 +92,7 @@ def test_straight_line_through_the_obstacles_fails(name: str) -> None:
     states = _straight_states(task, layout.goal_state)
     assert layout.clearance(states[:, :2]).min() < 0.0
     assert not task.success(states)
+    assert "through" in classify_route(name, states)
     X = states[None]
     assert task.constraints[0].violation(X, np.zeros((1, task.steps, 2)))[0] > 0.0
 
@@ -143,6 +144,9 @@ def test_trap_cup_is_a_dead_end_on_the_straight_line() -> None:
     # The cup's mouth faces the start: from (1.0, 0) the way in is free, the way through is not.
     inside = np.stack([np.linspace(1.0, 2.8, 20), np.zeros(20)], 1)
     assert layout.clearance(inside).min() > 0.0
+    # A path that ends inside the cup took no route: it went into the cup.
+    assert classify_route("nav_trap", inside) == "through"
+    assert classify_route("nav_trap", inside + [0.0, 1.5]) == "above"
     # A disc layout's clearance is the discs' signed distance.
     one = nav_layout("nav_one_obstacle")
     p = np.array([[2.0, 1.0], [0.0, 0.0]])
