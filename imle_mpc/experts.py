@@ -72,7 +72,7 @@ DEFAULT_NUM_DEMOS: dict[str, int] = {
     "nav_one_obstacle": 20,
     "nav_two_obstacles": 40,
     "nav_trap": 30,
-    "arm_reach_around": 20,
+    "arm_reach_around": 30,
 }
 """Demonstrations in the shipped dataset of each task."""
 DEFAULT_SEED = 0
@@ -296,6 +296,75 @@ def _arm_inverse_dynamics(model: Any, state: FloatArray, qdd: FloatArray) -> Flo
     return np.asarray(np.linalg.solve(m_inv, qdd - a0))
 
 
+@dataclass(frozen=True)
+class DemoPushes:
+    """Pushes that knock a demonstration off its reference, so the data shows recovery.
+
+    A scripted expert tracks its reference so tightly that clean runs never
+    leave it, and a generator trained on them has never seen a state off the
+    nominal path: there it proposes nothing useful (the arm: the gravity torque
+    of wherever it rests, so a small offset from the goal is never corrected;
+    the trap: slow or off-route states at the cup's mouth, from which it drives
+    in). With pushes, the recorded actions include the expert's recoveries
+    (the idea of DART: perturb the states the expert is asked about).
+
+    Attributes:
+        probability: chance per step of a push (never in the last ``quiet_steps``).
+        std: std of the Gaussian jump of each state entry, Shape=(nx,).
+        quiet_steps: steps at the end of a demonstration that are never pushed.
+        tries: a run that fails the expert checks is drawn again, this many times.
+    """
+
+    probability: float
+    std: tuple[float, ...]
+    quiet_steps: int = 10
+    tries: int = 10
+
+
+DEMO_PUSHES: dict[str, DemoPushes] = {
+    "arm_reach_around": DemoPushes(0.05, (0.1, 0.1, 0.5, 0.5)),
+    "nav_trap": DemoPushes(0.05, (0.1, 0.1, 0.3, 0.3)),
+}
+"""The tasks whose demonstrations are pushed (nav_one/nav_two ship clean ones)."""
+
+
+def pushed_rollout(
+    task: Task, route: str, rng: np.random.Generator, pushes: DemoPushes
+) -> ExpertRollout:
+    """An expert run whose state is pushed off the reference now and then (``DemoPushes``).
+
+    A push that would put the state within ``EXPERT_MIN_CLEARANCE`` of an
+    obstacle is not applied; a run that fails the expert checks is drawn again
+    (deterministic for a given ``rng``).
+    """
+    x0, expert = make_expert(task, route, rng)
+    model: Any = task.dynamics
+    step_fn = type(model).step_function
+    params = model.params_vector()
+    low, high = model.action_low, model.action_high
+    steps = task.steps
+    std = np.asarray(pushes.std, dtype=np.float64)
+    X = np.empty((steps + 1, model.nx))
+    U = np.empty((steps, model.nu))
+    reset = getattr(expert, "reset", None)  # the path follower keeps its progress
+    for _ in range(pushes.tries):
+        if reset is not None:
+            reset()
+        X[0] = x0
+        for t in range(steps):
+            U[t] = np.clip(expert(X[t], t), low, high)
+            step_fn(X[t], U[t], params, X[t + 1])
+            if t < steps - pushes.quiet_steps and rng.random() < pushes.probability:
+                pushed = X[t + 1] + rng.normal(0.0, 1.0, model.nx) * std
+                if min_clearance(task.name, pushed[None]) > EXPERT_MIN_CLEARANCE:
+                    X[t + 1] = pushed
+        run = ExpertRollout(route=route, states=X.copy(), actions=U.copy())
+        clear = min_clearance(task.name, run.states) >= EXPERT_MIN_CLEARANCE
+        if clear and task.success(run.states) and classify_route(task.name, X) == route:
+            return run
+    return run  # generate_demonstrations' checks name the failure
+
+
 # --- Rollouts and datasets ------------------------------------------------------------------
 
 
@@ -380,6 +449,8 @@ def expert_rollout(
 ) -> ExpertRollout:
     """Run the expert of ``task_name`` along ``route`` for the task's episode length."""
     task = task if task is not None else TASK_BUILDERS[task_name]()
+    if task_name in DEMO_PUSHES and rng is not None:
+        return pushed_rollout(task, route, rng, DEMO_PUSHES[task_name])
     x0, expert = make_expert(task, route, rng)
     run = simulate(task, x0, expert, task.steps)
     return ExpertRollout(route=route, states=run.states, actions=run.actions)
@@ -437,6 +508,7 @@ def generate_demonstrations(
         obs = observation(run.states[:-1])
         episodes.append(Episode(obs, run.states[:-1].copy(), run.actions.copy()))
     model = task.dynamics
+    pushed = task_name in DEMO_PUSHES
     meta: dict[str, Any] = {
         "task": task_name,
         "dt": float(model.dt),
@@ -450,9 +522,12 @@ def generate_demonstrations(
         "action_names": list(getattr(model, "action_names", ())),
         "action_low": np.asarray(model.action_low).tolist(),
         "action_high": np.asarray(model.action_high).tolist(),
-        "expert": "pure pursuit of a detour path"
-        if task_name in NAV_LAYOUTS
-        else "computed-torque tracking of a fold-sweep-unfold reference",
+        "expert": (
+            "pure pursuit of a detour path"
+            if task_name in NAV_LAYOUTS
+            else "computed-torque tracking of a fold-sweep-unfold reference"
+        )
+        + (", the state pushed off it now and then (pushed_rollout)" if pushed else ""),
         "generator": "imle_mpc.experts.generate_demonstrations",
     }
     return DemoDataset(tuple(episodes), meta)

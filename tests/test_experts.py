@@ -12,6 +12,7 @@ from imle_mpc.demos import DemoDataset
 from imle_mpc.experts import (
     DEFAULT_NUM_DEMOS,
     DEFAULT_SEED,
+    DEMO_PUSHES,
     EXPERT_MIN_CLEARANCE,
     arm_reference,
     balanced_routes,
@@ -77,9 +78,15 @@ def test_dataset_format(name: str) -> None:
         assert len(ep) == task.steps
         np.testing.assert_array_equal(ep.observations, observation(ep.states))
         assert np.all(ep.actions >= model.action_low) and np.all(ep.actions <= model.action_high)
-        # The states are the model's response to the recorded (applied) actions.
-        X = model.rollout(ep.states[0], ep.actions[None])[0, :-1]
-        np.testing.assert_allclose(X, ep.states, atol=1e-9)
+        # The states are the model's response to the recorded (applied) actions, step by
+        # step; some tasks' demonstrations are pushed off the reference now and then
+        # (experts.DEMO_PUSHES), every other transition is the model's.
+        pred = model.rollout_from_states(ep.states[:-1], ep.actions[:-1, None])[:, 1]  # type: ignore[attr-defined]
+        mismatched = np.any(np.abs(pred - ep.states[1:]) > 1e-9, axis=1)
+        if name in DEMO_PUSHES:
+            assert 0 < mismatched.sum() < 0.15 * len(ep)
+        else:
+            assert not mismatched.any()
         assert np.linalg.norm(ep.states[0] - task.initial_state) < 0.1  # jittered start
     meta = ds.meta
     assert meta["task"] == name and meta["seed"] == 0 and meta["num_demos"] == 4

@@ -146,7 +146,7 @@ def test_trap_cup_is_a_dead_end_on_the_straight_line() -> None:
     assert layout.clearance(inside).min() > 0.0
     # A path that ends inside the cup took no route: it went into the cup.
     assert classify_route("nav_trap", inside) == "through"
-    assert classify_route("nav_trap", inside + [0.0, 1.5]) == "above"
+    assert classify_route("nav_trap", inside + np.array([0.0, 1.5])) == "above"
     # A disc layout's clearance is the discs' signed distance.
     one = nav_layout("nav_one_obstacle")
     p = np.array([[2.0, 1.0], [0.0, 0.0]])

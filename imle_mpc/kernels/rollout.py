@@ -71,38 +71,32 @@ def make_rollout_kernel(step: Any, multi_start: bool = False) -> Any:
     _require_njit(step, "step", "Decorate it with @numba.njit (write the next state into `out`).")
     step_fn = inline_copy(step)
 
-    @nb.njit(inline="always")
-    def advance(U, params, X, k0, k1):  # pragma: no cover - compiled
-        # Blocks of BLOCK samples advance in lockstep, so their step-to-step
-        # dependency chains overlap in the CPU (see kernels.fused).
-        for t in range(U.shape[1]):
-            for k in range(k0, k1):
-                step_fn(X[k, t], U[k, t], params, X[k, t + 1])
-
     # error_model="numpy": a division by zero gives inf/NaN (an infinite cost
     # downstream) instead of raising, and without the exception branches Numba
     # drops the reference counting of the per-step views.
     @nb.njit(parallel=True, fastmath=False, error_model="numpy")
-    def rollout(x0, U, params, X):  # pragma: no cover - compiled
-        K = U.shape[0]
+    def advance(U, params, X):  # pragma: no cover - compiled
+        """X[k, t+1] = step(X[k, t], U[k, t]) from the filled-in X[:, 0]."""
+        K, H, _ = U.shape
+        # Blocks of BLOCK samples advance in lockstep, so their step-to-step
+        # dependency chains overlap in the CPU (see kernels.fused).
         for b in nb.prange((K + BLOCK - 1) // BLOCK):
             k0 = b * BLOCK
             k1 = min(k0 + BLOCK, K)
-            for k in range(k0, k1):
-                for i in range(x0.shape[0]):
-                    X[k, 0, i] = x0[i]
-            advance(U, params, X, k0, k1)
+            for t in range(H):
+                for k in range(k0, k1):
+                    step_fn(X[k, t], U[k, t], params, X[k, t + 1])
 
-    @nb.njit(parallel=True, fastmath=False, error_model="numpy")
+    @nb.njit(error_model="numpy")
+    def rollout(x0, U, params, X):  # pragma: no cover - compiled
+        for k in range(U.shape[0]):
+            X[k, 0, :] = x0
+        advance(U, params, X)
+
+    @nb.njit(error_model="numpy")
     def rollout_multi_start(x0, U, params, X):  # pragma: no cover - compiled
-        K = U.shape[0]
-        for b in nb.prange((K + BLOCK - 1) // BLOCK):
-            k0 = b * BLOCK
-            k1 = min(k0 + BLOCK, K)
-            for k in range(k0, k1):
-                for i in range(x0.shape[1]):
-                    X[k, 0, i] = x0[k, i]
-            advance(U, params, X, k0, k1)
+        X[:, 0, :] = x0
+        advance(U, params, X)
 
     return rollout_multi_start if multi_start else rollout
 
