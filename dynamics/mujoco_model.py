@@ -39,6 +39,7 @@ does not.
 from __future__ import annotations
 
 import os
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -213,6 +214,7 @@ class MujocoDynamics:
         mujoco.mj_getState(m, data, self._state0[0], _FULL)
         self._state0[0, 0] = 0.0
         self._pool = mj_rollout.Rollout(nthread=self.num_threads)
+        self._lock = threading.Lock()
         self._datas = [mujoco.MjData(m) for _ in range(max(1, self.num_threads))]
         self._shape: tuple[int, int] = (-1, -1)
         self._models: list[mujoco.MjModel] = []
@@ -263,8 +265,14 @@ class MujocoDynamics:
         """
         x0 = check_state(x0, self.nx, "x0")
         U = check_actions(U, self.nu)
+        out = states_buffer(out, (U.shape[0], U.shape[1] + 1, self.nx))
+        # The work buffers and the MjData are shared by every call: a planner on a
+        # worker thread (a guard deadline) and a plant on the same instance take turns.
+        with self._lock:
+            return self._rollout(x0, U, out)
+
+    def _rollout(self, x0: FloatArray, U: FloatArray, out: FloatArray) -> FloatArray:
         K, H, _ = U.shape
-        out = states_buffer(out, (K, H + 1, self.nx))
         self._ensure_buffers(K, H)
         finite = np.asarray(np.isfinite(U).all(axis=2))
         if not finite.all():  # MuJoCo would run a NaN control as 0 (and log a warning)

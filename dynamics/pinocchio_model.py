@@ -43,6 +43,7 @@ dynamics`` does not.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -146,6 +147,9 @@ class PinocchioDynamics:
         self._data = m.createData()
         self._K = -1
         self._work = np.empty((0, 0))
+        # The work buffers and the pool's datas are shared by every call: a planner on
+        # a worker thread (a guard deadline) and a plant on the same instance take turns.
+        self._lock = threading.Lock()
 
     @classmethod
     def from_example_robot(
@@ -222,8 +226,12 @@ class PinocchioDynamics:
         """
         x0 = check_state(x0, self.nx, "x0")
         U = check_actions(U, self.nu)
+        out = states_buffer(out, (U.shape[0], U.shape[1] + 1, self.nx))
+        with self._lock:
+            return self._rollout(x0, U, out)
+
+    def _rollout(self, x0: FloatArray, U: FloatArray, out: FloatArray) -> FloatArray:
         K, H, nv = U.shape
-        out = states_buffer(out, (K, H + 1, self.nx))
         if self._K != K:
             # Rows: q, v, a for every sample, each (K, nv) C-order, so its transpose is the
             # column-major (nv, K) matrix abaInParallel reads and writes without a copy.
@@ -305,10 +313,11 @@ class PinocchioDynamics:
         Q = X.reshape(-1, self.nx)[:, : self.model.nq]
         P = np.empty((Q.shape[0], len(ids), 3))
         m, d = self.model, self._data
-        for i, q in enumerate(Q):
-            pin.framesForwardKinematics(m, d, q)
-            for j, frame in enumerate(ids):
-                P[i, j] = d.oMf[frame].translation
+        with self._lock:
+            for i, q in enumerate(Q):
+                pin.framesForwardKinematics(m, d, q)
+                for j, frame in enumerate(ids):
+                    P[i, j] = d.oMf[frame].translation
         return P.reshape(*lead, len(ids), 3)
 
     def _frame_id(self, name: str) -> int:
