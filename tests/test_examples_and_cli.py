@@ -31,6 +31,15 @@ def test_example_runs(script: str, args: list[str], expect: str, capsys) -> None
     assert "not upright" not in out
 
 
+def test_escape_the_trap_example(capsys, tmp_path: Path) -> None:
+    module = runpy.run_path(str(REPO / "examples" / "escape_the_trap.py"))
+    assert module["main"](["--episodes", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "MPPI, 1024 samples: success 0/1" in out
+    assert "16 chunks + lookahead: success 1/1" in out
+    assert (tmp_path / "trap.png").stat().st_size > 0
+
+
 def test_run_json_summary_is_last_line(capsys, tmp_path: Path) -> None:
     assert main(["run", "point_mass", "--episodes", "1", "--json", "--out", str(tmp_path)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
