@@ -450,9 +450,17 @@ ARM_FAULTS = FaultConfig(
     push_dims=(2, 3),
     drop_probability=0.1,
 )
-"""Faults the guard keeps ``arm_reach_around`` safe under: joint noise 2 mrad and
-10 mrad/s (std), one step (0.05 s) of delay, a forearm 10 % heavier than modelled,
-a 0.2 rad/s push on 5 % of the steps, 10 % of the planning steps dropped."""
+"""Faults of ``arm_reach_around``: joint noise 2 mrad and 10 mrad/s (std), one step
+(0.05 s) of delay, a forearm 10 % heavier than modelled, a 0.2 rad/s push on 5 % of
+the steps, 10 % of the planning steps dropped.
+
+Measured (``imle-mpc eval --task arm_reach_around --episodes 40 --faults F``):
+without the mass mismatch (``F = noise,delay,push,drop``) guarded IMLE-MPC
+succeeds in 90 % with no violation. The mismatch alone defeats it: the plant
+needs about 1 N m more torque than the model says, no candidate supplies it
+(the proposals are the model's gravity torques), the arm sags short of the goal
+(0 % success) and 5 of 20 episodes touch the post. Compensating a matched model
+error needs an estimate of it (offset-free MPC); not built yet."""
 
 
 @dataclass(frozen=True)
