@@ -265,7 +265,8 @@ def _eval_one(args: argparse.Namespace) -> dict[str, Any]:
     faults = fault_config(task, args.faults, args.fault_scale)
     config = EvalConfig(
         task=args.task, planner=args.planner, episodes=args.episodes, faults=faults,
-        guard=not args.no_guard, num_samples=args.samples, seed=args.seed,
+        guard=not args.no_guard, offset_free=not args.no_offset_free,
+        num_samples=args.samples, seed=args.seed,
     )  # fmt: skip
     label = f"{args.task}/{args.planner}/{'guard' if config.guard else 'no guard'}"
     with tqdm(total=args.episodes, desc=label, disable=args.json, unit="ep") as bar:
@@ -461,6 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ev.add_argument("--fault-scale", type=float, default=1.0, help="multiply every magnitude")
     ev.add_argument("--no-guard", action="store_true", help="execute plans unchecked")
+    ev.add_argument(
+        "--no-offset-free", action="store_true",
+        help="guarded, but without estimating the plant's action offset (model mismatch)",
+    )  # fmt: skip
     ev.add_argument(
         "--out", default=None,
         help="JSON file for the summary and every episode; a sweep's JSON-lines results file",

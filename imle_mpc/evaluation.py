@@ -36,6 +36,8 @@ class EvalConfig:
         episodes: number of seeded episodes (seeds ``seed .. seed + episodes - 1``).
         faults: fault magnitudes (all off by default).
         guard: wrap the planner in ``planners.guard.SafetyGuard``.
+        offset_free: with the guard, also estimate and undo the plant's action
+            offset (``planners.offset_free.OffsetFree``, for model mismatch).
         num_samples: planner samples (generator chunks for the learned planners).
         seed: first episode seed.
     """
@@ -45,6 +47,7 @@ class EvalConfig:
     episodes: int = 200
     faults: FaultConfig = field(default_factory=FaultConfig)
     guard: bool = True
+    offset_free: bool = True
     num_samples: int | None = None
     seed: int = 0
 
@@ -107,22 +110,30 @@ def build_guarded(
     guard: bool,
     action_delay: int = 0,
     deadline: float | None = None,
+    offset_free: bool = True,
 ) -> Any:
     """``planner`` wrapped in the safety guard (or the unguarded pass-through).
 
     The guard is told the robot's actuation delay (a latency is measured when
     a robot is commissioned) and compensates it; the unguarded loop does not.
     ``deadline`` (seconds) makes the guard run the planner on a worker thread
-    and never wait longer for it.
+    and never wait longer for it. ``offset_free`` puts ``OffsetFree`` around the
+    guard: the plant's action offset from the model (a heavier link, a weaker
+    motor) is estimated from the measured states and undone in the commands;
+    with an exact model the estimate stays at zero.
     """
     from planners.guard import GuardConfig, PassThrough, SafetyGuard
+    from planners.offset_free import OffsetFree
 
     if not guard:
         return PassThrough(planner, task.dynamics)
-    return SafetyGuard(
+    guarded = SafetyGuard(
         planner, task.dynamics, task.constraints, GuardConfig(deadline=deadline),
         velocity_dims=task.velocity_dims, action_delay=action_delay,
     )  # fmt: skip
+    if not offset_free:
+        return guarded
+    return OffsetFree(guarded, task.dynamics, action_delay=action_delay)
 
 
 def run_faulty_episode(
@@ -131,13 +142,17 @@ def run_faulty_episode(
     seed: int,
     faults: FaultConfig,
     guard: bool = True,
+    offset_free: bool = True,
 ) -> tuple[EpisodeRecord, EpisodeOutcome]:
-    """One episode of ``task`` under ``faults``; ``planner`` is reset with ``seed``."""
+    """One episode of ``task`` under ``faults``; ``planner`` is reset with ``seed``.
+
+    ``guard`` and ``offset_free`` as in ``build_guarded``.
+    """
     rng = np.random.default_rng([seed, 0xFA17])
     log = FaultLog()
     planner.reset(seed)
     inner = DroppedPlanning(planner, faults.drop_probability, rng, log)
-    loop_planner = build_guarded(task, inner, guard, faults.action_delay)
+    loop_planner = build_guarded(task, inner, guard, faults.action_delay, offset_free=offset_free)
     plant = DynamicsEnv(mismatched_model(task.dynamics, faults.model_mismatch), task.initial_state)
     robot = FaultyRobot(plant, faults, rng, seed=seed, log=log)
     config = LoopConfig(steps=task.steps, control_period=task.dynamics.dt)
@@ -148,6 +163,9 @@ def run_faulty_episode(
     record.info.update(
         {"task": task.name, "seed": seed, "faults": faults.to_dict(), "guard": guard}
     )
+    offset = getattr(loop_planner, "offset", None)
+    if offset is not None:  # the final estimate of the plant's action offset
+        record.info["action_offset"] = [float(v) for v in offset]
     record.info.update(log.to_dict())
     times = record.plan_times * 1e3
     outcome = EpisodeOutcome(
@@ -178,6 +196,7 @@ def summarise(config: EvalConfig, outcomes: Sequence[EpisodeOutcome]) -> dict[st
         "task": config.task,
         "planner": config.planner,
         "guard": config.guard,
+        "offset_free": config.guard and config.offset_free,
         "faults": list(config.faults.active),
         "episodes": n,
         "success_rate": successes / n if n else float("nan"),
@@ -214,7 +233,9 @@ def evaluate(
         )
     outcomes = []
     for seed in range(config.seed, config.seed + config.episodes):
-        _, outcome = run_faulty_episode(task, planner, seed, config.faults, config.guard)
+        _, outcome = run_faulty_episode(
+            task, planner, seed, config.faults, config.guard, config.offset_free
+        )
         outcomes.append(outcome)
         if on_episode is not None:
             on_episode(outcome)
