@@ -260,9 +260,9 @@ at once. The planner's obstacle margin (``NAV_OBSTACLE_MARGIN``) is sized for
 them: one step of delay at full force difference (4 N) moves the robot
 dt^2 * 4 N / 1.1 kg = 3.6 cm off its prediction, a push 2 cm more within the
 step, and the noise 1 cm (std); 0.1 m covers their sum. Measured
-(``bench/fault_sweep.py``, 40 episodes a point, nav_two_obstacles): with the
-guard, no episode with a violation up to 1x, 5 % at 1.5x, 10 % at 2x, 22 % at
-3x; without it 22 % already at 1x.
+(``bench/fault_sweep.py --task nav_two_obstacles``, 30 episodes a point): with
+the guard and the offset estimate, no episode with a violation up to 2x, 13 %
+at 3x; without the guard 22 % of 200 episodes already at 1x.
 """
 
 NAV_OBSTACLE_MARGIN = 0.1
@@ -454,13 +454,13 @@ ARM_FAULTS = FaultConfig(
 (0.05 s) of delay, a forearm 10 % heavier than modelled, a 0.2 rad/s push on 5 % of
 the steps, 10 % of the planning steps dropped.
 
-Measured (``imle-mpc eval --task arm_reach_around --episodes 40 --faults F``):
-without the mass mismatch (``F = noise,delay,push,drop``) guarded IMLE-MPC
-succeeds in 90 % with no violation. The mismatch alone defeats it: the plant
-needs about 1 N m more torque than the model says, no candidate supplies it
-(the proposals are the model's gravity torques), the arm sags short of the goal
-(0 % success) and 5 of 20 episodes touch the post. Compensating a matched model
-error needs an estimate of it (offset-free MPC); not built yet."""
+Measured (``imle-mpc eval --task arm_reach_around --episodes 40 --faults all``):
+guarded IMLE-MPC with the offset estimate (``planners.offset_free``, the
+default) succeeds in 82.5 % with no violation; the guard alone
+(``--no-offset-free``) in 5 %, with 19 episodes touching the post. The mass
+mismatch is the fault that needs the estimate: the plant needs about 1 N m
+more torque than the model says, and every plan checked on the nominal model
+is wrong in the same direction."""
 
 
 @dataclass(frozen=True)
