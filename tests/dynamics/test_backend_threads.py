@@ -1,13 +1,13 @@
-"""A planner on a worker thread and a plant on the same backend instance take turns.
+"""A planner on a worker thread and a plant on the same MuJoCo instance take turns.
 
 The guard's deadline runs the planner on a worker thread while the main
 thread steps the plant; when both use one ``PinocchioDynamics`` or
 ``MujocoDynamics`` (the Panda task does), their shared work buffers must not
 be written by both at once. Each call here is compared with the same call
-made alone. Without the backends' locks the MuJoCo case fails (``mujoco.rollout``
-releases the GIL, and the other thread resizes the buffers under it); the
-Pinocchio case passes even without one today (``abaInParallel`` holds the GIL),
-and guards the day it does not.
+made alone. Without the backend's lock this fails (``mujoco.rollout`` releases
+the GIL, and the other thread resizes the buffers under it). PinocchioDynamics
+takes the same lock, but no test here could fail without it today:
+``abaInParallel`` holds the GIL, so its calls never overlap.
 """
 
 from __future__ import annotations
@@ -46,15 +46,6 @@ def _hammer(model: Any, x0: np.ndarray, nu: int) -> None:
     for t in threads:
         t.join()
     assert not errors, f"concurrent calls gave wrong results: {sorted(set(errors))}"
-
-
-def test_pinocchio_rollouts_from_two_threads() -> None:
-    pytest.importorskip("pinocchio", reason="needs `pip install pin`")
-    pytest.importorskip("example_robot_data", reason="needs example-robot-data-loaders")
-    from dynamics.pinocchio_model import PinocchioDynamics
-
-    arm = PinocchioDynamics.from_example_robot("panda", dt=0.01, num_threads=2)
-    _hammer(arm, arm.neutral_state(), arm.nu)
 
 
 def test_mujoco_rollouts_from_two_threads() -> None:
