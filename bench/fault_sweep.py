@@ -2,10 +2,10 @@
 
 Every fault of the task (noise, delay, model mismatch, pushes, dropped plans)
 is switched on at its stated magnitude (``Task.faults``, e.g.
-``imle_mpc.navigation.NAV_FAULTS``) times a scale factor. For each scale and
+``imle_mpc.tasks.navigation.NAV_FAULTS``) times a scale factor. For each scale and
 each configuration (IMLE-MPC and the IMLE policy alone, each with the safety
 guard and without it) the same seeded episodes run through
-``imle_mpc.evaluation.run_faulty_episode``: the unguarded loop is the
+``imle_mpc.eval.episodes.run_episode``: the unguarded loop is the
 baseline, side by side in the same process.
 
 Per point: the fraction of episodes with any violation of the safety
@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from imle_mpc.atomic import write_json_atomic
-from imle_mpc.episodes import make_planner
-from imle_mpc.evaluation import run_faulty_episode
-from imle_mpc.report import wilson
+from imle_mpc.core.io import write_json_atomic
+from imle_mpc.eval.episodes import EpisodeOutcome, run_episode
+from imle_mpc.eval.factory import make_planner
+from imle_mpc.eval.report import wilson
 from imle_mpc.tasks import make_task
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -63,7 +63,10 @@ def sweep(task_name: str, episodes: int, scales: tuple[float, ...], quiet: bool)
                 outcomes = []
                 for seed in range(episodes):
                     outcomes.append(
-                        run_faulty_episode(task, planners[kind], seed, faults, guard)[1]
+                        EpisodeOutcome.of(
+                            task,
+                            run_episode(task, planners[kind], seed, faults=faults, guard=guard),
+                        )
                     )
                     bar.update(1)
                 violated = sum(o.violation_steps > 0 for o in outcomes)
@@ -81,7 +84,7 @@ def sweep(task_name: str, episodes: int, scales: tuple[float, ...], quiet: bool)
 
 
 def plot(rows: list[dict], task_name: str, path: Path) -> Path:
-    from imle_mpc import plots
+    from imle_mpc.eval import plots
 
     fig, axes = plots.new_figure(2)
     for label, _, guard in CONFIGS:

@@ -43,7 +43,7 @@ import torch
 
 from cost import ControlEffort, CostSum, StateTracking, Term
 from dynamics import Pendulum
-from imle_mpc.atomic import write_json_atomic
+from imle_mpc.core.io import write_json_atomic
 from planners import MPPI, MPPIConfig
 
 THREADS = 2

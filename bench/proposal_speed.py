@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 from imle_mpc import __version__
-from imle_mpc.atomic import write_json_atomic
-from imle_mpc.imle import GeneratorConfig, IMLEGenerator, parameter_count
+from imle_mpc.core.io import write_json_atomic
+from imle_mpc.learn.imle import GeneratorConfig, IMLEGenerator, parameter_count
 
 RESULTS = Path(__file__).resolve().parent / "results" / "proposal_speed.json"
 OBS_DIM = 10

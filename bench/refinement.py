@@ -39,8 +39,8 @@ import numba
 import numpy as np
 import torch
 
-from imle_mpc.atomic import write_json_atomic
-from imle_mpc.episodes import make_planner
+from imle_mpc.core.io import write_json_atomic
+from imle_mpc.eval.factory import make_planner
 from imle_mpc.tasks import Task, make_task
 from planners.nmpc import NMPCConfig, NMPCRefiner
 

@@ -58,7 +58,7 @@ from mujoco import rollout as mj_rollout
 
 from dynamics.mujoco_model import MujocoDynamics, model_from_urdf
 from dynamics.pinocchio_model import PinocchioDynamics
-from imle_mpc.atomic import write_json_atomic
+from imle_mpc.core.io import write_json_atomic
 
 SAMPLE_COUNTS = (64, 256, 1024)
 HORIZON = 16
@@ -303,8 +303,9 @@ def arm_control_rate(args: argparse.Namespace) -> dict[str, Any] | None:
     """
     import runpy
 
-    from imle_mpc.episodes import run_episode
-    from imle_mpc.panda_task import classify_panda_route, panda_reach_around
+    from imle_mpc.eval.episodes import run_episode
+    from imle_mpc.tasks.panda import panda_reach_around
+    from imle_mpc.tasks.panda.robot import classify_panda_route
 
     example = runpy.run_path(
         str(Path(__file__).resolve().parents[1] / "examples/panda_reach_around.py")

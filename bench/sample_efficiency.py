@@ -1,7 +1,7 @@
 """Sample efficiency on the multi-modal navigation tasks: success vs proposals per step.
 
 For each navigation task with a shipped IMLE generator, every configuration
-runs the same seeded closed-loop episodes (``imle_mpc.episodes.run_episode``):
+runs the same seeded closed-loop episodes (``imle_mpc.eval.episodes.run_episode``):
 
 * ``IMLE-MPC``, N in {8, 16, 32, 64}: ``make_planner("imle_mpc", task, seed,
   num_samples=N)``. N is the number of generator chunks per step; the batch
@@ -20,7 +20,7 @@ runs the same seeded closed-loop episodes (``imle_mpc.episodes.run_episode``):
 Per configuration: success rate (the task's own test: never inside an
 obstacle and within 0.25 m of the goal at the end) with a 95 % Wilson
 interval, collision rate (any executed state inside an obstacle), the routes
-taken (``imle_mpc.navigation.classify_route``), and the mean and p95 wall time
+taken (``Task.route_of``), and the mean and p95 wall time
 of one ``plan()`` call over all steps of all episodes (one warm-up planner per
 configuration keeps first-call overheads out). The cores that other processes
 used meanwhile are stored with each configuration (``other_cpu_cores``, from
@@ -65,15 +65,17 @@ import torch
 from tqdm.auto import tqdm
 
 from imle_mpc import __version__
-from imle_mpc.atomic import write_atomic, write_json_atomic
-from imle_mpc.episodes import make_planner, run_episode
-from imle_mpc.experts import load_default_dataset, observation
-from imle_mpc.imle import TrainConfig
-from imle_mpc.navigation import NAV_LAYOUTS, classify_route, task_routes
-from imle_mpc.pretrained import generator_path, load_task_generator
-from imle_mpc.report import wilson
+from imle_mpc.core.io import write_atomic, write_json_atomic
+from imle_mpc.eval.episodes import run_episode
+from imle_mpc.eval.factory import make_planner
+from imle_mpc.eval.report import wilson
+from imle_mpc.learn.bc import train_mse_regressor
+from imle_mpc.learn.imle import TrainConfig
 from imle_mpc.tasks import Task, make_task
-from planners.bc import train_mse_policy
+from imle_mpc.tasks.experts import observation
+from imle_mpc.tasks.navigation import NAV_LAYOUTS
+from imle_mpc.tasks.shipped import load_task_generator
+from planners.bc import MSEPolicy
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RESULTS = RESULTS_DIR / "sample_efficiency.json"
@@ -162,16 +164,15 @@ def other_cpu_load(start: tuple[float, float, float] | None, wall: float) -> flo
 
 def train_bc(task_name: str, gen_config: Any, steps: int) -> tuple[Any, dict[str, Any]]:
     """Train the MSE policy of ``task_name`` on its shipped demos (one torch thread)."""
-    dataset = load_default_dataset(task_name)
+    dataset = make_task(task_name).load_demonstrations()
     pairs = dataset.num_steps
     batch = 256
     epochs = max(1, math.ceil(steps / math.ceil(pairs / batch)))
     config = TrainConfig(epochs=epochs, batch_size=batch, lr=1e-3, warmup_steps=50, seed=0)
     t0 = time.perf_counter()
     with torch_threads(1):
-        policy, losses = train_mse_policy(
-            dataset, observation, gen_config, config, action_horizon=ACTION_HORIZON
-        )
+        model, losses = train_mse_regressor(dataset, gen_config, config)
+    policy = MSEPolicy(model, observation, ACTION_HORIZON)
     info = {
         "pairs": pairs,
         "epochs": epochs,
@@ -219,7 +220,7 @@ def run_config(
         clearance = float(layout.clearance(record.states[:, :2]).min())
         successes += bool(record.success)
         collisions += clearance < 0.0
-        routes[classify_route(task.name, record.states)] += 1
+        routes[task.route_of(record.states)] += 1
         times.append(record.plan_times)
         clearances.append(clearance)
         final_dists.append(float(np.linalg.norm(record.states[-1, :2] - goal)))
@@ -228,7 +229,7 @@ def run_config(
     ms = np.concatenate(times) * 1e3
     n = len(seeds)
     lo, hi = wilson(successes, n)
-    known = task_routes(task.name)
+    known = task.route_names
     return {
         "key": config.key,
         "method": config.method,
@@ -255,8 +256,8 @@ def run_config(
 
 def run_task(task_name: str, seeds: list[int], bc_steps: int) -> dict[str, Any]:
     """All configurations on one task (or a skip note when its generator is missing)."""
-    if not generator_path(task_name).is_file():
-        return {"skipped": f"no shipped generator at {generator_path(task_name)}"}
+    if not make_task(task_name).generator_path.is_file():
+        return {"skipped": f"no shipped generator at {make_task(task_name).generator_path}"}
     task = make_task(task_name)
     generator = load_task_generator(task_name)
     bc_policy, bc_info = train_bc(task_name, generator.config, bc_steps)
@@ -268,7 +269,7 @@ def run_task(task_name: str, seeds: list[int], bc_steps: int) -> dict[str, Any]:
             rows.append(run_config(config, task, make, seeds, bar))
     return {
         "steps": task.steps,
-        "routes": list(task_routes(task_name)),
+        "routes": list(make_task(task_name).route_names),
         "bc_training": bc_info,
         "rows": rows,
     }

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from imle_mpc.kernels.fused import StageForm
-from imle_mpc.validation import FloatArray
+from imle_mpc.core.kernels.fused import StageForm
+from imle_mpc.core.validation import FloatArray
 
 CostFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

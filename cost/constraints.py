@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cost.composite import Term
-from imle_mpc.validation import FloatArray, require_non_negative
+from imle_mpc.core.validation import FloatArray, require_non_negative
 
 ViolationFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 PointsFn = Callable[[np.ndarray], np.ndarray]

@@ -15,9 +15,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cost.sdf import box_distance, capsule_distance, circle_distance, trajectory_distances
-from imle_mpc.kernels.fused import StageForm
-from imle_mpc.kernels.rollout import inline_copy, make_stage_cost_kernel
-from imle_mpc.validation import FloatArray, require_non_negative
+from imle_mpc.core.kernels.fused import StageForm
+from imle_mpc.core.kernels.rollout import inline_copy, make_stage_cost_kernel
+from imle_mpc.core.validation import FloatArray, require_non_negative
 
 _TWO_PI = 2.0 * np.pi
 _INV_TWO_PI = 1.0 / _TWO_PI
@@ -34,7 +34,7 @@ def wrap_angle(e):  # pragma: no cover - compiled
 
 
 # Per-step forms of the built-in terms. The batch kernels below and the fused
-# planner kernel (imle_mpc.kernels.fused) both call these, so a term's value is
+# planner kernel (imle_mpc.core.kernels.fused) both call these, so a term's value is
 # bitwise the same on either path: per-step sums, accumulated over t in order.
 
 

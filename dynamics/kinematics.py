@@ -44,8 +44,8 @@ import numba as nb
 import numpy as np
 from numpy.typing import ArrayLike
 
-from imle_mpc.errors import InputError
-from imle_mpc.validation import FloatArray
+from imle_mpc.core.errors import InputError
+from imle_mpc.core.validation import FloatArray
 
 _AXES = {"JointModelRX": 0, "JointModelRY": 1, "JointModelRZ": 2}
 

@@ -50,8 +50,8 @@ import numpy as np
 from mujoco import rollout as mj_rollout
 from numpy.typing import ArrayLike
 
-from imle_mpc.errors import InputError
-from imle_mpc.validation import (
+from imle_mpc.core.errors import InputError
+from imle_mpc.core.validation import (
     FloatArray,
     check_actions,
     check_state,

@@ -51,8 +51,8 @@ import numpy as np
 import pinocchio as pin
 from numpy.typing import ArrayLike
 
-from imle_mpc.errors import InputError
-from imle_mpc.validation import (
+from imle_mpc.core.errors import InputError
+from imle_mpc.core.validation import (
     FloatArray,
     as_float_vector,
     check_actions,

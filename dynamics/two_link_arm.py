@@ -9,8 +9,8 @@ import numba as nb
 import numpy as np
 from numpy.typing import ArrayLike
 
-from imle_mpc.model import AnalyticModel
-from imle_mpc.validation import (
+from imle_mpc.core.model import AnalyticModel
+from imle_mpc.core.validation import (
     FloatArray,
     require_int_at_least,
     require_non_negative,
@@ -190,6 +190,25 @@ class TwoLinkArm(AnalyticModel):
         return np.stack(
             (l1 * np.cos(q1) + l2 * np.cos(q12), l1 * np.sin(q1) + l2 * np.sin(q12)), axis=-1
         )
+
+    def inverse_dynamics(self, x: ArrayLike, qdd: ArrayLike) -> FloatArray:
+        """Torques that give joint accelerations ``qdd`` Shape=(2,) in state ``x`` Shape=(4,).
+
+        The forward dynamics are affine in the torques, ``qdd = a0 + M^-1 tau``:
+        three calls of the model's own acceleration function give ``a0`` and
+        ``M^-1``, so a controller built on this cannot disagree with the model.
+        """
+        p = self.params_vector()
+        q1, q2, w1, w2 = (float(v) for v in np.asarray(x, dtype=np.float64)[:4])
+        a0 = np.array(_arm_accelerations(q1, q2, w1, w2, 0.0, 0.0, p))
+        m_inv = np.stack(
+            [
+                np.array(_arm_accelerations(q1, q2, w1, w2, 1.0, 0.0, p)) - a0,
+                np.array(_arm_accelerations(q1, q2, w1, w2, 0.0, 1.0, p)) - a0,
+            ],
+            axis=1,
+        )
+        return np.asarray(np.linalg.solve(m_inv, np.asarray(qdd, dtype=np.float64) - a0))
 
     @property
     def action_low(self) -> FloatArray:

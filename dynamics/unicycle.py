@@ -8,8 +8,8 @@ from typing import ClassVar
 import numba as nb
 import numpy as np
 
-from imle_mpc.model import AnalyticModel
-from imle_mpc.validation import FloatArray, require_positive
+from imle_mpc.core.model import AnalyticModel
+from imle_mpc.core.validation import FloatArray, require_positive
 
 
 @nb.njit(cache=True)

@@ -16,8 +16,8 @@ import numpy as np
 
 from cost import ControlEffort, CostSum, ObstacleConstraint, Scene, StateTracking, Term
 from dynamics import PointMass2D
-from imle_mpc.plant import DynamicsEnv, EnvRobot
-from imle_mpc.runner import LoopConfig, run_closed_loop
+from imle_mpc.loop.plant import DynamicsEnv, EnvRobot
+from imle_mpc.loop.runner import LoopConfig, run_closed_loop
 from planners import MPPI, MPPIConfig
 
 

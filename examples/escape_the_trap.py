@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from imle_mpc.episodes import make_planner, run_episode
-from imle_mpc.evaluation import build_guarded
-from imle_mpc.runner import EpisodeRecord
+from imle_mpc.eval.episodes import run_episode
+from imle_mpc.eval.factory import build_guarded, make_planner
+from imle_mpc.loop.runner import EpisodeRecord
 from imle_mpc.tasks import Task, make_task
 
 PLANNERS = (
@@ -53,8 +53,8 @@ def save_plot(task: Task, results: dict[str, list[EpisodeRecord]], path: Path) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from imle_mpc.atomic import write_atomic
-    from imle_mpc.plots import plot_paths
+    from imle_mpc.core.io import write_atomic
+    from imle_mpc.eval.plots import plot_paths
 
     fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 4.0), squeeze=False)
     for ax, (label, records) in zip(axes[0], results.items(), strict=True):

@@ -16,21 +16,21 @@ import argparse
 
 import numpy as np
 
-from imle_mpc.episodes import run_episode
-from imle_mpc.experts import observation
-from imle_mpc.panda_task import (
+from imle_mpc.eval.episodes import run_episode
+from imle_mpc.tasks import Task
+from imle_mpc.tasks.experts import observation
+from imle_mpc.tasks.panda import panda_reach_around
+from imle_mpc.tasks.panda.robot import (
     classify_panda_route,
     joint_torques,
     panda_clearance,
     panda_model,
-    panda_reach_around,
     panda_target,
     panda_tcp,
 )
-from imle_mpc.pretrained import load_task_generator
-from imle_mpc.tasks import Task
-from planners.guard import SafetyGuard
+from imle_mpc.tasks.shipped import load_task_generator
 from planners.imle import IMLEMPC, IMLEMPCConfig
+from planners.safety.guard import SafetyGuard
 
 
 def build_planner(task: Task, samples: int, seed: int) -> SafetyGuard:

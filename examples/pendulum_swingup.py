@@ -11,8 +11,8 @@ import numpy as np
 
 from cost import ControlEffort, CostSum, StateTracking, Term
 from dynamics import Pendulum
-from imle_mpc.plant import DynamicsEnv, EnvRobot
-from imle_mpc.runner import LoopConfig, run_closed_loop
+from imle_mpc.loop.plant import DynamicsEnv, EnvRobot
+from imle_mpc.loop.runner import LoopConfig, run_closed_loop
 from planners import MPPI, MPPIConfig
 
 

@@ -22,85 +22,60 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from imle_mpc.errors import InputError
-from imle_mpc.runner import EpisodeRecord
+from imle_mpc.core.errors import InputError
+from imle_mpc.core.io import write_json_atomic
+from imle_mpc.eval import plots
+from imle_mpc.eval.episodes import EpisodeOutcome, run_episode
+from imle_mpc.eval.evaluation import EvalConfig, evaluate
+from imle_mpc.eval.factory import PLANNERS, make_planner
+from imle_mpc.eval.report import config_rows, totals, write_report
+from imle_mpc.eval.summary import summarise
+from imle_mpc.eval.sweep import GUARD_CHOICES, BackendConfig, SweepConfig, fault_config, run_sweep
+from imle_mpc.learn.demos import DemoDataset
+from imle_mpc.loop.runner import EpisodeRecord
+from imle_mpc.tasks import TASKS, Task, load_task
 
 DEMO_TASKS = ("nav_one_obstacle", "nav_two_obstacles", "nav_trap")
 
 
 def _episodes(
-    task_name: str,
+    task_spec: str,
     planner: str,
     seeds: Sequence[int],
     samples: int | None,
     quiet: bool,
     guard: bool = True,
     real_time: bool = False,
-) -> tuple[list[EpisodeRecord], Any, Any]:
-    """Run ``task_name`` for each seed (behind the safety guard unless ``guard`` is False).
+    generator: str | None = None,
+) -> tuple[list[EpisodeRecord], Task, Any]:
+    """Run ``task_spec`` for each seed (behind the safety guard unless ``guard`` is False).
 
     ``real_time``: hold the control period on the wall clock; the guard then
     gives the planner 90 % of the period and plays the previous plan on a miss.
     Returns the records, the task, and the last (unwrapped) planner.
     """
-    from tqdm import tqdm
-
-    from imle_mpc.episodes import make_planner, run_episode
-    from imle_mpc.evaluation import build_guarded
-    from imle_mpc.tasks import make_task
-
-    task = make_task(task_name)
+    task = load_task(task_spec)
     records = []
     planner_obj = None
-    for seed in tqdm(seeds, desc=f"{task_name}/{planner}", disable=quiet, leave=False):
+    for seed in tqdm(seeds, desc=f"{task.name}/{planner}", disable=quiet, leave=False):
         planner_obj = make_planner(
-            planner, task, seed=seed, num_samples=samples, record_samples=True
-        )
+            planner, task, seed=seed, num_samples=samples, record_samples=True,
+            generator=generator,
+        )  # fmt: skip
         deadline = 0.9 * task.dynamics.dt if real_time else None
-        loop = build_guarded(task, planner_obj, guard, deadline=deadline)
-        records.append(run_episode(task, loop, seed=seed, real_time=real_time))
+        records.append(
+            run_episode(
+                task, planner_obj, seed, guard=guard, deadline=deadline, real_time=real_time
+            )
+        )
     return records, task, planner_obj
 
 
-def _collided(task: Any, record: EpisodeRecord) -> bool:
-    """Whether any executed state entered an obstacle of the task's scene."""
-    if task.scene is None:
-        return False
-    return bool(task.scene.distances(record.states[None]).min() < 0.0)
-
-
-def _aggregate(task: Any, planner: str, records: Sequence[EpisodeRecord]) -> dict[str, Any]:
-    times = np.concatenate([r.plan_times for r in records]) * 1e3
-    row = {
-        "task": task.name,
-        "planner": planner,
-        "episodes": len(records),
-        "success_rate": float(np.mean([bool(r.success) for r in records])),
-        "collisions": int(sum(_collided(task, r) for r in records)),
-        "plan_ms_mean": float(times.mean()),
-        "plan_ms_p95": float(np.percentile(times, 95)),
-        "overruns": int(sum(r.overruns for r in records)),
-        "fallback_steps": int(sum(r.fallback_steps for r in records)),
-        "deadline_overruns": int(sum(r.deadline_overruns for r in records)),
-    }
-    routes = _routes(task.name, records)
-    if routes:
-        row["routes"] = routes
-    return row
-
-
-def _routes(task_name: str, records: Sequence[EpisodeRecord]) -> dict[str, int]:
-    """How often each mode (route) was taken, for the multi-modal tasks."""
-    from imle_mpc.navigation import TASK_BUILDERS, classify_route
-
-    if task_name not in TASK_BUILDERS:
-        return {}
-    counts: dict[str, int] = {}
-    for rec in records:
-        route = classify_route(task_name, rec.states)
-        counts[route] = counts.get(route, 0) + 1
-    return counts
+def _aggregate(task: Task, planner: str, records: Sequence[EpisodeRecord]) -> dict[str, Any]:
+    outcomes = [EpisodeOutcome.of(task, r).to_dict() for r in records]
+    return {"task": task.name, "planner": planner, **summarise(outcomes)}
 
 
 def _print_table(rows: Sequence[dict[str, Any]]) -> None:
@@ -148,8 +123,6 @@ def _first_step_proposals(task: Any, planner: Any) -> np.ndarray | None:
 
 
 def _demo_plot(results: dict[str, tuple[list[EpisodeRecord], Any, Any]], path: Path) -> Path:
-    from imle_mpc import plots
-
     fig, axes = plots.new_figure(len(results))
     for ax, (name, (records, task, planner)) in zip(axes, results.items(), strict=True):
         if task.scene is not None:
@@ -168,8 +141,9 @@ def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for name in args.tasks:
         results[name] = _episodes(
-            name, args.planner, seeds, args.samples, args.json, guard=not args.no_guard
-        )
+            name, args.planner, seeds, args.samples, args.json, guard=not args.no_guard,
+            generator=args.generator,
+        )  # fmt: skip
         rows.append(_aggregate(results[name][1], args.planner, results[name][0]))
     _print_table(rows)
     plot = _demo_plot(results, Path(args.out) / "demo.png")
@@ -187,31 +161,39 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     seeds = list(range(args.seed, args.seed + args.episodes))
     records, task, _ = _episodes(
         args.task, args.planner, seeds, args.samples, args.json,
-        guard=not args.no_guard, real_time=args.real_time,
+        guard=not args.no_guard, real_time=args.real_time, generator=args.generator,
     )  # fmt: skip
     row = _aggregate(task, args.planner, records)
     _print_table([row])
     if args.out:
         for rec in records:
-            rec.save(Path(args.out) / f"{args.task}_{args.planner}_seed{rec.info['seed']}.npz")
+            rec.save(Path(args.out) / f"{task.name}_{args.planner}_seed{rec.info['seed']}.npz")
     return {"command": "run", **row}
 
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    # torch only for this subcommand: the others start without it.
     import torch
 
-    from imle_mpc.demos import DemoDataset
-    from imle_mpc.experts import load_default_dataset
-    from imle_mpc.imle import GeneratorConfig, TrainConfig, train_generator
+    from imle_mpc.learn.imle import GeneratorConfig, TrainConfig, train_generator
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    dataset = DemoDataset.load(args.data) if args.data else load_default_dataset(args.task)
-    gen_config = GeneratorConfig(architecture=args.architecture)
-    train_config = TrainConfig(
-        epochs=args.epochs, lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
-        device=args.device,
-    )  # fmt: skip
+    dataset = (
+        DemoDataset.load(args.data) if args.data else load_task(args.task).load_demonstrations()
+    )
+    try:
+        gen_config = GeneratorConfig(
+            architecture=args.architecture, horizon=args.horizon, obs_horizon=args.obs_horizon,
+            action_horizon=args.action_horizon,
+        )  # fmt: skip
+        train_config = TrainConfig(
+            epochs=args.epochs, lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
+            device=args.device, batch_size=args.batch_size, epsilon=args.epsilon,
+            num_candidates=args.candidates, checkpoint_every=args.checkpoint_every,
+        )  # fmt: skip
+    except ValueError as err:  # a config field: name it as the option it came from
+        raise InputError(str(err)) from None
     out = Path(args.out)
     _, history = train_generator(
         dataset, gen_config, train_config, out_dir=out, resume=args.resume,
@@ -246,6 +228,11 @@ def _is_sweep(args: argparse.Namespace) -> bool:
 
 def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
     if _is_sweep(args):
+        print(
+            "note: eval with sweep options is `imle-mpc sweep` now; eval keeps running sweeps "
+            "for this release.",
+            file=sys.stderr,
+        )
         return _eval_sweep(args)
     if args.samples is not None:
         args.samples = args.samples[0]
@@ -253,29 +240,26 @@ def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
     return _eval_one(args)
 
 
+def cmd_sweep(args: argparse.Namespace) -> dict[str, Any]:
+    return _eval_sweep(args)
+
+
 def _eval_one(args: argparse.Namespace) -> dict[str, Any]:
-    from tqdm import tqdm
-
-    from imle_mpc.atomic import write_json_atomic
-    from imle_mpc.evaluation import EvalConfig, evaluate
-    from imle_mpc.sweep import fault_config
-    from imle_mpc.tasks import make_task
-
-    task = make_task(args.task)
+    task = load_task(args.task)
     faults = fault_config(task, args.faults, args.fault_scale)
     config = EvalConfig(
         task=args.task, planner=args.planner, episodes=args.episodes, faults=faults,
         guard=not args.no_guard, offset_free=not args.no_offset_free,
-        num_samples=args.samples, seed=args.seed,
+        num_samples=args.samples, seed=args.seed, generator=args.generator,
     )  # fmt: skip
-    label = f"{args.task}/{args.planner}/{'guard' if config.guard else 'no guard'}"
+    label = f"{task.name}/{args.planner}/{'guard' if config.guard else 'no guard'}"
     with tqdm(total=args.episodes, desc=label, disable=args.json, unit="ep") as bar:
 
         def tick(outcome: Any) -> None:
             bar.update(1)
             bar.set_postfix(violations=outcome.violation_steps, success=outcome.success)
 
-        summary, outcomes = evaluate(config, on_episode=tick)
+        summary, outcomes = evaluate(config, on_episode=tick, task=task)
     summary["fault_scale"] = args.fault_scale
     summary["fault_settings"] = faults.to_dict()
     print(
@@ -296,9 +280,7 @@ def _eval_one(args: argparse.Namespace) -> dict[str, Any]:
     return {"command": "eval", **summary}
 
 
-def _sweep_config(args: argparse.Namespace) -> Any:
-    from imle_mpc.sweep import GUARD_CHOICES, SweepConfig
-
+def _sweep_config(args: argparse.Namespace) -> SweepConfig:
     if args.guard is not None and args.no_guard:
         raise InputError("--no-guard and --guard both given; use --guard off (or on, both).")
     guard = args.guard or ("off" if args.no_guard else "on")
@@ -318,9 +300,7 @@ def _sweep_config(args: argparse.Namespace) -> Any:
         raise InputError(str(err)) from None
 
 
-def _backend(args: argparse.Namespace) -> Any:
-    from imle_mpc.sweep import BackendConfig
-
+def _backend(args: argparse.Namespace) -> BackendConfig:
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be >= 1, got {args.workers}.")
     if args.ray or args.ray_address or args.ray_temp_dir:
@@ -331,9 +311,6 @@ def _backend(args: argparse.Namespace) -> Any:
 
 
 def _eval_sweep(args: argparse.Namespace) -> dict[str, Any]:
-    from imle_mpc.report import config_rows, totals
-    from imle_mpc.sweep import run_sweep
-
     if not args.out:
         raise InputError(
             "a sweep appends one record per episode to a JSON-lines file: add --out "
@@ -380,8 +357,6 @@ def _eval_sweep(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
-    from imle_mpc.report import totals, write_report
-
     report = write_report(args.results, args.out)
     print(f"report written to {report.path} ({len(report.rows)} configurations)")
     for name, path in report.plots.items():
@@ -399,9 +374,6 @@ def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from imle_mpc.episodes import PLANNERS
-    from imle_mpc.tasks import TASKS
-
     parser = argparse.ArgumentParser(
         prog="imle-mpc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -411,7 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
 
     demo = sub.add_parser("demo", help="IMLE-MPC on the navigation tasks: table and plot")
-    demo.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=sorted(TASKS))
+    task_help = (
+        f"a task ({', '.join(sorted(TASKS))}) or your own: module:function or file.py:function"
+    )
+    generator_help = (
+        "the learned planners' generator: a checkpoint or an `imle-mpc train --out` DIR"
+    )
+    demo.add_argument(
+        "--tasks", nargs="+", default=list(DEMO_TASKS), metavar="TASK", help=task_help
+    )
+    demo.add_argument("--generator", default=None, help=generator_help)
     demo.add_argument("--planner", default="imle_mpc", choices=PLANNERS)
     demo.add_argument("--episodes", type=int, default=5, help="seeded episodes per task")
     demo.add_argument("--samples", type=int, default=None, help="samples (IMLE: chunks) per step")
@@ -421,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="one task with one planner over several seeds")
-    run.add_argument("task", choices=sorted(TASKS))
+    run.add_argument("task", help=task_help)
+    run.add_argument("--generator", default=None, help=generator_help)
     run.add_argument("--planner", default="mppi", choices=PLANNERS)
     run.add_argument("--episodes", type=int, default=1)
     run.add_argument("--seed", type=int, default=0, help="first seed")
@@ -435,6 +417,68 @@ def build_parser() -> argparse.ArgumentParser:
     common(run)
     run.set_defaults(func=cmd_run)
 
+    def eval_options(ev: argparse.ArgumentParser) -> None:
+        ev.add_argument("--task", default="nav_one_obstacle", help=task_help)
+        ev.add_argument("--generator", default=None, help=generator_help)
+        ev.add_argument("--planner", default="imle_mpc", choices=PLANNERS)
+        ev.add_argument(
+            "--episodes", "--seeds", type=int, default=200,
+            help="seeded episodes (per configuration in a sweep)",
+        )  # fmt: skip
+        ev.add_argument("--seed", type=int, default=0, help="first episode seed")
+        ev.add_argument(
+            "--samples", type=int, nargs="+", default=None, metavar="N",
+            help="samples (IMLE: chunks) per step; several values: a sweep",
+        )  # fmt: skip
+        ev.add_argument(
+            "--faults", nargs="+", default=["none"], metavar="SPEC",
+            help="none, all, or a comma list of noise,delay,mismatch,push,drop (task magnitudes); "
+            "several values: a sweep",
+        )  # fmt: skip
+        ev.add_argument("--fault-scale", type=float, default=1.0, help="multiply every magnitude")
+        ev.add_argument("--no-guard", action="store_true", help="execute plans unchecked")
+        ev.add_argument(
+            "--no-offset-free", action="store_true",
+            help="guarded, but without estimating the plant's action offset (model mismatch)",
+        )  # fmt: skip
+        ev.add_argument(
+            "--out", default=None,
+            help="JSON file for the summary and every episode; a sweep's JSON-lines results file",
+        )  # fmt: skip
+        sweep = ev.add_argument_group("sweep options")
+        sweep.add_argument("--tasks", nargs="+", metavar="TASK", help="tasks to sweep")
+        sweep.add_argument(
+            "--planners", nargs="+", choices=PLANNERS, metavar="PLANNER", help="planners to sweep"
+        )
+        sweep.add_argument(
+            "--fault-scales",
+            type=float,
+            nargs="+",
+            metavar="SCALE",
+            help="factors on the fault magnitudes",
+        )
+        sweep.add_argument("--guard", choices=("on", "off", "both"), help="guard setting(s)")
+        sweep.add_argument(
+            "--workers",
+            type=int,
+            metavar="N",
+            help="worker processes (a local pool; with --ray: actors)",
+        )
+        sweep.add_argument(
+            "--ray", action="store_true", help="run on Ray (a local instance unless --ray-address)"
+        )
+        sweep.add_argument(
+            "--ray-address", help="join this Ray cluster (e.g. auto, ray://host:10001)"
+        )
+        sweep.add_argument(
+            "--ray-temp-dir", help="the local Ray instance's files (default: .ray beside --out)"
+        )
+        sweep.add_argument("--resume", action="store_true", help="skip episodes already in --out")
+        sweep.add_argument(
+            "--store-states", action="store_true", help="keep measured states (trajectory plots)"
+        )
+        common(ev)
+
     ev = sub.add_parser(
         "eval",
         help="guarded rollouts with injected faults (one configuration, or a sweep)",
@@ -444,66 +488,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--out as it finishes (--resume skips those already there); summarise it with "
         "imle-mpc report.",
     )
-    ev.add_argument("--task", default="nav_one_obstacle", choices=sorted(TASKS))
-    ev.add_argument("--planner", default="imle_mpc", choices=PLANNERS)
-    ev.add_argument(
-        "--episodes", "--seeds", type=int, default=200,
-        help="seeded episodes (per configuration in a sweep)",
-    )  # fmt: skip
-    ev.add_argument("--seed", type=int, default=0, help="first episode seed")
-    ev.add_argument(
-        "--samples", type=int, nargs="+", default=None, metavar="N",
-        help="samples (IMLE: chunks) per step; several values: a sweep",
-    )  # fmt: skip
-    ev.add_argument(
-        "--faults", nargs="+", default=["none"], metavar="SPEC",
-        help="none, all, or a comma list of noise,delay,mismatch,push,drop (task magnitudes); "
-        "several values: a sweep",
-    )  # fmt: skip
-    ev.add_argument("--fault-scale", type=float, default=1.0, help="multiply every magnitude")
-    ev.add_argument("--no-guard", action="store_true", help="execute plans unchecked")
-    ev.add_argument(
-        "--no-offset-free", action="store_true",
-        help="guarded, but without estimating the plant's action offset (model mismatch)",
-    )  # fmt: skip
-    ev.add_argument(
-        "--out", default=None,
-        help="JSON file for the summary and every episode; a sweep's JSON-lines results file",
-    )  # fmt: skip
-    sweep = ev.add_argument_group("sweep options")
-    sweep.add_argument(
-        "--tasks", nargs="+", choices=sorted(TASKS), metavar="TASK", help="tasks to sweep"
-    )
-    sweep.add_argument(
-        "--planners", nargs="+", choices=PLANNERS, metavar="PLANNER", help="planners to sweep"
-    )
-    sweep.add_argument(
-        "--fault-scales",
-        type=float,
-        nargs="+",
-        metavar="SCALE",
-        help="factors on the fault magnitudes",
-    )
-    sweep.add_argument("--guard", choices=("on", "off", "both"), help="guard setting(s)")
-    sweep.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help="worker processes (a local pool; with --ray: actors)",
-    )
-    sweep.add_argument(
-        "--ray", action="store_true", help="run on Ray (a local instance unless --ray-address)"
-    )
-    sweep.add_argument("--ray-address", help="join this Ray cluster (e.g. auto, ray://host:10001)")
-    sweep.add_argument(
-        "--ray-temp-dir", help="the local Ray instance's files (default: .ray beside --out)"
-    )
-    sweep.add_argument("--resume", action="store_true", help="skip episodes already in --out")
-    sweep.add_argument(
-        "--store-states", action="store_true", help="keep measured states (trajectory plots)"
-    )
-    common(ev)
+    eval_options(ev)
     ev.set_defaults(func=cmd_eval)
+
+    sw = sub.add_parser(
+        "sweep",
+        help="guarded rollouts over a grid: tasks x planners x samples x faults x guard x seeds",
+        description="Every combination of the options runs --episodes seeds; one record per "
+        "episode is appended to --out (JSON lines) as it finishes, --resume skips those already "
+        "there; summarise it with imle-mpc report.",
+    )
+    eval_options(sw)
+    sw.set_defaults(func=cmd_sweep)
 
     rep = sub.add_parser("report", help="Markdown tables and plots of a sweep's results")
     rep.add_argument("results", help="a sweep's JSON-lines results file (eval --out X.jsonl)")
@@ -519,6 +515,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--warmup", type=int, default=100, help="warm-up optimiser steps")
     train.add_argument("--architecture", default="mlp", choices=("mlp", "unet"))
+    train.add_argument("--horizon", type=int, default=16, help="steps per generated chunk")
+    train.add_argument("--obs-horizon", type=int, default=2, help="observations conditioned on")
+    train.add_argument(
+        "--action-horizon", type=int, default=8, help="steps the IMLE policy plays per chunk"
+    )
+    train.add_argument("--batch-size", type=int, default=256)
+    train.add_argument("--epsilon", type=float, default=0.03, help="RS-IMLE rejection radius")
+    train.add_argument("--candidates", type=int, default=20, help="latent samples per target")
+    train.add_argument(
+        "--checkpoint-every", type=int, default=10, help="epochs between resumable checkpoints"
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="cpu")
     train.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: leave)")

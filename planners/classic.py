@@ -14,8 +14,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cost.composite import CostSum
-from imle_mpc.protocols import Constraint, Dynamics, Selector
-from imle_mpc.validation import FloatArray, require_int_at_least, require_positive
+from imle_mpc.core.protocols import Constraint, Dynamics, Selector
+from imle_mpc.core.validation import FloatArray, require_int_at_least, require_positive
 from planners.samplers import CrossEntropySampler, GaussianSampler
 from planners.sampling import SamplingConfig, SamplingPlanner
 from planners.selectors import ArgminSelector, EliteMeanSelector, SoftmaxSelector

@@ -25,8 +25,8 @@ import numpy as np
 
 from cost.composite import CostSum, Term
 from cost.constraints import Penalty, constraint_name, split_constraints
-from imle_mpc.protocols import ChunkGenerator, Constraint, Dynamics
-from imle_mpc.validation import FloatArray, require_int_at_least, require_non_negative
+from imle_mpc.core.protocols import ChunkGenerator, Constraint, Dynamics
+from imle_mpc.core.validation import FloatArray, require_int_at_least, require_non_negative
 
 ObservationFn = Callable[[FloatArray], FloatArray]
 
@@ -76,7 +76,7 @@ class PolicyCostToGo:
         if decode_batch is None:
             raise TypeError(
                 "PolicyCostToGo needs a generator with decode_batch(obs_histories, z) "
-                "(imle_mpc.imle.IMLEGenerator has it)."
+                "(imle_mpc.learn.imle.IMLEGenerator has it)."
             )
         self.generator: Any = generator
         self.observation_fn = observation_fn

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from cost.composite import CostSum, Term
-from imle_mpc.kernels.select import argmin_finite, elite_indices, softmax_weights
-from imle_mpc.plan_result import PlanResult
-from imle_mpc.protocols import ChunkGenerator, Constraint, Dynamics
-from imle_mpc.validation import (
+from imle_mpc.core.kernels.select import argmin_finite, elite_indices, softmax_weights
+from imle_mpc.core.plan_result import PlanResult
+from imle_mpc.core.protocols import ChunkGenerator, Constraint, Dynamics
+from imle_mpc.core.validation import (
     FloatArray,
     require_int_at_least,
     require_non_negative,
@@ -36,6 +36,7 @@ from imle_mpc.validation import (
 )
 from planners.cost_to_go import PolicyCostToGo
 from planners.sampling import SamplingConfig, SamplingPlanner, as_cost_sum
+from planners.selectors import ArgminSelector
 
 ObservationFn = Callable[[FloatArray], FloatArray]
 
@@ -349,8 +350,6 @@ class IMLEMPC(SamplingPlanner):
         )  # fmt: skip
         selector: Any
         if config.selection == "argmin":
-            from planners.selectors import ArgminSelector
-
             selector = ArgminSelector()
         else:
             selector = ModeAwareSelector(
@@ -477,8 +476,6 @@ class LatentIMLEMPC(SamplingPlanner):
         config: LatentPlanConfig = LatentPlanConfig(),
         constraints: Sequence[Constraint] = (),
     ) -> None:
-        from planners.selectors import ArgminSelector
-
         check_generator_matches(generator, dynamics, config)
         sampler = LatentCEMSampler(
             generator, observation_fn, config, dynamics.action_low, dynamics.action_high

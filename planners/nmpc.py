@@ -32,9 +32,9 @@ from cost.composite import CostSum
 from cost.symbolic import SymbolicTerm, obstacle_margins, symbolic_cost
 from cost.terms import ObstacleConstraint
 from dynamics.symbolic import symbolic_step
-from imle_mpc.plan_result import PlanResult
-from imle_mpc.protocols import Constraint, Dynamics, Planner
-from imle_mpc.validation import (
+from imle_mpc.core.plan_result import PlanResult
+from imle_mpc.core.protocols import Constraint, Dynamics, Planner
+from imle_mpc.core.validation import (
     FloatArray,
     check_state,
     require_int_at_least,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from imle_mpc.kernels.rng import draw_seed
-from imle_mpc.kernels.sampling import seeded_gaussian_proposals
-from imle_mpc.kernels.select import elite_indices
-from imle_mpc.validation import FloatArray, require_int_at_least
+from imle_mpc.core.kernels.rng import draw_seed
+from imle_mpc.core.kernels.sampling import seeded_gaussian_proposals
+from imle_mpc.core.kernels.select import elite_indices
+from imle_mpc.core.validation import FloatArray, require_int_at_least
 
 
 def _sigma_table(name: str, sigma: ArrayLike, horizon: int, nu: int) -> FloatArray:
@@ -31,7 +31,7 @@ class GaussianSampler:
     The first ``nominal_rows`` proposals are the nominal itself (the warm start
     is always re-scored). Each call draws one 64-bit seed from the planner's
     ``np.random.Generator``; the kernel then draws sample ``k``'s noise from its
-    own stream of that seed (``imle_mpc.kernels.rng``: SplitMix64 + ziggurat,
+    own stream of that seed (``imle_mpc.core.kernels.rng``: SplitMix64 + ziggurat,
     in parallel, 3x faster than ``Generator.standard_normal`` on one core), so
     the proposals depend only on the generator's state, never on the thread
     count. The planners' fused kernel draws exactly the same proposals.

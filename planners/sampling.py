@@ -11,7 +11,7 @@ Two ways through a step, chosen once in the constructor:
   ``StepDynamics``) and every cost term has a per-step form (the built-in terms,
   ``StageCost``). One parallel Numba pass per iteration draws the Gaussian
   proposals (for ``GaussianSampler``; other samplers fill them first), rolls
-  them out and charges every term (``imle_mpc.kernels.fused``).
+  them out and charges every term (``imle_mpc.core.kernels.fused``).
 * generic: any ``Dynamics``, any cost callable: propose, ``rollout``,
   ``CostSum.evaluate``, each in turn.
 
@@ -31,12 +31,12 @@ from numpy.typing import ArrayLike
 
 from cost.composite import CostSum, Term
 from cost.constraints import constraint_name, split_constraints
-from imle_mpc.kernels.fused import FusedKernels, StageForm, make_fused_kernels, pack_params
-from imle_mpc.kernels.rng import draw_seed
-from imle_mpc.model import RolloutMixin
-from imle_mpc.plan_result import PlanResult
-from imle_mpc.protocols import Constraint, Dynamics, ProposalSampler, Selector
-from imle_mpc.validation import FloatArray, check_state, require_int_at_least
+from imle_mpc.core.kernels.fused import FusedKernels, StageForm, make_fused_kernels, pack_params
+from imle_mpc.core.kernels.rng import draw_seed
+from imle_mpc.core.model import RolloutMixin
+from imle_mpc.core.plan_result import PlanResult
+from imle_mpc.core.protocols import Constraint, Dynamics, ProposalSampler, Selector
+from imle_mpc.core.validation import FloatArray, check_state, require_int_at_least
 from planners.samplers import GaussianSampler
 
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from imle_mpc.kernels.select import argmin_finite, elite_indices, softmax_weights, weighted_mean
-from imle_mpc.validation import FloatArray, require_int_at_least, require_positive
+from imle_mpc.core.kernels.select import (
+    argmin_finite,
+    elite_indices,
+    softmax_weights,
+    weighted_mean,
+)
+from imle_mpc.core.validation import FloatArray, require_int_at_least, require_positive
 
 
 class ArgminSelector:

@@ -8,11 +8,11 @@ import pytest
 from cost import ControlEffort, CostSum, StateTracking, Term
 from dynamics import PointMass2D
 from imle_mpc.cli import main
-from imle_mpc.demos import DatasetError, DemoDataset, Episode
-from imle_mpc.plant import DynamicsEnv, EnvRobot
-from imle_mpc.runner import LoopConfig, run_closed_loop
+from imle_mpc.learn.demos import DatasetError, DemoDataset, Episode
+from imle_mpc.loop.plant import DynamicsEnv, EnvRobot
+from imle_mpc.loop.runner import LoopConfig, run_closed_loop
 from planners import PredictiveSampling, PredictiveSamplingConfig
-from planners.guard import SafetyGuard
+from planners.safety.guard import SafetyGuard
 
 MODEL = PointMass2D(dt=0.1)
 

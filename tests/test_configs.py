@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dynamics import Pendulum, PointMass2D
-from imle_mpc.runner import LoopConfig
+from imle_mpc.loop.runner import LoopConfig
 from planners import CEMConfig, MPPIConfig, PredictiveSamplingConfig, SamplingConfig
 
 

@@ -81,18 +81,24 @@ def test_train_writes_a_loadable_generator(tmp_path: Path) -> None:
     out = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=True)
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["epochs"] == 2 and np.isfinite(summary["final_loss"])
-    from imle_mpc.imle import load_generator
+    from imle_mpc.learn.imle import load_generator
 
     gen = load_generator(summary["generator"])
     assert gen.horizon == 16 and gen.nu == 2
 
 
-def test_missing_generator_is_a_clean_error(capsys) -> None:
+def test_missing_generator_is_a_clean_error(capsys, tmp_path) -> None:
     assert main(["run", "point_mass", "--planner", "imle_mpc"]) == 2
-    assert "imle-mpc train --task point_mass" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "ships no generator" in err and "--generator DIR" in err
+    missing = tmp_path / "nothing_here"
+    assert main(["run", "nav_one_obstacle", "--planner", "imle_mpc", "--generator", str(missing)])
+    assert f"no generator for task 'nav_one_obstacle' at {missing}" in capsys.readouterr().err
 
 
 def test_unknown_task_is_refused(capsys) -> None:
-    with pytest.raises(SystemExit):
-        main(["run", "no_such_task"])
-    assert "invalid choice" in capsys.readouterr().err
+    assert main(["run", "no_such_task"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown task 'no_such_task'" in err and "module:function" in err
+    assert main(["run", "no_such_module:make_task"]) == 2
+    assert "cannot import module 'no_such_module'" in capsys.readouterr().err

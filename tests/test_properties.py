@@ -10,10 +10,10 @@ from hypothesis.extra.numpy import arrays
 
 from cost import ControlEffort, CostSum, ObstacleConstraint, Scene, StateBox, StateTracking, Term
 from dynamics import PointMass2D
-from imle_mpc.kernels.select import argmin_finite, softmax_weights
-from imle_mpc.plan_result import PlanResult
+from imle_mpc.core.kernels.select import argmin_finite, softmax_weights
+from imle_mpc.core.plan_result import PlanResult
 from planners import PredictiveSampling, PredictiveSamplingConfig
-from planners.guard import SafetyGuard
+from planners.safety.guard import SafetyGuard
 
 MODEL = PointMass2D(dt=0.1, max_force=2.0)
 SETTINGS = settings(

@@ -10,7 +10,7 @@ import pytest
 
 import dynamics
 from dynamics import CartPole, Pendulum, PointMass2D, TwoLinkArm, Unicycle, end_effector_position
-from imle_mpc.checks import check_dynamics
+from imle_mpc.core.checks import check_dynamics
 
 MODELS = [
     pytest.param(Pendulum(), id="pendulum"),

@@ -12,8 +12,8 @@ import pytest
 mujoco = pytest.importorskip("mujoco", reason="the MuJoCo backend needs `pip install mujoco`")
 
 from dynamics.mujoco_model import MujocoDynamics, model_from_urdf  # noqa: E402
-from imle_mpc.checks import check_dynamics  # noqa: E402
-from imle_mpc.errors import InputError  # noqa: E402
+from imle_mpc.core.checks import check_dynamics  # noqa: E402
+from imle_mpc.core.errors import InputError  # noqa: E402
 
 # A pendulum on a motor and one with a first-order filter actuator (na = 1), with sensors.
 PENDULUM = """
@@ -190,8 +190,8 @@ def test_mppi_balances_gymnasium_inverted_pendulum() -> None:
     """
     gym = pytest.importorskip("gymnasium")
     from cost import ControlEffort, CostSum, StateTracking, Term
-    from imle_mpc.plant import EnvRobot
-    from imle_mpc.runner import LoopConfig, run_closed_loop
+    from imle_mpc.loop.plant import EnvRobot
+    from imle_mpc.loop.runner import LoopConfig, run_closed_loop
     from planners import MPPI, MPPIConfig
 
     def make_env() -> Any:

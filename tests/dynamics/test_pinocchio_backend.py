@@ -13,8 +13,8 @@ erd = pytest.importorskip(
 )
 
 from dynamics.pinocchio_model import PinocchioDynamics  # noqa: E402
-from imle_mpc.checks import check_dynamics  # noqa: E402
-from imle_mpc.errors import InputError  # noqa: E402
+from imle_mpc.core.checks import check_dynamics  # noqa: E402
+from imle_mpc.core.errors import InputError  # noqa: E402
 
 FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
 # A bent arm well inside the joint limits.

@@ -1,0 +1,234 @@
+"""The fused hot path: Gaussian sampling + rollout + per-step cost in one pass.
+
+The generic path makes four passes over K x H memory (draw noise, form
+proposals, roll out, score), each its own parallel region. When the model is a
+single-step ``@njit`` function and every cost term can be written per step
+(a ``StageForm``), one parallel loop over blocks of samples does all of it
+while a block's states are still in L1: draw each sample's noise from its own
+counter-seeded stream (``imle_mpc.core.kernels.rng``), clip, then step the block's
+samples in lockstep and charge the stage costs, then the terminal costs.
+
+Results equal the generic path's: the same proposals for the same seed, the
+same states, and per-term costs summed in the same order (the built-in terms'
+batch kernels call the same per-step functions).
+
+What one step costs (pendulum, K=1000, H=30, one thread of this 2-core VM):
+about 15 ns for the model (mostly libm ``sin``), 6 ns to draw and store the
+normal, 6 ns for the two cost terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numba as nb
+import numpy as np
+
+from imle_mpc.core.kernels.rng import quiet_overflow
+from imle_mpc.core.kernels.rollout import BLOCK, inline_copy
+from imle_mpc.core.kernels.sampling import fill_proposal
+
+__all__ = ["FusedKernels", "StageForm", "make_fused_kernels", "pack_params"]
+
+
+@dataclass(frozen=True, eq=False)
+class StageForm:
+    """A cost term written per step, so the fused kernel can charge it during the rollout.
+
+    ``term(X, U) == sum_t running(X[t+1], U, t, params) + terminal(X[H], params)``
+    for every sample, with the sum over ``t`` accumulated in that order.
+
+    Attributes:
+        running: ``@njit running(x Shape=(nx,), U Shape=(H, nu), t, params) -> float``,
+            the cost of step ``t`` charged on the state it leads to, ``x = X[t+1]``.
+            It may read ``U[:t+1]`` (e.g. for action differences). ``None``: no running cost.
+        terminal: ``@njit terminal(x Shape=(nx,), params) -> float`` on ``X[H]``, or ``None``.
+        params: the term's parameters, Shape=(p,), float64.
+    """
+
+    running: Any
+    terminal: Any
+    params: np.ndarray
+
+
+class FusedKernels(NamedTuple):
+    """``parallel`` scores a batch (``prange`` over samples); ``serial`` one or a few samples.
+
+    Both have the signature ``kernel(x0, U, nominal, sigma, low, high, first_noisy,
+    seed, sample, store, dyn_params, P, weights, X, parts, total)``:
+
+    Args:
+        x0: start state, Shape=(nx,).
+        U: proposals, Shape=(K, H, nu). Written when ``sample`` is True, read otherwise.
+        nominal, sigma: mean and std of the Gaussian proposals, Shape=(H, nu).
+        low, high: actuator bounds, Shape=(nu,).
+        first_noisy: leading rows that copy the clipped nominal (no noise drawn).
+        seed: uint64 batch seed; row ``k`` draws from stream ``(seed, k)``.
+        sample: True to draw the proposals, False to score ``U`` as given.
+        store: True to keep every state in ``X``; False to use ``X`` Shape=(K, 2, nx)
+            as scratch (no K x (H+1) x nx of memory traffic when nobody reads it).
+        dyn_params: the model's parameter vector.
+        P: per-term parameters, padded rows, Shape=(n_terms, p_max).
+        weights: per-term weights, Shape=(n_terms,).
+        X: states, Shape=(K, H+1, nx) (``store``) or scratch Shape=(K, 2, nx), written.
+        parts: weighted per-term costs, Shape=(K, n_terms), written.
+        total: total cost, Shape=(K,), written; NaN becomes +inf.
+    """
+
+    parallel: Any
+    serial: Any
+
+
+_KERNEL_CACHE: dict[tuple[Any, ...], FusedKernels] = {}
+
+
+@nb.njit(inline="always")
+def _no_running(x, U, t, P, acc):  # pragma: no cover - compiled
+    pass
+
+
+@nb.njit(inline="always")
+def _no_terminal(x, P, acc):  # pragma: no cover - compiled
+    pass
+
+
+def _link_running(prev: Any, fn: Any, i: int) -> Any:
+    @nb.njit(inline="always")
+    def chained(x, U, t, P, acc):  # pragma: no cover - compiled
+        prev(x, U, t, P, acc)
+        acc[i] += fn(x, U, t, P[i])
+
+    return chained
+
+
+def _link_terminal(prev: Any, fn: Any, i: int) -> Any:
+    @nb.njit(inline="always")
+    def chained(x, P, acc):  # pragma: no cover - compiled
+        prev(x, P, acc)
+        acc[i] += fn(x, P[i])
+
+    return chained
+
+
+def _chains(forms: Sequence[StageForm], inline: bool) -> tuple[Any, Any]:
+    """One function that adds every term's running cost into ``acc[i]``; one for terminals."""
+    running, terminal = _no_running, _no_terminal
+    for i, form in enumerate(forms):
+        if form.running is not None:
+            fn = inline_copy(form.running) if inline else form.running
+            running = _link_running(running, fn, i)
+        if form.terminal is not None:
+            fn = inline_copy(form.terminal) if inline else form.terminal
+            terminal = _link_terminal(terminal, fn, i)
+    return running, terminal
+
+
+def pack_params(forms: Sequence[StageForm]) -> np.ndarray:
+    """Stack the terms' parameter vectors into zero-padded rows, Shape=(n_terms, p_max)."""
+    width = max([1, *(np.size(f.params) for f in forms)])
+    P = np.zeros((len(forms), width))
+    for i, form in enumerate(forms):
+        p = np.asarray(form.params, dtype=np.float64).ravel()
+        P[i, : p.size] = p
+    return P
+
+
+def make_fused_kernels(step: Any, forms: Sequence[StageForm], inline: bool = True) -> FusedKernels:
+    """Build (or fetch from the cache) the fused kernels for a step function and cost terms.
+
+    Kernels depend only on the functions, not on parameter values, so every
+    planner with the same model class and the same kinds of terms shares one
+    compilation.
+
+    Args:
+        step: ``@njit step(x, u, params, out)`` of the model.
+        forms: one ``StageForm`` per cost term, in the cost's term order.
+        inline: inline the step and the terms into the loop (faster; turn off
+            only if Numba cannot inline one of them).
+    """
+    key = (
+        step,
+        inline,
+        tuple((f.running, f.terminal) for f in forms),
+    )
+    if key not in _KERNEL_CACHE:
+        _KERNEL_CACHE[key] = _build(step, forms, inline)
+    return _KERNEL_CACHE[key]
+
+
+def _build(step: Any, forms: Sequence[StageForm], inline: bool) -> FusedKernels:
+    step_fn = inline_copy(step) if inline else step
+    running, terminal = _chains(forms, inline)
+
+    # error_model="numpy": no ZeroDivisionError branches, so Numba can drop the
+    # reference counting of the per-step array views (a 25% speedup); a division
+    # by zero gives inf/NaN, i.e. an infinite cost, instead of an exception.
+    # One block of BLOCK samples (kernels.rollout.BLOCK): sample them, then step
+    # them in lockstep. Not inlined into the two drivers below: a call per
+    # block costs nothing, and compiling the drivers is then quicker.
+    @nb.njit(error_model="numpy")
+    def score_block(  # pragma: no cover - compiled
+        k0, k1, x0, U, nominal, sigma, low, high, first_noisy, seed, sample, store, dyn_params,
+        P, weights, X, parts, total,
+    ):  # fmt: skip
+        H = U.shape[1]
+        if sample:
+            for k in range(k0, k1):
+                fill_proposal(nominal, seed, k, sigma, low, high, k >= first_noisy, U[k])
+        for k in range(k0, k1):
+            for i in range(parts.shape[1]):
+                parts[k, i] = 0.0
+            for i in range(x0.shape[0]):
+                X[k, 0, i] = x0[i]
+        for t in range(H):
+            now = t if store else t & 1  # without store, X is a 2-slot ping-pong buffer
+            nxt = t + 1 if store else (t + 1) & 1
+            for k in range(k0, k1):
+                step_fn(X[k, now], U[k, t], dyn_params, X[k, nxt])
+                running(X[k, nxt], U[k], t, P, parts[k])
+        last = H if store else H & 1
+        for k in range(k0, k1):
+            acc = parts[k]
+            terminal(X[k, last], P, acc)
+            # Same arithmetic as CostSum: weighted parts, NaN -> +inf.
+            tot = 0.0
+            for i in range(acc.shape[0]):
+                v = acc[i]
+                acc[i] = weights[i] * v
+                if v != v:
+                    tot = np.inf
+                else:
+                    tot += acc[i]
+            total[k] = tot
+
+    @quiet_overflow
+    @nb.njit(parallel=True, error_model="numpy")
+    def parallel(  # pragma: no cover - compiled
+        x0, U, nominal, sigma, low, high, first_noisy, seed, sample, store, dyn_params, P,
+        weights, X, parts, total,
+    ):  # fmt: skip
+        K = U.shape[0]
+        for b in nb.prange((K + BLOCK - 1) // BLOCK):
+            score_block(
+                b * BLOCK, min(b * BLOCK + BLOCK, K), x0, U, nominal, sigma, low, high,
+                first_noisy, seed, sample, store, dyn_params, P, weights, X, parts, total,
+            )  # fmt: skip
+
+    @quiet_overflow
+    def serial(
+        x0: Any, U: Any, nominal: Any, sigma: Any, low: Any, high: Any, first_noisy: int,
+        seed: Any, sample: bool, store: bool, dyn_params: Any, P: Any, weights: Any, X: Any,
+        parts: Any, total: Any,
+    ) -> None:  # fmt: skip
+        # A Python loop over the compiled block: one call for the planner's single
+        # re-scored plan, and no second driver to compile.
+        K = U.shape[0]
+        for k0 in range(0, K, BLOCK):
+            score_block(
+                k0, min(k0 + BLOCK, K), x0, U, nominal, sigma, low, high, first_noisy,
+                np.uint64(seed), sample, store, dyn_params, P, weights, X, parts, total,
+            )  # fmt: skip
+
+    return FusedKernels(parallel, serial)

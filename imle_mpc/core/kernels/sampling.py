@@ -1,0 +1,50 @@
+"""Proposal sampling kernels: nominal plus scaled noise, clipped to actuator bounds."""
+
+from __future__ import annotations
+
+import numba as nb
+
+from imle_mpc.core.kernels.rng import quiet_overflow, standard_normal, stream_state
+
+
+@quiet_overflow
+@nb.njit(cache=True, inline="always")
+def fill_proposal(nominal, seed, k, sigma, low, high, noisy, row):  # pragma: no cover
+    """Row ``k`` of a proposal batch: ``clip(nominal + sigma * noise_k, low, high)``.
+
+    The noise is stream ``(seed, k)`` of ``imle_mpc.core.kernels.rng`` in (t, j)
+    order; a row that is not ``noisy`` is the clipped nominal. Shared by the
+    sampling kernel and the fused planner kernel so both draw identical rows.
+    """
+    H, nu = row.shape
+    s = stream_state(seed, k)
+    for t in range(H):
+        for j in range(nu):
+            u = nominal[t, j]
+            if noisy:
+                s, z = standard_normal(s)
+                u += sigma[t, j] * z
+            row[t, j] = min(max(u, low[j]), high[j])
+
+
+@quiet_overflow
+@nb.njit(parallel=True, cache=True)
+def seeded_gaussian_proposals(
+    nominal, seed, sigma, low, high, first_noisy, out
+):  # pragma: no cover
+    """Gaussian proposals around ``nominal``, clipped, with the noise drawn in the kernel.
+
+    Row ``k >= first_noisy`` draws its ``H * nu`` normals, in (t, j) order, from
+    stream ``(seed, k)`` of ``imle_mpc.core.kernels.rng``: the proposals depend on the
+    seed only, not on the thread count, and need no (K, H, nu) noise buffer.
+
+    Args:
+        nominal: Shape=(H, nu).
+        seed: uint64 batch seed.
+        sigma: per-step, per-dimension standard deviation, Shape=(H, nu).
+        low, high: actuator bounds, Shape=(nu,).
+        first_noisy: number of leading rows that copy the nominal.
+        out: Shape=(K, H, nu), written in place.
+    """
+    for k in nb.prange(out.shape[0]):
+        fill_proposal(nominal, seed, k, sigma, low, high, k >= first_noisy, out[k])

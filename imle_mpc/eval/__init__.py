@@ -1,0 +1,1 @@
+"""Evaluation: one episode runner, one summary, sweeps over grids, backends, reports, plots."""

@@ -1,0 +1,168 @@
+"""The one episode runner, and the figures of one episode.
+
+``run_episode`` resets the planner with the episode seed, optionally puts it
+behind the safety guard, builds the plant (with the faults asked for: a
+mismatched model, noisy sensing, delay, pushes, dropped planning steps), runs
+the closed loop, and judges the TRUE executed trajectory. Every random draw
+comes from the episode seed, so an episode is reproducible on its own.
+``EpisodeOutcome.of(task, record)`` gives its figures; ``imle_mpc.eval.summary``
+sums them up for the CLI, ``evaluate``, sweeps and reports alike.
+
+A *violation step* is a transition (x_t, u_t, x_t+1) of the executed
+trajectory on which any of the task's safety constraints is violated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from imle_mpc.core.validation import FloatArray
+from imle_mpc.eval.factory import build_guarded
+from imle_mpc.loop.faults import (
+    DroppedPlanning,
+    FaultConfig,
+    FaultLog,
+    FaultyRobot,
+    mismatched_model,
+)
+from imle_mpc.loop.plant import DynamicsEnv
+from imle_mpc.loop.runner import EpisodeRecord, LoopConfig, Progress, run_closed_loop
+from imle_mpc.tasks.base import Task
+
+
+def run_episode(
+    task: Task,
+    planner: Any,
+    seed: int = 0,
+    *,
+    faults: FaultConfig | None = None,
+    guard: bool | None = None,
+    offset_free: bool = True,
+    deadline: float | None = None,
+    real_time: bool = False,
+    steps: int | None = None,
+    progress: Progress | None = None,
+) -> EpisodeRecord:
+    """One seeded episode of ``task`` with ``planner`` on a simulated plant.
+
+    Args:
+        task: the task (its model is the plant's, mismatched by ``faults``).
+        planner: any planner; it is reset with ``seed`` first.
+        seed: the episode seed (planner, plant and faults).
+        faults: fault magnitudes (None: none).
+        guard: None runs ``planner`` as given; True puts it behind the safety guard
+            (``build_guarded``: the guard, and the offset estimate unless
+            ``offset_free`` is False); False behind the unguarded pass-through.
+        offset_free: with the guard, estimate and undo the plant's action offset.
+        deadline: with the guard, seconds the planner gets before the previous
+            plan is played instead (it then runs on a worker thread).
+        real_time: hold the model's control period on the wall clock (as on a robot).
+        steps: episode length (default ``task.steps``).
+        progress: called as ``progress(step, state)`` after each step.
+
+    Returns:
+        The record; ``success`` is judged on the true states (``record.true_states``),
+        ``info`` holds the task, seed, faults and what they did.
+    """
+    faults = FaultConfig() if faults is None else faults
+    rng = np.random.default_rng([seed, 0xFA17])
+    log = FaultLog()
+    planner.reset(seed)
+    inner = DroppedPlanning(planner, faults.drop_probability, rng, log)
+    if guard is None:
+        loop_planner: Any = inner
+    else:
+        loop_planner = build_guarded(
+            task, inner, guard, faults.action_delay, deadline=deadline, offset_free=offset_free
+        )
+    plant = DynamicsEnv(mismatched_model(task.dynamics, faults.model_mismatch), task.initial_state)
+    robot = FaultyRobot(plant, faults, rng, seed=seed, log=log)
+    config = LoopConfig(
+        steps=steps or task.steps, control_period=task.dynamics.dt, real_time=real_time
+    )
+    record = run_closed_loop(robot, loop_planner, config, progress=progress)
+    record.true_states = np.array(log.true_states)
+    record.success = bool(task.success(record.true_states))
+    record.info.update(
+        {"task": task.name, "seed": seed, "faults": faults.to_dict(), "guard": guard}
+    )
+    offset = getattr(loop_planner, "offset", None)
+    if offset is not None:  # the final estimate of the plant's action offset
+        record.info["action_offset"] = [float(v) for v in offset]
+    record.info.update(log.to_dict())
+    return record
+
+
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    """The figures of one episode (plain JSON data; ``imle_mpc.eval.summary`` sums them).
+
+    Attributes:
+        route: the route taken (None for a task without routes).
+        min_clearance: smallest signed distance to the obstacles (nan: no measure).
+    """
+
+    seed: int
+    success: bool
+    violation_steps: int
+    fallback_steps: int
+    deadline_overruns: int
+    overruns: int
+    steps: int
+    min_clearance: float
+    route: str | None
+    plan_ms_mean: float
+    plan_ms_p95: float
+    pushes: int
+    dropped_plans: int
+
+    @classmethod
+    def of(cls, task: Task, record: EpisodeRecord) -> EpisodeOutcome:
+        """The figures of ``record``, an episode of ``task`` (judged on its true states)."""
+        states = record.states if record.true_states is None else record.true_states
+        violations = violation_per_step(task.safety, states, record.actions)
+        times = np.asarray(record.plan_times, dtype=np.float64) * 1e3
+        return cls(
+            seed=int(record.info.get("seed", -1)),
+            success=bool(record.success),
+            violation_steps=int(np.count_nonzero(violations > 0)),
+            fallback_steps=record.fallback_steps,
+            deadline_overruns=record.deadline_overruns,
+            overruns=record.overruns,
+            steps=record.steps,
+            min_clearance=task.min_clearance(states),
+            route=task.route_of(states) if task.routes is not None else None,
+            plan_ms_mean=float(times.mean()) if times.size else float("nan"),
+            plan_ms_p95=float(np.percentile(times, 95)) if times.size else float("nan"),
+            pushes=len(record.info.get("pushes", ())),
+            dropped_plans=len(record.info.get("dropped_plans", ())),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def violation_per_step(
+    safety: Sequence[Any], states: FloatArray, actions: FloatArray
+) -> FloatArray:
+    """Total safety violation of each executed transition, Shape=(T,).
+
+    Args:
+        safety: constraints with ``violation(X, U)``.
+        states: executed (true) states, Shape=(T+1, nx).
+        actions: executed actions, Shape=(T, nu).
+    """
+    states = np.asarray(states, dtype=np.float64)
+    actions = np.asarray(actions, dtype=np.float64)
+    T = actions.shape[0]
+    X = np.ascontiguousarray(np.stack([states[:T], states[1 : T + 1]], axis=1))
+    U = np.ascontiguousarray(actions[:, None, :])
+    total = np.zeros(T)
+    for constraint in safety:
+        v = np.asarray(constraint.violation(X, U), dtype=np.float64)
+        total += np.where(np.isnan(v), np.inf, v)
+    return total

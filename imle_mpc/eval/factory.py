@@ -1,0 +1,130 @@
+"""Planners for a task from its hints, and the guarded loop around them.
+
+The wiring shared by the CLI, ``evaluate``, sweeps, examples and benchmarks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from imle_mpc.tasks.base import Task
+from imle_mpc.tasks.experts import observation
+from planners import (
+    CEM,
+    MPPI,
+    CEMConfig,
+    MPPIConfig,
+    PredictiveSampling,
+    PredictiveSamplingConfig,
+)
+from planners.imle import IMLEMPC, IMLEMPCConfig, IMLEPolicy, LatentIMLEMPC, LatentPlanConfig
+from planners.safety.guard import GuardConfig, PassThrough, SafetyGuard
+from planners.safety.offset_free import OffsetFree
+
+PLANNERS = ("mppi", "cem", "predictive_sampling", "imle_mpc", "latent_imle", "imle_policy")
+LEARNED = ("imle_mpc", "latent_imle", "imle_policy")
+
+
+def make_planner(
+    kind: str,
+    task: Task,
+    seed: int = 0,
+    num_samples: int | None = None,
+    record_samples: bool = False,
+    generator: Any = None,
+) -> Any:
+    """Build a planner for ``task`` from its hints. ``kind`` is one of ``PLANNERS``.
+
+    The learned kinds use ``generator`` (a loaded one, a checkpoint path, or None for
+    the one shipped with the task);
+    for them ``num_samples`` is the number of generator chunks N per step.
+    """
+    if kind in LEARNED:
+        return _make_learned_planner(kind, task, seed, num_samples, record_samples, generator)
+    hints = task.hints
+    if num_samples is not None:
+        hints = replace(hints, num_samples=num_samples)
+    common: dict[str, Any] = {
+        "num_samples": hints.num_samples,
+        "horizon": hints.horizon,
+        "noise_sigma": hints.noise_sigma,
+        "seed": seed,
+        "record_samples": record_samples,
+    }
+    if kind == "mppi":
+        config = MPPIConfig(temperature=hints.temperature, **common)
+        return MPPI(task.dynamics, task.cost, config, task.constraints)
+    if kind == "cem":
+        elites = max(2, hints.num_samples // 16)
+        return CEM(
+            task.dynamics, task.cost, CEMConfig(num_elites=elites, **common), task.constraints
+        )
+    if kind == "predictive_sampling":
+        return PredictiveSampling(
+            task.dynamics, task.cost, PredictiveSamplingConfig(**common), task.constraints
+        )
+    raise ValueError(f"unknown planner {kind!r}; choose one of {list(PLANNERS)}.")
+
+
+def _make_learned_planner(
+    kind: str,
+    task: Task,
+    seed: int,
+    num_samples: int | None,
+    record_samples: bool,
+    generator: Any,
+) -> Any:
+    # None: the task's shipped generator; a path: one of yours (imle-mpc train --out).
+    gen = (
+        task.load_generator(generator)
+        if generator is None or isinstance(generator, str | Path)
+        else generator
+    )
+    n = num_samples or 16
+    if kind == "imle_policy":
+        return IMLEPolicy(gen, observation, num_samples=n, seed=seed)
+    if kind == "latent_imle":
+        latent_config = LatentPlanConfig(
+            horizon=gen.horizon, num_samples=n + 1, num_elites=max(2, n // 4), seed=seed,
+            record_samples=record_samples, cost_to_go_steps=task.hints.policy_lookahead,
+        )  # fmt: skip
+        return LatentIMLEMPC(
+            task.dynamics, task.cost, gen, observation, latent_config, task.constraints
+        )
+    # N generator chunks, N perturbations of them, and the warm start.
+    config = IMLEMPCConfig(
+        horizon=gen.horizon, num_samples=2 * n + 1, num_imle=n, seed=seed,
+        record_samples=record_samples, cost_to_go_steps=task.hints.policy_lookahead,
+    )  # fmt: skip
+    return IMLEMPC(task.dynamics, task.cost, gen, observation, config, task.constraints)
+
+
+def build_guarded(
+    task: Task,
+    planner: Any,
+    guard: bool,
+    action_delay: int = 0,
+    deadline: float | None = None,
+    offset_free: bool = True,
+) -> Any:
+    """``planner`` wrapped in the safety guard (or the unguarded pass-through).
+
+    The guard is told the robot's actuation delay (a latency is measured when
+    a robot is commissioned) and compensates it; the unguarded loop does not.
+    ``deadline`` (seconds) makes the guard run the planner on a worker thread
+    and never wait longer for it. ``offset_free`` puts ``OffsetFree`` around the
+    guard: the plant's action offset from the model (a heavier link, a weaker
+    motor) is estimated from the measured states and undone in the commands;
+    with an exact model the estimate stays at zero.
+    """
+    if not guard:
+        return PassThrough(planner, task.dynamics)
+    guarded = SafetyGuard(
+        planner, task.dynamics, task.constraints, GuardConfig(deadline=deadline),
+        velocity_dims=task.velocity_dims, action_delay=action_delay,
+    )  # fmt: skip
+    if not offset_free:
+        return guarded
+    return OffsetFree(guarded, task.dynamics, action_delay=action_delay)

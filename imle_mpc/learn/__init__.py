@@ -1,0 +1,1 @@
+"""Learning from demonstrations: the dataset format (``demos``) and the RS-IMLE generator."""

@@ -1,0 +1,1 @@
+"""The closed loop: the robot side (``Robot``, plants, Gymnasium envs), the runner, faults."""

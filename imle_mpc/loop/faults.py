@@ -1,0 +1,262 @@
+"""Fault injection for guarded rollouts in simulation.
+
+Five kinds of fault, each off by default, each seeded, each recorded:
+
+* ``observation_noise``: Gaussian noise on every measured state entry (std per entry);
+* ``action_delay``: actions reach the plant this many control steps late
+  (the neutral action plays until the first one arrives);
+* ``model_mismatch``: plant parameters scaled against the planner's model,
+  e.g. ``{"mass": 1.2}`` (an ``AnalyticModel`` field name -> factor);
+* pushes: with ``push_probability`` per step, a velocity impulse of size
+  ``push_magnitude`` in a random direction over the ``push_dims`` entries;
+* ``drop_probability``: a planning step is dropped (its plan arrives too late);
+  the planner raises ``PlanningTimeoutError`` and the guard (or the unguarded loop)
+  plays the previous plan's next action.
+
+``FaultyRobot`` wraps a ``DynamicsEnv`` plant and applies the plant-side
+faults; ``DroppedPlanning`` wraps a planner. ``FaultConfig.scaled(f)`` scales
+every magnitude by ``f``, for the violation-rate-vs-magnitude curve.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from imle_mpc.core.errors import PlanningTimeoutError
+from imle_mpc.core.plan_result import PlanResult
+from imle_mpc.core.protocols import Dynamics, Planner
+from imle_mpc.core.validation import FloatArray, require_int_at_least
+from imle_mpc.loop.plant import DynamicsEnv
+
+FAULT_KINDS = ("noise", "delay", "mismatch", "push", "drop")
+"""Names for ``FaultConfig.only`` and the CLI's ``--faults`` list."""
+
+
+def _probability(owner: str, name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{owner}.{name} must be a probability in [0, 1], got {value!r}.")
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Fault magnitudes (all off by default). See the module docstring.
+
+    Attributes:
+        observation_noise: std of the noise per state entry, scalar or Shape=(nx,).
+        action_delay: control steps between a command and its effect (>= 0).
+        model_mismatch: plant parameter -> factor, applied to the plant's model.
+        push_probability: chance per step of a push.
+        push_magnitude: size of a push (norm of the impulse over ``push_dims``).
+        push_dims: state entries a push changes (velocities).
+        drop_probability: chance per step that the plan is dropped.
+    """
+
+    observation_noise: float | tuple[float, ...] = 0.0
+    action_delay: int = 0
+    model_mismatch: Mapping[str, float] = field(default_factory=dict)
+    push_probability: float = 0.0
+    push_magnitude: float = 0.0
+    push_dims: tuple[int, ...] = ()
+    drop_probability: float = 0.0
+
+    def __post_init__(self) -> None:
+        noise = np.atleast_1d(np.asarray(self.observation_noise, dtype=np.float64))
+        if np.any(noise < 0) or not np.all(np.isfinite(noise)):
+            raise ValueError(f"FaultConfig.observation_noise must be finite and >= 0, got {noise}.")
+        require_int_at_least("FaultConfig", "action_delay", self.action_delay, 0)
+        for name, factor in self.model_mismatch.items():
+            if not (np.isfinite(factor) and factor > 0):
+                raise ValueError(
+                    f"FaultConfig.model_mismatch[{name!r}] must be a factor > 0, got {factor!r}."
+                )
+        _probability("FaultConfig", "push_probability", self.push_probability)
+        _probability("FaultConfig", "drop_probability", self.drop_probability)
+        if self.push_magnitude < 0:
+            raise ValueError(f"FaultConfig.push_magnitude must be >= 0, got {self.push_magnitude}.")
+        if self.push_probability > 0 and self.push_magnitude > 0 and not self.push_dims:
+            raise ValueError("FaultConfig.push_dims must name the state entries a push changes.")
+        object.__setattr__(self, "model_mismatch", dict(self.model_mismatch))
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        """The kinds (``FAULT_KINDS``) switched on."""
+        on = {
+            "noise": bool(np.any(np.asarray(self.observation_noise) > 0)),
+            "delay": self.action_delay > 0,
+            "mismatch": any(f != 1.0 for f in self.model_mismatch.values()),
+            "push": self.push_probability > 0 and self.push_magnitude > 0,
+            "drop": self.drop_probability > 0,
+        }
+        return tuple(k for k in FAULT_KINDS if on[k])
+
+    def only(self, kinds: str | tuple[str, ...]) -> FaultConfig:
+        """This config with every kind not in ``kinds`` switched off."""
+        keep = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+        unknown = [k for k in keep if k not in FAULT_KINDS]
+        if unknown:
+            raise ValueError(f"unknown fault kinds {unknown}; choose from {FAULT_KINDS}.")
+        return FaultConfig(
+            observation_noise=self.observation_noise if "noise" in keep else 0.0,
+            action_delay=self.action_delay if "delay" in keep else 0,
+            model_mismatch=self.model_mismatch if "mismatch" in keep else {},
+            push_probability=self.push_probability if "push" in keep else 0.0,
+            push_magnitude=self.push_magnitude if "push" in keep else 0.0,
+            push_dims=self.push_dims,
+            drop_probability=self.drop_probability if "drop" in keep else 0.0,
+        )
+
+    def scaled(self, factor: float) -> FaultConfig:
+        """Every magnitude times ``factor``: noise, delay (rounded), mismatch's
+        deviation from 1, push size, and the two probabilities (capped at 1)."""
+        if not factor >= 0:
+            raise ValueError(f"scale factor must be >= 0, got {factor!r}.")
+        noise = np.asarray(self.observation_noise, dtype=np.float64) * factor
+        return FaultConfig(
+            observation_noise=float(noise) if noise.ndim == 0 else tuple(noise.tolist()),
+            action_delay=round(self.action_delay * factor),
+            model_mismatch={
+                k: max(1.0 + (f - 1.0) * factor, 0.05) for k, f in self.model_mismatch.items()
+            },
+            push_probability=min(self.push_probability * factor, 1.0),
+            push_magnitude=self.push_magnitude * factor,
+            push_dims=self.push_dims,
+            drop_probability=min(self.drop_probability * factor, 1.0),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for records and JSON."""
+        out = dataclasses.asdict(self)
+        noise = np.asarray(self.observation_noise)
+        out["observation_noise"] = float(noise) if noise.ndim == 0 else noise.tolist()
+        out["push_dims"] = list(self.push_dims)
+        return out
+
+
+def mismatched_model(model: Dynamics, mismatch: Mapping[str, float]) -> Dynamics:
+    """A copy of ``model`` with the named dataclass fields scaled (the plant's model)."""
+    if not mismatch:
+        return model
+    if not dataclasses.is_dataclass(model):
+        raise TypeError(
+            f"model mismatch needs a dataclass model (an AnalyticModel) to copy with scaled "
+            f"fields; {type(model).__name__} is not one."
+        )
+    names = {f.name for f in dataclasses.fields(model)}
+    unknown = sorted(set(mismatch) - names)
+    if unknown:
+        raise ValueError(
+            f"model_mismatch names {unknown}, which {type(model).__name__} does not have; "
+            f"its parameters are {sorted(names)}."
+        )
+    changes = {k: getattr(model, k) * f for k, f in mismatch.items()}
+    return dataclasses.replace(model, **changes)
+
+
+@dataclass
+class FaultLog:
+    """What the faults did in one episode (stored in the episode record's ``info``)."""
+
+    true_states: list[FloatArray] = field(default_factory=list)
+    pushes: list[int] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pushes": list(self.pushes), "dropped_plans": list(self.dropped)}
+
+
+class FaultyRobot:
+    """A simulated plant with noisy sensing, delayed actuation and random pushes.
+
+    Args:
+        env: the plant (its model may already be mismatched, see ``mismatched_model``).
+        config: the fault magnitudes.
+        rng: the faults' own generator (seeded per episode).
+        seed: seed for ``env.reset``.
+        log: where to record true states and events (a fresh one by default).
+    """
+
+    def __init__(
+        self,
+        env: DynamicsEnv,
+        config: FaultConfig,
+        rng: np.random.Generator,
+        seed: int | None = None,
+        log: FaultLog | None = None,
+    ) -> None:
+        self.env = env
+        self.config = config
+        self.rng = rng
+        self.log = log if log is not None else FaultLog()
+        env.reset(seed=seed)
+        nx, nu = env.dynamics.nx, env.dynamics.nu
+        self._noise = np.broadcast_to(np.asarray(config.observation_noise, dtype=np.float64), (nx,))
+        neutral = np.clip(np.zeros(nu), env.dynamics.action_low, env.dynamics.action_high)
+        self._queue = [neutral.copy() for _ in range(config.action_delay)]
+        self._step = 0
+        self.log.true_states.append(env.state)
+        self.done = False
+
+    def read_state(self) -> FloatArray:
+        true = self.env.state
+        if not np.any(self._noise > 0):
+            return true
+        return np.asarray(true + self.rng.normal(size=true.shape) * self._noise)
+
+    def send_action(self, action: FloatArray) -> None:
+        self._queue.append(np.asarray(action, dtype=np.float64).copy())
+        _, _, terminated, truncated, _ = self.env.step(self._queue.pop(0))
+        config = self.config
+        if config.push_probability > 0 and self.rng.random() < config.push_probability:
+            direction = self.rng.normal(size=len(config.push_dims))
+            direction /= max(float(np.linalg.norm(direction)), 1e-12)
+            delta = np.zeros(self.env.dynamics.nx)
+            delta[list(config.push_dims)] = config.push_magnitude * direction
+            self.env.apply_impulse(delta)
+            self.log.pushes.append(self._step)
+        self.log.true_states.append(self.env.state)
+        self.done = bool(terminated or truncated)
+        self._step += 1
+
+
+class DroppedPlanning:
+    """A planner whose steps are dropped at random: ``plan`` raises ``PlanningTimeoutError``.
+
+    A dropped step does not run the planner at all (its result never arrives).
+    """
+
+    def __init__(
+        self, planner: Planner, probability: float, rng: np.random.Generator, log: FaultLog
+    ) -> None:
+        _probability("DroppedPlanning", "probability", probability)
+        self.planner = planner
+        self.probability = probability
+        self.rng = rng
+        self.log = log
+        self._step = 0
+
+    @property
+    def horizon(self) -> int:
+        return int(self.planner.horizon)
+
+    def reset(self, seed: int | None = None) -> None:
+        self.planner.reset(seed)
+        self._step = 0
+
+    def set_nominal(self, plan: ArrayLike) -> None:
+        set_nominal = getattr(self.planner, "set_nominal", None)
+        if set_nominal is not None:
+            set_nominal(plan)
+
+    def plan(self, state: FloatArray) -> PlanResult:
+        step = self._step
+        self._step += 1
+        if self.probability > 0 and self.rng.random() < self.probability:
+            self.log.dropped.append(step)
+            raise PlanningTimeoutError(f"planning step {step} dropped (fault injection)")
+        return self.planner.plan(state)

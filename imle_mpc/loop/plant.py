@@ -1,0 +1,144 @@
+"""The robot side of the loop: a real driver or a simulated plant.
+
+The closed-loop runner talks only to ``Robot`` (read the state, send an
+action). ``EnvRobot`` adapts any Gymnasium ``Env`` to it, and ``DynamicsEnv``
+turns a ``Dynamics`` model into a Gymnasium ``Env``, so the same analytic
+model can be both the plant and (a possibly mismatched copy) the planner's model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+from numpy.typing import ArrayLike
+
+from imle_mpc.core.protocols import Dynamics
+from imle_mpc.core.validation import FloatArray, check_state
+
+InitialState = ArrayLike | Callable[[np.random.Generator], ArrayLike]
+
+
+@runtime_checkable
+class Robot(Protocol):
+    """What the control loop needs from a robot. A real driver implements these two."""
+
+    def read_state(self) -> FloatArray:
+        """The latest measured state, Shape=(nx,)."""
+        ...
+
+    def send_action(self, action: FloatArray) -> None:
+        """Command an action, Shape=(nu,). Must not block longer than the control period."""
+        ...
+
+
+class DynamicsEnv(gym.Env[np.ndarray, np.ndarray]):
+    """A Gymnasium environment simulating a ``Dynamics`` model.
+
+    The observation is the full state. Actions are clipped to the model's
+    actuator box, as a real motor saturates.
+
+    Args:
+        dynamics: the plant's model (may differ from the planner's).
+        initial_state: a state Shape=(nx,), or ``fn(rng) -> state`` for random starts.
+        reward: optional ``fn(x, u, x_next) -> float``; 0 if not given.
+        terminate: optional ``fn(x) -> bool`` ending the episode (e.g. a crash).
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (Gymnasium API)
+
+    def __init__(
+        self,
+        dynamics: Dynamics,
+        initial_state: InitialState,
+        reward: Callable[[FloatArray, FloatArray, FloatArray], float] | None = None,
+        terminate: Callable[[FloatArray], bool] | None = None,
+    ) -> None:
+        self.dynamics = dynamics
+        self._initial_state = initial_state
+        self._reward = reward
+        self._terminate = terminate
+        nx = dynamics.nx
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(nx,), dtype=np.float64)
+        self._low = np.asarray(dynamics.action_low, dtype=np.float64)
+        self._high = np.asarray(dynamics.action_high, dtype=np.float64)
+        self.action_space = gym.spaces.Box(self._low, self._high, dtype=np.float64)
+        self._state = np.zeros(nx)
+        self._U1 = np.zeros((1, 1, dynamics.nu))
+
+    @property
+    def state(self) -> FloatArray:
+        """A copy of the true simulator state."""
+        return self._state.copy()
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[FloatArray, dict[str, Any]]:
+        super().reset(seed=seed)
+        start = self._initial_state
+        value = start(self.np_random) if callable(start) else start
+        self._state = check_state(value, self.dynamics.nx, "initial_state").copy()
+        return self._state.copy(), {}
+
+    def apply_impulse(self, delta: ArrayLike) -> None:
+        """Add ``delta`` Shape=(nx,) to the true state: an external push (fault injection)."""
+        d = np.asarray(delta, dtype=np.float64).reshape(self.dynamics.nx)
+        if not np.all(np.isfinite(d)):
+            raise ValueError(f"impulse contains NaN/inf: {d}.")
+        self._state = self._state + d
+
+    def step(self, action: ArrayLike) -> tuple[FloatArray, float, bool, bool, dict[str, Any]]:
+        u = np.asarray(action, dtype=np.float64).reshape(self.dynamics.nu)
+        if not np.all(np.isfinite(u)):
+            raise ValueError(f"action contains NaN/inf: {u}. The plant refuses it.")
+        u = np.clip(u, self._low, self._high)
+        self._U1[0, 0] = u
+        x_next = self.dynamics.rollout(self._state, self._U1)[0, 1].copy()
+        reward = float(self._reward(self._state, u, x_next)) if self._reward else 0.0
+        self._state = x_next
+        terminated = bool(self._terminate(x_next)) if self._terminate else False
+        return x_next.copy(), reward, terminated, False, {}
+
+
+class EnvRobot:
+    """Use a Gymnasium ``Env`` as the robot.
+
+    Args:
+        env: any Gymnasium environment.
+        seed: seed for ``env.reset``.
+        state_fn: reads the planner's state from the env (default: the last
+            observation). For MuJoCo envs whose observation is not the full
+            state, pass e.g. ``lambda env: np.concatenate([qpos, qvel])``.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env[Any, Any],
+        seed: int | None = None,
+        state_fn: Callable[[gym.Env[Any, Any]], ArrayLike] | None = None,
+    ) -> None:
+        self.env = env
+        self.state_fn = state_fn
+        obs, _ = env.reset(seed=seed)
+        self._obs = np.asarray(obs, dtype=np.float64)
+        self.terminated = False
+        self.truncated = False
+        self.total_reward = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.terminated or self.truncated
+
+    def read_state(self) -> FloatArray:
+        if self.state_fn is not None:
+            return np.asarray(self.state_fn(self.env), dtype=np.float64)
+        return self._obs.copy()
+
+    def send_action(self, action: FloatArray) -> None:
+        obs, reward, terminated, truncated, _ = self.env.step(action)
+        self._obs = np.asarray(obs, dtype=np.float64)
+        self.total_reward += float(reward)
+        self.terminated = bool(terminated)
+        self.truncated = bool(truncated)

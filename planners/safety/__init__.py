@@ -1,0 +1,1 @@
+"""What stands between a planner and the robot: the guard, the offset estimate, a CBF filter."""

@@ -1,0 +1,498 @@
+"""The safety guard: nothing unchecked reaches the actuators, and the loop never stalls.
+
+``SafetyGuard`` wraps any planner (``plan(state) -> PlanResult``) and is a
+planner itself, so a closed loop, a residual policy or an evaluation harness
+uses it unchanged. Each step it
+
+1. plans (through ``DeadlineRunner`` when a deadline is set: a plan that is not
+   ready in time is a *deadline miss*, never a wait);
+2. checks the plan on the measured state: finite actions inside the actuator
+   box, and the model's rollout of the plan from this state violating no hard
+   constraint (this includes the issue's one-step check of the first action);
+3. if the planner failed (an exception, a deadline miss, no feasible sample,
+   NaN actions) or the check failed, tries the configured fallbacks in order —
+   ``previous`` (the rest of the last executed plan), ``brake`` (a closed-loop
+   stopping trajectory), ``hold`` (the neutral action held), ``casadi`` (a
+   user-supplied optimiser, e.g. the CBF safety filter) — and executes the
+   first one that passes the same check. If none does, it executes the
+   candidate with the smallest predicted violation: there is always an action.
+   Every fallback is recorded as a ``GuardEvent`` with its reason.
+
+The guard checks with the planner's constraints, margins included: the
+margins are what absorbs sensor noise and model error (see ``imle_mpc.loop.faults``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cost.constraints import split_constraints
+from imle_mpc.core.errors import PlanningTimeoutError
+from imle_mpc.core.plan_result import PlanResult
+from imle_mpc.core.protocols import Dynamics, Planner
+from imle_mpc.core.validation import FloatArray
+
+FALLBACKS = ("previous", "brake", "hold", "casadi")
+"""Fallback names, tried in the order a ``GuardConfig`` lists them."""
+
+BrakeFn = Callable[[FloatArray], FloatArray]
+"""``brake(state Shape=(nx,)) -> action Shape=(nu,)``: a feedback law that stops the robot."""
+SafePlanFn = Callable[[FloatArray, FloatArray], "FloatArray | None"]
+"""``safe_plan(state, reference_plan Shape=(H, nu)) -> plan Shape=(H, nu) or None``."""
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """How the guard checks and falls back.
+
+    Attributes:
+        fallbacks: names from ``FALLBACKS``, tried in order when the plan is not
+            usable. ``casadi`` needs a ``safe_plan`` function on the guard.
+        deadline: seconds the planner may take per step (``None``: wait for
+            it, the right choice in simulation). On a miss the previous plan's
+            next action is executed and the late plan is dropped.
+        action_tolerance: how far outside the actuator box an action may be
+            before the check fails (rounding slack).
+    """
+
+    fallbacks: tuple[str, ...] = ("previous", "brake", "hold")
+    deadline: float | None = None
+    action_tolerance: float = 1e-9
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.fallbacks if f not in FALLBACKS]
+        if unknown:
+            raise ValueError(
+                f"GuardConfig.fallbacks has unknown entries {unknown}; choose from {FALLBACKS}."
+            )
+        if self.deadline is not None and not self.deadline > 0:
+            raise ValueError(
+                f"GuardConfig.deadline must be > 0 seconds or None, got {self.deadline!r}."
+            )
+        if not self.action_tolerance >= 0:
+            raise ValueError(
+                f"GuardConfig.action_tolerance must be >= 0, got {self.action_tolerance!r}."
+            )
+
+
+@dataclass(frozen=True)
+class GuardEvent:
+    """One step on which the guard did not execute the planner's plan as it was.
+
+    Attributes:
+        step: control step (0 = first ``plan`` call after ``reset``).
+        reason: why (``"deadline"``, ``"no feasible sample"``, ``"planner error: ..."``,
+            ``"check failed: ..."``, ``"invalid state"``).
+        fallback: what was executed instead (a name from ``FALLBACKS`` or
+            ``"least_violation:<name>"`` when no candidate passed the check).
+        violation: predicted violation of what was executed (0 = safe).
+    """
+
+    step: int
+    reason: str
+    fallback: str
+    violation: float
+
+
+class DeadlineRunner:
+    """Runs ``planner.plan`` on a worker thread and waits at most ``deadline`` seconds.
+
+    A plan that is not ready in time raises ``PlanningTimeoutError``; it keeps
+    running, and while it does every later call raises at once (the loop never
+    blocks on it). A plan that finishes late is dropped: it was made for an
+    old state.
+    """
+
+    def __init__(self, planner: Planner, deadline: float) -> None:
+        self.planner = planner
+        self.deadline = deadline
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="planner")
+        self._pending: Future[PlanResult] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a late plan is still running."""
+        return self._pending is not None and not self._pending.done()
+
+    def plan(self, state: FloatArray) -> PlanResult:
+        if self.busy:
+            raise PlanningTimeoutError("the previous plan is still running")
+        self._pending = self._pool.submit(self.planner.plan, state)
+        try:
+            result = self._pending.result(timeout=self.deadline)
+        except TimeoutError:
+            raise PlanningTimeoutError(f"planning took longer than {self.deadline:.4f} s") from None
+        self._pending = None
+        return result
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+@dataclass
+class _Candidate:
+    name: str
+    actions: FloatArray
+    states: FloatArray
+    violation: float
+
+
+@dataclass
+class _Memory:
+    """What the guard carries between steps."""
+
+    previous: FloatArray | None = None  # the last executed plan, shifted to start now
+    in_flight: list[FloatArray] = field(default_factory=list)  # sent, not yet in effect
+    step: int = 0
+    events: list[GuardEvent] = field(default_factory=list)
+
+
+class SafetyGuard:
+    """A planner wrapper that checks every plan and falls back when it is not safe.
+
+    Args:
+        planner: any planner; its ``horizon`` sets the plan length.
+        dynamics: the model the checks roll out (usually the planner's).
+        constraints: the hard constraints to enforce (soft ones are ignored).
+        config: fallbacks and deadline.
+        brake: a stopping feedback law for the ``brake`` fallback; without one
+            the brake is ``StoppingBrake`` when ``velocity_dims`` is given, else
+            it is skipped.
+        velocity_dims: state entries that are velocities (for the default brake).
+        safe_plan: the ``casadi`` fallback, ``fn(state, reference) -> plan or None``.
+        action_delay: the robot's known actuation delay in control steps. The
+            guard then plans and checks from the state predicted through the
+            actions already sent but not yet in effect (delay compensation).
+
+    Example:
+        >>> guard = SafetyGuard(planner, task.dynamics, task.constraints,
+        ...                     velocity_dims=(2, 3))          # doctest: +SKIP
+        >>> result = guard.plan(x)  # result.fallback says if it stepped in
+    """
+
+    def __init__(
+        self,
+        planner: Planner,
+        dynamics: Dynamics,
+        constraints: Sequence[Any] = (),
+        config: GuardConfig = GuardConfig(),
+        brake: BrakeFn | None = None,
+        velocity_dims: Sequence[int] = (),
+        safe_plan: SafePlanFn | None = None,
+        action_delay: int = 0,
+    ) -> None:
+        if "casadi" in config.fallbacks and safe_plan is None:
+            raise ValueError(
+                "GuardConfig.fallbacks lists 'casadi' but no safe_plan function was given; "
+                "pass safe_plan=... (e.g. a CBFSafetyFilter) or drop 'casadi'."
+            )
+        self.planner = planner
+        self.dynamics = dynamics
+        self.constraints, _ = split_constraints(constraints)
+        self.config = config
+        if brake is None and velocity_dims:
+            brake = StoppingBrake(dynamics, velocity_dims)
+        self.brake = brake
+        self.safe_plan = safe_plan
+        self._runner = (
+            DeadlineRunner(planner, config.deadline) if config.deadline is not None else None
+        )
+        self._low = np.asarray(dynamics.action_low, dtype=np.float64)
+        self._high = np.asarray(dynamics.action_high, dtype=np.float64)
+        self._neutral = np.clip(np.zeros(dynamics.nu), self._low, self._high)
+        self._rollout = getattr(dynamics, "rollout_unchecked", dynamics.rollout)
+        if action_delay < 0:
+            raise ValueError(f"action_delay must be >= 0 control steps, got {action_delay}.")
+        self.action_delay = int(action_delay)
+        self._memory = self._fresh_memory()
+
+    @property
+    def horizon(self) -> int:
+        return int(self.planner.horizon)
+
+    @property
+    def events(self) -> list[GuardEvent]:
+        """Fallbacks since the last ``reset``, in order."""
+        return list(self._memory.events)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Reset the planner and forget the previous plan and the events."""
+        if self._runner is not None and self._runner.busy:
+            self._runner.close()
+            self._runner = DeadlineRunner(self.planner, self._runner.deadline)
+        self.planner.reset(seed)
+        self._memory = self._fresh_memory()
+
+    def _fresh_memory(self) -> _Memory:
+        # Before the first command the robot plays the neutral action.
+        return _Memory(in_flight=[self._neutral.copy() for _ in range(self.action_delay)])
+
+    def _predict_through_delay(self, x: FloatArray) -> FloatArray:
+        """The state when the next command takes effect: x rolled through the in-flight ones."""
+        if not self._memory.in_flight:
+            return x
+        U = np.array(self._memory.in_flight)[None]
+        X = self.dynamics.rollout(x, U)
+        return np.asarray(X[0, -1].copy())
+
+    def plan(self, state: FloatArray) -> PlanResult:
+        """Plan, check, fall back if needed; ``result.fallback`` says what happened."""
+        t0 = time.perf_counter()
+        memory = self._memory
+        x = np.asarray(state, dtype=np.float64)
+        if x.shape != (self.dynamics.nx,) or not np.all(np.isfinite(x)):
+            result = self._blind_fallback(x, t0)
+        else:
+            result = self._checked_plan(self._predict_through_delay(x), t0)
+        if memory.in_flight:
+            memory.in_flight.pop(0)
+            memory.in_flight.append(np.array(result.action, dtype=np.float64))
+        memory.previous = _shifted(result.actions)
+        memory.step += 1
+        return result
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def _checked_plan(self, x: FloatArray, t0: float) -> PlanResult:
+        result: PlanResult | None = None
+        missed = False
+        try:
+            result = self._runner.plan(x) if self._runner is not None else self.planner.plan(x)
+            reason = self._problem(result)
+        except PlanningTimeoutError:
+            reason, missed = "deadline", True
+        except Exception as err:  # the loop must survive a broken planner
+            reason = f"planner error: {type(err).__name__}: {err}"
+        # The planner's own plan, checked once: executed if safe, else a fallback candidate.
+        candidates: list[_Candidate] = []
+        if result is not None and _well_formed(result.actions, self.horizon, self.dynamics.nu):
+            candidates.append(self._candidate("planner", x, result.actions))
+        if reason is None:
+            assert result is not None and candidates
+            if candidates[0].violation == 0.0:
+                return result
+            reason = f"check failed: predicted violation {candidates[0].violation:.3g}"
+        chosen = self._fallback(x, candidates)
+        self._memory.events.append(
+            GuardEvent(self._memory.step, reason, chosen.name, chosen.violation)
+        )
+        self._warm_start(chosen.actions)
+        return self._result(chosen, result, reason, missed, t0)
+
+    def _problem(self, result: PlanResult) -> str | None:
+        """Why a planner result cannot be used as it is, or None."""
+        actions = np.asarray(result.actions)
+        expected = (self.horizon, self.dynamics.nu)
+        if actions.shape != expected:
+            return f"planner returned actions of shape {actions.shape}, expected {expected}"
+        if not np.all(np.isfinite(actions)):
+            return "planner returned non-finite actions"
+        if result.num_feasible == 0:
+            return "no feasible sample"
+        return None
+
+    def _fallback(self, x: FloatArray, tried: list[_Candidate]) -> _Candidate:
+        """The first configured fallback that passes the check, else the least violating."""
+        for name in self.config.fallbacks:
+            actions = self._fallback_plan(name, x)
+            if actions is None:
+                continue
+            candidate = self._candidate(name, x, actions)
+            if candidate.violation == 0.0:
+                return candidate
+            tried.append(candidate)
+        if not tried:  # nothing at all to compare: hold the neutral action
+            tried.append(self._candidate("hold", x, self._hold_plan()))
+        least = min(tried, key=lambda c: c.violation)
+        least.name = f"least_violation:{least.name}"
+        return least
+
+    def _fallback_plan(self, name: str, x: FloatArray) -> FloatArray | None:
+        H = self.horizon
+        if name == "previous":
+            return self._memory.previous
+        if name == "hold":
+            return self._hold_plan()
+        if name == "brake":
+            return None if self.brake is None else self._brake_plan(x)
+        assert name == "casadi" and self.safe_plan is not None
+        reference = (
+            self._memory.previous if self._memory.previous is not None else self._hold_plan()
+        )
+        try:
+            plan = self.safe_plan(x, reference)
+        except Exception:  # a failing optimiser is one fallback fewer, not a crash
+            return None
+        if plan is None:
+            return None
+        plan = np.asarray(plan, dtype=np.float64)
+        return plan if plan.shape == (H, self.dynamics.nu) else None
+
+    def _hold_plan(self) -> FloatArray:
+        return np.tile(self._neutral, (self.horizon, 1))
+
+    def _brake_plan(self, x: FloatArray) -> FloatArray:
+        """Roll the brake law forward in closed loop over the horizon."""
+        assert self.brake is not None
+        H, nu = self.horizon, self.dynamics.nu
+        plan = np.empty((H, nu))
+        U1 = np.empty((1, 1, nu))
+        state = x.copy()
+        for t in range(H):
+            u = np.clip(np.asarray(self.brake(state), dtype=np.float64), self._low, self._high)
+            plan[t] = u if np.all(np.isfinite(u)) else self._neutral
+            U1[0, 0] = plan[t]
+            state = self.dynamics.rollout(state, U1)[0, 1]
+            if not np.all(np.isfinite(state)):
+                plan[t + 1 :] = self._neutral
+                break
+        return plan
+
+    def _candidate(self, name: str, x: FloatArray, actions: FloatArray) -> _Candidate:
+        """Roll ``actions`` out from ``x`` and total its hard-constraint violation."""
+        actions = np.asarray(actions, dtype=np.float64)
+        tol = self.config.action_tolerance
+        outside = np.maximum(np.maximum(self._low - actions, actions - self._high), 0.0).max()
+        U = np.ascontiguousarray(actions[None])
+        # Shapes are checked already (x here, plans by _well_formed or by construction).
+        X = self._rollout(np.ascontiguousarray(x), U, np.empty((1, U.shape[1] + 1, len(x))))
+        violation = 0.0 if outside <= tol else float(outside)
+        if not np.all(np.isfinite(X)):
+            violation = np.inf
+        for constraint in self.constraints:
+            v = float(np.asarray(constraint.violation(X, U), dtype=np.float64)[0])
+            violation += np.inf if np.isnan(v) else max(v, 0.0)
+        return _Candidate(name, actions, X[0], violation)
+
+    def _blind_fallback(self, x: FloatArray, t0: float) -> PlanResult:
+        """No usable measurement: play the previous plan (or hold) without a model check."""
+        previous = self._memory.previous
+        name = "previous" if previous is not None else "hold"
+        actions = previous if previous is not None else self._hold_plan()
+        reason = f"invalid state (shape {x.shape}, finite={bool(np.all(np.isfinite(x)))})"
+        self._memory.events.append(GuardEvent(self._memory.step, reason, name, np.nan))
+        chosen = _Candidate(name, actions, np.full((0, self.dynamics.nx), np.nan), np.nan)
+        return self._result(chosen, None, reason, False, t0)
+
+    def _warm_start(self, actions: FloatArray) -> None:
+        """Tell the planner what was executed, so its next warm start is aligned."""
+        set_nominal = getattr(self.planner, "set_nominal", None)
+        runner_busy = self._runner is not None and self._runner.busy
+        if set_nominal is None or runner_busy:
+            return
+        # A planner with another horizon keeps its own warm start.
+        with contextlib.suppress(ValueError, TypeError):
+            set_nominal(actions)
+
+    def _result(
+        self,
+        chosen: _Candidate,
+        planned: PlanResult | None,
+        reason: str,
+        missed: bool,
+        t0: float,
+    ) -> PlanResult:
+        timings = dict(planned.timings) if planned is not None else {}
+        timings["guard_total"] = time.perf_counter() - t0
+        return PlanResult(
+            actions=chosen.actions.copy(),
+            cost=float("nan"),
+            term_costs={},
+            num_feasible=planned.num_feasible if planned is not None else 0,
+            best_index=-1,
+            predicted_states=chosen.states.copy(),
+            timings=timings,
+            samples=planned.samples if planned is not None else None,
+            fallback=f"{reason} -> {chosen.name}",
+            deadline_missed=missed,
+        )
+
+
+def _well_formed(actions: Any, horizon: int, nu: int) -> bool:
+    """A plan of the right shape with finite entries (worth comparing as a candidate)."""
+    arr = np.asarray(actions)
+    return arr.shape == (horizon, nu) and bool(np.all(np.isfinite(arr)))
+
+
+def _shifted(actions: FloatArray) -> FloatArray:
+    """The plan one step later: drop the executed action, hold the last one."""
+    actions = np.asarray(actions, dtype=np.float64)
+    return np.concatenate([actions[1:], actions[-1:]], axis=0)
+
+
+class StoppingBrake:
+    """A model-based brake: the action that brings the velocities closest to zero in one step.
+
+    For control-affine models (every shipped model, torque-controlled arms) the
+    next velocity is affine in the action, so two finite-difference rollouts per
+    action entry give the exact least-squares stopping action, clipped to the
+    actuator box. Works for any ``Dynamics``, no hand-written brake needed.
+    """
+
+    def __init__(self, dynamics: Dynamics, velocity_dims: Sequence[int], step: float = 1e-3):
+        dims = np.asarray(velocity_dims, dtype=np.int64)
+        if dims.size == 0 or dims.min() < 0 or dims.max() >= dynamics.nx:
+            raise ValueError(
+                f"velocity_dims={list(velocity_dims)} must be indices into the state of "
+                f"size {dynamics.nx}."
+            )
+        self.dynamics = dynamics
+        self.velocity_dims = dims
+        self.step = step
+        nu = dynamics.nu
+        # Sample 0: the neutral action; 1..nu: one entry nudged by +step each.
+        self._U = np.zeros((nu + 1, 1, nu))
+        for j in range(nu):
+            self._U[j + 1, 0, j] = step
+        self._low = np.asarray(dynamics.action_low, dtype=np.float64)
+        self._high = np.asarray(dynamics.action_high, dtype=np.float64)
+
+    def __call__(self, state: FloatArray) -> FloatArray:
+        X = self.dynamics.rollout(state, self._U)
+        v = X[:, 1, self.velocity_dims]
+        v0 = v[0]
+        B = (v[1:] - v0).T / self.step  # d v_next / d u, Shape=(nv, nu)
+        u, *_ = np.linalg.lstsq(B, -v0, rcond=None)
+        return np.asarray(np.clip(u, self._low, self._high))
+
+
+class PassThrough:
+    """The unguarded loop, for comparison: executes whatever the planner returns.
+
+    A missed deadline (``PlanningTimeoutError``) plays the previous plan's next action
+    unchecked (the neutral action before the first plan), as a plain MPC loop
+    would; any other planner error propagates.
+    """
+
+    def __init__(self, planner: Planner, dynamics: Dynamics) -> None:
+        self.planner = planner
+        neutral = np.clip(np.zeros(dynamics.nu), dynamics.action_low, dynamics.action_high)
+        self._neutral_plan = np.tile(neutral, (int(planner.horizon), 1))
+        self._previous: FloatArray | None = None
+
+    @property
+    def horizon(self) -> int:
+        return int(self.planner.horizon)
+
+    def reset(self, seed: int | None = None) -> None:
+        self.planner.reset(seed)
+        self._previous = None
+
+    def plan(self, state: FloatArray) -> PlanResult:
+        try:
+            result = self.planner.plan(state)
+        except PlanningTimeoutError:
+            previous = self._neutral_plan if self._previous is None else self._previous
+            result = PlanResult(
+                actions=previous, cost=float("nan"), term_costs={}, num_feasible=0,
+                best_index=-1, predicted_states=np.empty((0, 0)), deadline_missed=True,
+            )  # fmt: skip
+        self._previous = _shifted(result.actions)
+        return result

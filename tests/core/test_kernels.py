@@ -1,0 +1,297 @@
+"""The in-kernel RNG and the fused planner kernel against plain NumPy/Python references."""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+import pytest
+
+from cost import (
+    ControlEffort,
+    CostSum,
+    ObstacleProximity,
+    Scene,
+    Smoothness,
+    StageCost,
+    StateTracking,
+    Term,
+    TerminalState,
+)
+from imle_mpc.core.kernels import (
+    fill_standard_normal,
+    make_fused_kernels,
+    seeded_gaussian_proposals,
+)
+from imle_mpc.core.kernels.fused import pack_params
+from imle_mpc.core.kernels.rng import (
+    GOLDEN,
+    ZIG_F,
+    ZIG_K,
+    ZIG_R,
+    ZIG_W,
+    next_uint64,
+    stream_state,
+)
+from imle_mpc.core.model import StepDynamics
+from tests.conftest import in_no_jit_rerun, run_without_jit
+
+MASK64 = (1 << 64) - 1
+JIT = not nb.config.DISABLE_JIT
+
+
+# --- plain-Python references -------------------------------------------------
+
+
+def _mix64_ref(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def _normals_ref(seed: int, k: int, n: int) -> list[float]:
+    """Stream k of a batch: SplitMix64 + the ziggurat, in Python integers and floats."""
+    s = _mix64_ref((seed + (k + 1) * int(GOLDEN)) & MASK64)
+
+    def next_u64() -> int:
+        nonlocal s
+        s = (s + int(GOLDEN)) & MASK64
+        return _mix64_ref(s)
+
+    def next_double() -> float:
+        return (next_u64() >> 11) * 2.0**-53
+
+    out: list[float] = []
+    while len(out) < n:
+        z = next_u64()
+        idx = z & 0xFF
+        r = z >> 8
+        sign = -1.0 if r & 1 else 1.0
+        rabs = (r >> 1) & ((1 << 52) - 1)
+        x = sign * float(rabs) * float(ZIG_W[idx])
+        if rabs < int(ZIG_K[idx]):
+            out.append(x)
+            continue
+        if idx == 0:
+            while True:
+                xx = -math.log1p(-next_double()) / ZIG_R
+                yy = -math.log1p(-next_double())
+                if yy + yy > xx * xx:
+                    out.append(sign * (ZIG_R + xx))
+                    break
+            continue
+        y = float(ZIG_F[idx - 1]) + next_double() * float(ZIG_F[idx] - ZIG_F[idx - 1])
+        if y < math.exp(-0.5 * x * x):
+            out.append(x)
+    return out
+
+
+# --- RNG ---------------------------------------------------------------------
+
+
+def test_splitmix64_reference_vector() -> None:
+    # Known-answer test: Vigna's splitmix64.c seeded with 1234567.
+    expected = [6457827717110365317, 3203168211198807973, 9817491932198370423]
+    s = np.uint64(1234567)
+    with np.errstate(over="ignore"):
+        for want in expected:
+            s, z = next_uint64(s)
+            assert int(z) == want
+    with np.errstate(over="ignore"):
+        assert int(stream_state(np.uint64(9), 4)) == _mix64_ref((9 + 5 * int(GOLDEN)) & MASK64)
+
+
+def test_ziggurat_tables_cover_the_density_with_equal_layers() -> None:
+    # Layer i >= 1 spans [0, x_{i-1}] x [f(x_{i-1}), f(x_i)]; all have the base layer's area.
+    x_prev = ZIG_W[1:] * 2.0**52  # layer i >= 1 is x_{i-1} wide
+    areas = x_prev * (ZIG_F[1:] - ZIG_F[:-1])
+    v = ZIG_W[0] * 2.0**52 * math.exp(-0.5 * ZIG_R**2)
+    np.testing.assert_allclose(areas, v, rtol=1e-9)
+    assert ZIG_F[-1] == 1.0 and np.all(np.diff(ZIG_F) > 0)
+
+
+def test_normals_reference() -> None:
+    out = np.empty((5, 40))
+    fill_standard_normal(np.uint64(2024), out)
+    for k in range(5):
+        np.testing.assert_array_equal(out[k], _normals_ref(2024, k, 40))
+
+
+def test_normals_reproducible_per_seed_and_per_row() -> None:
+    a, b, c = np.empty((6, 50)), np.empty((6, 50)), np.empty((6, 50))
+    fill_standard_normal(np.uint64(7), a)
+    fill_standard_normal(7, b)  # a Python int seed is the same seed
+    fill_standard_normal(np.uint64(8), c)
+    np.testing.assert_array_equal(a, b)
+    assert not np.any(a == c)
+    # Row k is stream k: it does not depend on how many rows the batch has.
+    small = np.empty((3, 50))
+    fill_standard_normal(np.uint64(7), small)
+    np.testing.assert_array_equal(small, a[:3])
+    assert len(np.unique(a)) == a.size  # rows are distinct streams
+
+
+@pytest.mark.skipif(not JIT, reason="needs compiled kernels (slow as Python)")
+def test_normals_are_standard_normal() -> None:
+    from scipy import stats
+
+    z = np.empty((2000, 500))
+    fill_standard_normal(np.uint64(123), z)
+    z = z.ravel()
+    n = z.size
+    assert abs(z.mean()) < 5 / math.sqrt(n)
+    assert abs(z.std() - 1.0) < 5 / math.sqrt(2 * n)
+    assert stats.kstest(z[:200_000], "norm").pvalue > 1e-3
+    # The tail beyond r comes from a separate algorithm: check its mass too.
+    tail = np.mean(np.abs(z) > ZIG_R)
+    want = 2 * stats.norm.sf(ZIG_R)
+    assert abs(tail - want) < 5 * math.sqrt(want / n)
+    counts, _ = np.histogram(z, bins=np.linspace(-4, 4, 41))
+    expected = n * np.diff(stats.norm.cdf(np.linspace(-4, 4, 41)))
+    assert stats.chisquare(counts, expected * counts.sum() / expected.sum()).pvalue > 1e-3
+
+
+@pytest.mark.skipif(not JIT, reason="thread count only matters when compiled")
+def test_normals_independent_of_thread_count() -> None:
+    threads = nb.get_num_threads()
+    out1, out2 = np.empty((257, 33)), np.empty((257, 33))
+    try:
+        nb.set_num_threads(1)
+        fill_standard_normal(np.uint64(99), out1)
+        nb.set_num_threads(max(2, threads))
+        fill_standard_normal(np.uint64(99), out2)
+    finally:
+        nb.set_num_threads(threads)
+    np.testing.assert_array_equal(out1, out2)
+
+
+def test_seeded_gaussian_proposals_reference(rng: np.random.Generator) -> None:
+    K, H, nu = 9, 5, 2
+    nominal = rng.standard_normal((H, nu))
+    sigma = rng.uniform(0.1, 2.0, size=(H, nu))
+    low, high = np.array([-1.0, -0.5]), np.array([1.0, 2.0])
+    out = np.empty((K, H, nu))
+    seeded_gaussian_proposals(nominal, np.uint64(5), sigma, low, high, 2, out)
+    noise = np.array([_normals_ref(5, k, H * nu) for k in range(K)]).reshape(K, H, nu)
+    ref = np.clip(nominal + sigma * noise, low, high)
+    ref[:2] = np.clip(nominal, low, high)
+    np.testing.assert_array_equal(out, ref)
+
+
+# --- fused kernel ----------------------------------------------------------------
+
+
+@nb.njit
+def _double_integrator(x, u, p, out):
+    """x = (px, py, vx, vy); u = (ax, ay); p = (dt,)."""
+    dt = p[0]
+    out[2] = x[2] + dt * u[0]
+    out[3] = x[3] + dt * u[1]
+    out[0] = x[0] + dt * out[2]
+    out[1] = x[1] + dt * out[3]
+
+
+@nb.njit
+def _stage(x, u, t, p):
+    return p[0] * (x[0] * x[1]) ** 2 + u[1] ** 2 + (np.nan if x[2] > 1e6 else 0.0)
+
+
+@nb.njit
+def _terminal(x, p):
+    return p[1] * (x[2] ** 2 + x[3] ** 2)
+
+
+def _every_term() -> CostSum:
+    scene = Scene(circles=[[1.0, 0.5, 0.4]], boxes=[[-1.0, 1.0, 0.3, 0.6]])
+    return CostSum(
+        Term("goal", StateTracking([1.0, -1.0, 0.0, 0.0], [1.0, 0.5, 0.1, 0.0], [1]), 2.0),
+        Term("terminal", TerminalState([1.0, -1.0, 0.0, 0.0], 3.0), 10.0),
+        Term("effort", ControlEffort([0.5, 2.0], reference=[0.1, -0.2]), 0.1),
+        Term("rate", Smoothness(0.7, order=1), 0.3),
+        Term("jerk", Smoothness([1.0, 0.2], order=2), 0.05),
+        Term("clearance", ObstacleProximity(scene, margin=0.3), 50.0),
+        Term("user", StageCost(_stage, _terminal, params=[0.4, 1.5]), 1.0),
+    )
+
+
+def _fused_setup(K: int = 21, H: int = 7):
+    model = StepDynamics(_double_integrator, [0.1], nx=4, nu=2, dt=0.1, action_low=-2.0,
+                         action_high=[2.0, 1.5])  # fmt: skip
+    cost = _every_term()
+    forms = cost.stage_forms(model.nx, model.nu)
+    assert forms is not None
+    kernels = make_fused_kernels(model.step_function, forms)
+    bufs = {
+        "P": pack_params(forms),
+        "weights": np.array([t.weight for t in cost.terms]),
+        "X": np.zeros((K, H + 1, 4)),
+        "scratch": np.zeros((K, 2, 4)),
+        "parts": np.zeros((K, len(forms))),
+        "total": np.zeros(K),
+    }
+    return model, cost, kernels, bufs
+
+
+def _run(kernels, which, model, x0, U, nominal, sigma, seed, sample, bufs, store=True) -> None:
+    fn = kernels.parallel if which == "parallel" else kernels.serial
+    X = bufs["X"] if store else bufs["scratch"]
+    fn(x0, U, nominal, sigma, model.action_low, model.action_high, 1, np.uint64(seed), sample,
+       store, model.params_vector(), bufs["P"], bufs["weights"], X, bufs["parts"],
+       bufs["total"])  # fmt: skip
+
+
+@pytest.mark.parametrize("which", ["parallel", "serial"])
+def test_fused_kernel_reference(rng: np.random.Generator, which: str) -> None:
+    model, cost, kernels, bufs = _fused_setup()
+    K, H = bufs["total"].size, 7
+    x0 = np.array([0.3, 0.2, -0.5, 1.0])
+    U = np.clip(rng.standard_normal((K, H, 2)), model.action_low, model.action_high)
+    _run(kernels, which, model, x0, U, np.zeros((H, 2)), np.ones((H, 2)), 0, False, bufs)
+    # States: the model's own rollout. Costs: the batch terms' CostSum, term by term.
+    np.testing.assert_array_equal(bufs["X"], model.rollout(x0, U))
+    total, parts = cost.evaluate(model.rollout(x0, U), U)
+    for i, name in enumerate(cost.names):
+        np.testing.assert_allclose(bufs["parts"][:, i], parts[name], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(bufs["total"], total, rtol=1e-12)
+    # Without storing the states (2-slot scratch) the costs are the same, bit for bit.
+    parts_kept, total_kept = bufs["parts"].copy(), bufs["total"].copy()
+    _run(kernels, which, model, x0, U, np.zeros((H, 2)), np.ones((H, 2)), 0, False, bufs,
+         store=False)  # fmt: skip
+    np.testing.assert_array_equal(bufs["parts"], parts_kept)
+    np.testing.assert_array_equal(bufs["total"], total_kept)
+    np.testing.assert_array_equal(bufs["scratch"][:, H % 2], bufs["X"][:, H])
+
+
+def test_fused_kernel_samples_like_the_sampler(rng: np.random.Generator) -> None:
+    model, cost, kernels, bufs = _fused_setup()
+    K, H = bufs["total"].size, 7
+    x0 = np.array([0.0, 0.0, 0.2, -0.1])
+    nominal = rng.uniform(-1, 1, (H, 2))
+    sigma = rng.uniform(0.2, 1.5, (H, 2))
+    U = np.zeros((K, H, 2))
+    _run(kernels, "parallel", model, x0, U, nominal, sigma, 77, True, bufs)
+    ref = np.empty_like(U)
+    seeded_gaussian_proposals(nominal, np.uint64(77), sigma, model.action_low,
+                              model.action_high, 1, ref)  # fmt: skip
+    np.testing.assert_array_equal(U, ref)
+    np.testing.assert_allclose(bufs["total"], cost(model.rollout(x0, ref), ref), rtol=1e-12)
+
+
+def test_fused_kernel_nan_cost_is_inf(rng: np.random.Generator) -> None:
+    model, _, kernels, bufs = _fused_setup()
+    K, H = bufs["total"].size, 7
+    x0 = np.zeros(4)
+    U = np.clip(rng.standard_normal((K, H, 2)), -1, 1)
+    x0_blowup = np.array([0.0, 0.0, 2e6, 0.0])  # the user stage returns NaN
+    _run(kernels, "serial", model, x0_blowup, U, np.zeros((H, 2)), np.ones((H, 2)), 0, False,
+         bufs)  # fmt: skip
+    assert np.all(bufs["total"] == np.inf)
+    _run(kernels, "serial", model, x0, U, np.zeros((H, 2)), np.ones((H, 2)), 0, False, bufs)
+    assert np.all(np.isfinite(bufs["total"]))
+
+
+@pytest.mark.skipif(in_no_jit_rerun(), reason="already the no-JIT run")
+def test_kernels_without_jit() -> None:
+    result = run_without_jit("tests/core/test_kernels.py", "-k", "reference or reproducible")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -1,0 +1,113 @@
+"""PolicyCostToGo: the generator's continuation past the horizon, and what it buys on nav_trap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cost import CostSum, StateTracking, Term
+from dynamics import PointMass2D
+from imle_mpc.learn.imle import GeneratorConfig, IMLEGenerator
+from imle_mpc.tasks.experts import observation
+from planners.cost_to_go import PolicyCostToGo
+
+MODEL = PointMass2D(dt=0.1, max_force=2.0)
+GOAL_COST = CostSum(Term("goal", StateTracking(np.array([3.0, 0.0, 0.0, 0.0]), [1, 1, 0, 0])))
+
+
+def _generator(obs_horizon: int = 2, action_horizon: int = 3) -> IMLEGenerator:
+    config = GeneratorConfig(horizon=5, action_horizon=action_horizon, obs_horizon=obs_horizon)
+    return IMLEGenerator.untrained(config, obs_dim=4, nu=2, seed=3)
+
+
+def _reference_continuation(gen: IMLEGenerator, X: np.ndarray, steps: int) -> np.ndarray:
+    """One candidate at a time, one chunk at a time: the loop PolicyCostToGo batches.
+
+    Agreement is to 1e-6, not exactly: the float32 network gives last-bit
+    differences between a batch of K and one row.
+    """
+    K, oh = X.shape[0], gen.obs_horizon
+    out = np.empty((K, steps + 1, 4))
+    for k in range(K):
+        past = [X[k, max(X.shape[1] - oh + i, 0)] for i in range(oh)]
+        path = [X[k, -1]]
+        while len(path) - 1 < steps:
+            history = np.stack((past + path[1:])[-oh:])
+            chunk = gen.decode(history, np.zeros((1, gen.latent_dim)))[0]
+            n = min(gen.action_horizon, steps + 1 - len(path))
+            chunk = np.clip(chunk[:n], MODEL.action_low, MODEL.action_high)
+            path.extend(MODEL.rollout(path[-1], chunk[None])[0, 1:])
+        out[k] = np.stack(path)
+    return out
+
+
+@pytest.mark.parametrize("steps", [1, 3, 7])
+@pytest.mark.parametrize("obs_horizon", [1, 2, 3])
+def test_continuation_matches_a_per_candidate_loop(steps: int, obs_horizon: int) -> None:
+    gen = _generator(obs_horizon=obs_horizon)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4, 3, 4))
+    to_go = PolicyCostToGo(gen, observation, MODEL, GOAL_COST, steps)
+    states, actions = to_go.continuation(X)
+    assert states.shape == (4, steps + 1, 4) and actions.shape == (4, steps, 2)
+    np.testing.assert_allclose(states, _reference_continuation(gen, X, steps), atol=1e-6)
+    np.testing.assert_allclose(to_go(X, np.zeros((4, 2, 2))), GOAL_COST(states, actions))
+
+
+def test_a_rollout_shorter_than_the_history_is_padded_with_its_first_state() -> None:
+    gen = _generator(obs_horizon=3)
+    X = np.random.default_rng(1).normal(size=(2, 1, 4))
+    states, _ = PolicyCostToGo(gen, observation, MODEL, GOAL_COST, 4).continuation(X)
+    np.testing.assert_allclose(states, _reference_continuation(gen, X, 4), atol=1e-6)
+
+
+def test_a_diverged_candidate_costs_inf_and_leaves_the_others_alone() -> None:
+    gen = _generator()
+    X = np.random.default_rng(2).normal(size=(3, 3, 4))
+    to_go = PolicyCostToGo(gen, observation, MODEL, GOAL_COST, 6)
+    clean = to_go(X, np.zeros((3, 2, 2)))
+    X[1, -1, 0] = np.nan
+    poisoned = to_go(X, np.zeros((3, 2, 2)))
+    assert poisoned[1] == np.inf
+    np.testing.assert_allclose(poisoned[[0, 2]], clean[[0, 2]])
+
+
+def test_bad_arguments_name_the_fix() -> None:
+    with pytest.raises(ValueError, match="steps"):
+        PolicyCostToGo(_generator(), observation, MODEL, GOAL_COST, 0)
+
+    class NoBatch:
+        horizon, action_horizon, obs_horizon, latent_dim = 5, 3, 2, 10
+
+    with pytest.raises(TypeError, match="decode_batch"):
+        PolicyCostToGo(NoBatch(), observation, MODEL, GOAL_COST, 4)  # type: ignore[arg-type]
+
+
+def test_rollout_from_states_matches_one_rollout_per_start() -> None:
+    rng = np.random.default_rng(4)
+    X0 = rng.normal(size=(5, 4))
+    U = rng.normal(size=(5, 6, 2))
+    batched = MODEL.rollout_from_states(X0, U)
+    for k in range(5):
+        np.testing.assert_allclose(batched[k], MODEL.rollout(X0[k], U[k : k + 1])[0])
+    with pytest.raises(ValueError, match="one start per action sequence"):
+        MODEL.rollout_from_states(X0[:4], U)
+
+
+def test_models_without_batched_starts_give_the_same_continuation() -> None:
+    """Any Dynamics works: without rollout_from_states it is one rollout per candidate."""
+
+    class PlainModel:  # only the Dynamics protocol
+        nx, nu, dt = 4, 2, MODEL.dt
+        action_low, action_high = MODEL.action_low, MODEL.action_high
+
+        def rollout(self, x0: np.ndarray, U: np.ndarray, out: None = None) -> np.ndarray:
+            return MODEL.rollout(x0, U)
+
+    gen = _generator()
+    X = np.random.default_rng(5).normal(size=(3, 3, 4))
+    X[2, -1, 1] = np.nan
+    fast = PolicyCostToGo(gen, observation, MODEL, GOAL_COST, 5).continuation(X)[0]
+    plain = PolicyCostToGo(gen, observation, PlainModel(), GOAL_COST, 5).continuation(X)[0]
+    np.testing.assert_allclose(plain, fast, atol=1e-12)
+    assert np.isnan(plain[2, 1:]).all()
