@@ -33,11 +33,14 @@ from imle_mpc.eval.factory import PLANNERS, make_planner
 from imle_mpc.eval.report import config_rows, totals, write_report
 from imle_mpc.eval.summary import summarise
 from imle_mpc.eval.sweep import GUARD_CHOICES, BackendConfig, SweepConfig, fault_config, run_sweep
+from imle_mpc.learn.config import GeneratorConfig, TrainConfig
 from imle_mpc.learn.demos import DemoDataset
 from imle_mpc.loop.runner import EpisodeRecord
 from imle_mpc.tasks import TASKS, Task, load_task
 
 DEMO_TASKS = ("nav_one_obstacle", "nav_two_obstacles", "nav_trap")
+TRAIN_DEFAULTS = TrainConfig()
+GEN_DEFAULTS = GeneratorConfig()
 
 
 def _episodes(
@@ -175,7 +178,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     # torch only for this subcommand: the others start without it.
     import torch
 
-    from imle_mpc.learn.imle import GeneratorConfig, TrainConfig, train_generator
+    from imle_mpc.learn.imle import train_generator
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -511,20 +514,39 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--task", default="nav_one_obstacle", help="shipped demonstrations to use")
     train.add_argument("--data", default=None, help="your own demonstrations (.npz) instead")
     train.add_argument("--out", default="out/generator", help="directory for the checkpoint")
-    train.add_argument("--epochs", type=int, default=400)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--warmup", type=int, default=100, help="warm-up optimiser steps")
-    train.add_argument("--architecture", default="mlp", choices=("mlp", "unet"))
-    train.add_argument("--horizon", type=int, default=16, help="steps per generated chunk")
-    train.add_argument("--obs-horizon", type=int, default=2, help="observations conditioned on")
+    train.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS.epochs)
+    train.add_argument("--lr", type=float, default=TRAIN_DEFAULTS.lr)
     train.add_argument(
-        "--action-horizon", type=int, default=8, help="steps the IMLE policy plays per chunk"
+        "--warmup", type=int, default=TRAIN_DEFAULTS.warmup_steps, help="warm-up optimiser steps"
     )
-    train.add_argument("--batch-size", type=int, default=256)
-    train.add_argument("--epsilon", type=float, default=0.03, help="RS-IMLE rejection radius")
-    train.add_argument("--candidates", type=int, default=20, help="latent samples per target")
+    train.add_argument("--architecture", default="mlp", choices=("mlp", "unet"))
     train.add_argument(
-        "--checkpoint-every", type=int, default=10, help="epochs between resumable checkpoints"
+        "--horizon", type=int, default=GEN_DEFAULTS.horizon, help="steps per generated chunk"
+    )
+    train.add_argument(
+        "--obs-horizon",
+        type=int,
+        default=GEN_DEFAULTS.obs_horizon,
+        help="observations conditioned on",
+    )
+    train.add_argument(
+        "--action-horizon",
+        type=int,
+        default=GEN_DEFAULTS.action_horizon,
+        help="steps the IMLE policy plays per chunk",
+    )
+    train.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS.batch_size)
+    train.add_argument(
+        "--epsilon", type=float, default=TRAIN_DEFAULTS.epsilon, help="RS-IMLE rejection radius"
+    )
+    train.add_argument(
+        "--candidates", type=int, default=TRAIN_DEFAULTS.num_candidates, help="latents per target"
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=TRAIN_DEFAULTS.checkpoint_every,
+        help="epochs between resumable checkpoints",
     )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="cpu")

@@ -203,6 +203,8 @@ class Task:
 
         Raises:
             FileNotFoundError: no such file, with the command that trains one.
+            InputError: the task ships none, or the generator was trained for another
+                model (dt, observation size or actuator box differ from ``dynamics``).
         """
         # torch is imported only when a generator is asked for.
         from imle_mpc.learn.imle import load_generator
@@ -220,4 +222,8 @@ class Task:
                 f"no generator for task {self.name!r} at {file}. Train one with "
                 f"`imle-mpc train --task {self.name} --out DIR` and pass --generator DIR."
             )
-        return load_generator(file)
+        generator = load_generator(file)
+        # A generator trained at another dt, on other observations or another actuator
+        # box proposes nonsense for this model: refuse it here, naming both values.
+        generator.check_fits(self.dynamics, where=f"the generator {file}")
+        return generator

@@ -6,13 +6,13 @@ latents in one forward pass; ``load_generator`` reads a saved one back. This
 subpackage imports torch; ``import imle_mpc`` does not import it.
 """
 
+from imle_mpc.learn.config import GeneratorConfig, TrainConfig
 from imle_mpc.learn.imle.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
     load_generator,
     save_generator,
 )
-from imle_mpc.learn.imle.config import GeneratorConfig, TrainConfig
 from imle_mpc.learn.imle.data import MinMaxNormalizer, TrainingPairs, build_training_pairs
 from imle_mpc.learn.imle.generator import IMLEGenerator
 from imle_mpc.learn.imle.loss import RSIMLEStats, rs_imle_loss
@@ -23,6 +23,7 @@ from imle_mpc.learn.imle.networks import (
     parameter_count,
 )
 from imle_mpc.learn.imle.train import TrainHistory, train_generator
+from imle_mpc.learn.imle.trained_for import TrainedFor
 
 __all__ = [
     "FORMAT_VERSION",
@@ -35,6 +36,7 @@ __all__ = [
     "TemporalUnet1D",
     "TrainConfig",
     "TrainHistory",
+    "TrainedFor",
     "TrainingPairs",
     "build_network",
     "build_training_pairs",

@@ -28,10 +28,11 @@ from safetensors.torch import save as st_save
 import imle_mpc
 from imle_mpc.core.errors import InputError
 from imle_mpc.core.io import write_atomic
-from imle_mpc.learn.imle.config import GeneratorConfig, TrainConfig
+from imle_mpc.learn.config import GeneratorConfig, TrainConfig
 from imle_mpc.learn.imle.data import MinMaxNormalizer
 from imle_mpc.learn.imle.generator import IMLEGenerator
 from imle_mpc.learn.imle.networks import build_network
+from imle_mpc.learn.imle.trained_for import TrainedFor
 
 FORMAT_VERSION = 1
 """Bump when the checkpoint layout changes; ``load_generator`` refuses other versions."""
@@ -79,6 +80,7 @@ def save_generator(generator: IMLEGenerator, path: str | Path) -> Path:
         "train_config": None if train is None else train.to_dict(),
         "obs_normalizer": generator.obs_normalizer.to_dict(),
         "action_normalizer": generator.action_normalizer.to_dict(),
+        "trained_for": generator.trained_for.to_dict(),
     }
     payload = st_save(tensors, metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
     return write_atomic(target, lambda fh: fh.write(payload))
@@ -168,6 +170,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> IMLE
         obs_norm = MinMaxNormalizer.from_dict(meta["obs_normalizer"])
         act_norm = MinMaxNormalizer.from_dict(meta["action_normalizer"])
         obs_dim, nu = int(meta["obs_dim"]), int(meta["nu"])
+        trained_for = TrainedFor.from_meta(meta.get("trained_for") or {})
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{p} has invalid metadata: {exc!r}. {_RETRAIN}") from exc
     if obs_norm.dim != obs_dim or act_norm.dim != nu:
@@ -185,7 +188,10 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> IMLE
     net = build_network(config, obs_dim, nu)
     _check_state_dict(p, net.state_dict(), tensors)
     net.load_state_dict(tensors)
-    return IMLEGenerator(net, config, obs_norm, act_norm, device=device, train_config=train_config)
+    return IMLEGenerator(
+        net, config, obs_norm, act_norm, device=device, train_config=train_config,
+        trained_for=trained_for,
+    )  # fmt: skip
 
 
 def _check_state_dict(

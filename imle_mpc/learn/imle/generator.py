@@ -12,9 +12,10 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from imle_mpc.core.validation import FloatArray, require_int_at_least
-from imle_mpc.learn.imle.config import GeneratorConfig, TrainConfig
+from imle_mpc.learn.config import GeneratorConfig, TrainConfig
 from imle_mpc.learn.imle.data import MinMaxNormalizer
 from imle_mpc.learn.imle.networks import build_network
+from imle_mpc.learn.imle.trained_for import TrainedFor
 
 
 class IMLEGenerator:
@@ -32,6 +33,8 @@ class IMLEGenerator:
         action_normalizer: normalisation of one action, dim = nu.
         device: torch device to run on.
         train_config: how the network was trained (kept for the checkpoint).
+        trained_for: the model the demonstrations came from (dt, observation,
+            action box; kept for the checkpoint and checked by ``check_fits``).
     """
 
     def __init__(
@@ -42,8 +45,10 @@ class IMLEGenerator:
         action_normalizer: MinMaxNormalizer,
         device: str | torch.device = "cpu",
         train_config: TrainConfig | None = None,
+        trained_for: TrainedFor | None = None,
     ) -> None:
         self._config = config
+        self._trained_for = TrainedFor() if trained_for is None else trained_for
         self._obs_norm = obs_normalizer
         self._act_norm = action_normalizer
         self._train_config = train_config
@@ -117,6 +122,15 @@ class IMLEGenerator:
         return self._train_config
 
     @property
+    def trained_for(self) -> TrainedFor:
+        """The model the generator was trained for (fields None where not recorded)."""
+        return self._trained_for
+
+    def check_fits(self, dynamics: object, where: str = "the generator") -> None:
+        """Raise ``InputError`` if ``dynamics`` is not the model this generator was trained for."""
+        self._trained_for.check(dynamics, self.obs_dim, where)
+
+    @property
     def obs_normalizer(self) -> MinMaxNormalizer:
         return self._obs_norm
 
@@ -138,7 +152,13 @@ class IMLEGenerator:
         net = build_network(self._config, self._obs_dim, self._nu)
         net.load_state_dict(self._network.state_dict())
         return IMLEGenerator(
-            net, self._config, self._obs_norm, self._act_norm, device, self._train_config
+            net,
+            self._config,
+            self._obs_norm,
+            self._act_norm,
+            device,
+            self._train_config,
+            self._trained_for,
         )
 
     # ---- sampling -----------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from imle_mpc.learn.imle.config import GeneratorConfig
+from imle_mpc.learn.config import GeneratorConfig
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "mish": nn.Mish, "relu": nn.ReLU}
 

@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from imle_mpc.core.io import write_json_atomic
+from imle_mpc.learn.config import GeneratorConfig, TrainConfig
 from imle_mpc.learn.demos import DemoDataset
 from imle_mpc.learn.imle.checkpoint import (
     GENERATOR_FILE,
@@ -36,11 +37,11 @@ from imle_mpc.learn.imle.checkpoint import (
     save_generator,
     save_training_state,
 )
-from imle_mpc.learn.imle.config import GeneratorConfig, TrainConfig
 from imle_mpc.learn.imle.data import MinMaxNormalizer, build_training_pairs, fit_normalizers
 from imle_mpc.learn.imle.generator import IMLEGenerator
 from imle_mpc.learn.imle.loss import rs_imle_loss
 from imle_mpc.learn.imle.networks import build_network
+from imle_mpc.learn.imle.trained_for import TrainedFor
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ def train_generator(
 
     pairs = build_training_pairs(dataset, gen_config.obs_horizon, gen_config.horizon)
     obs_norm, act_norm = fit_normalizers(dataset)
+    trained_for = TrainedFor.from_meta(dataset.meta)
     N = len(pairs)
     obs_all = torch.from_numpy(obs_norm.normalize(pairs.obs).reshape(N, -1).astype(np.float32)).to(
         device
@@ -262,7 +264,9 @@ def train_generator(
         )
         last = epoch + 1 == train_config.epochs
         if out is not None and ((epoch + 1) % train_config.checkpoint_every == 0 or last):
-            generator = IMLEGenerator(ema, gen_config, obs_norm, act_norm, device, train_config)
+            generator = IMLEGenerator(
+                ema, gen_config, obs_norm, act_norm, device, train_config, trained_for
+            )
             save_generator(generator, out / GENERATOR_FILE)
             save_training_state(
                 out / TRAINING_STATE_FILE,
@@ -285,7 +289,9 @@ def train_generator(
         if callback is not None:
             callback(epoch, history)
     bar.close()
-    generator = IMLEGenerator(ema, gen_config, obs_norm, act_norm, device, train_config)
+    generator = IMLEGenerator(
+        ema, gen_config, obs_norm, act_norm, device, train_config, trained_for
+    )
     return generator, history
 
 

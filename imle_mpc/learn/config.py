@@ -154,7 +154,13 @@ class GeneratorConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of conditional RS-IMLE training (defaults follow IMLE Policy).
+    """Settings of conditional RS-IMLE training.
+
+    The defaults are the ones that work on the few-demonstration tasks here (and the
+    ``imle-mpc train`` defaults, read from this class): 400 epochs at lr 1e-3 with
+    100 warm-up steps. IMLE Policy's (100 epochs, lr 1e-4, 500 warm-up steps) left
+    a three-route task with 30 demonstrations mode-collapsed (route shares 19/57/24 %,
+    final loss 0.46) where these kept all three (39/31/30 %).
 
     Attributes:
         epochs: passes over the training pairs (>= 1).
@@ -181,13 +187,13 @@ class TrainConfig:
         device: torch device to train on (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
     """
 
-    epochs: int = 100
+    epochs: int = 400
     batch_size: int = 256
     num_candidates: int = 20
     epsilon: float = 0.03
-    lr: float = 1e-4
+    lr: float = 1e-3
     weight_decay: float = 1e-6
-    warmup_steps: int = 500
+    warmup_steps: int = 100
     grad_clip: float = 1.0
     ema_power: float = 0.75
     ema_max_decay: float = 0.9999
