@@ -1,7 +1,9 @@
 """imle_mpc: safe model-predictive control with learned proposals.
 
-The core package: protocols, Numba kernels, the closed-loop runner. Models live
-in ``dynamics``, costs in ``cost``, planners in ``planners``.
+The layers (see the README's architecture): ``imle_mpc.core`` (protocols, kernels,
+validation: what ``dynamics``, ``cost`` and ``planners`` build on), then
+``imle_mpc.loop``, ``imle_mpc.learn``, ``imle_mpc.tasks``, ``imle_mpc.eval`` and the
+CLI on top. This top package re-exports the core's main names only.
 """
 
 from imle_mpc.core.model import AnalyticModel, StepDynamics

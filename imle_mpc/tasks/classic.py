@@ -8,15 +8,14 @@ from cost import (
     ControlEffort,
     CostSum,
     ObstacleConstraint,
-    ObstacleProximity,
     Scene,
     StateTracking,
     Term,
-    TerminalState,
 )
 from dynamics import CartPole, Pendulum, PointMass2D
 from imle_mpc.core.validation import FloatArray
 from imle_mpc.tasks.base import PlannerHints, Task, wrap_angle
+from imle_mpc.tasks.navigation import arrived_clear, planar_goal_cost
 
 
 def _upright_for(states: FloatArray, angle_index: int, band: float, hold: int) -> bool:
@@ -79,17 +78,8 @@ def point_mass_obstacle() -> Task:
     model = PointMass2D()
     scene = Scene(circles=[[2.0, 0.0, 0.6]])
     goal = np.array([*POINT_MASS_GOAL, 0.0, 0.0])
-    cost = CostSum(
-        Term("goal", StateTracking(goal, [1.0, 1.0, 0.05, 0.05]), 1.0),
-        Term("terminal", TerminalState(goal, [1.0, 1.0, 0.5, 0.5]), 10.0),
-        Term("clearance", ObstacleProximity(scene, margin=0.3), 100.0),
-        Term("effort", ControlEffort(), 0.01),
-    )
-
-    def success(states: FloatArray) -> bool:
-        clear = scene.distances(states[None])[0].min() > 0.0
-        arrived = np.linalg.norm(states[-1, :2] - POINT_MASS_GOAL) < 0.25
-        return bool(clear and arrived)
+    cost = planar_goal_cost(goal, scene)
+    success = arrived_clear(scene, POINT_MASS_GOAL, 0.25)
 
     return Task(
         name="point_mass",

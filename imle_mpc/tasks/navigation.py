@@ -386,22 +386,34 @@ NAV_TRAP_PUSHES = DemoPushes(0.05, (0.1, 0.1, 0.3, 0.3))
 recoveries the generator drives into the cup from slow or off-route states at its mouth."""
 
 
-def _navigation_task(layout: NavLayout) -> Task:
-    model = PointMass2D(mass=NAV_MASS, drag=NAV_DRAG, dt=NAV_DT, max_force=NAV_MAX_FORCE)
-    scene = layout.scene()
-    goal = layout.goal_state
-    goal_xy = goal[:2].copy()
-    cost = CostSum(
+def planar_goal_cost(goal: FloatArray, scene: Scene) -> CostSum:
+    """The point mass's cost: track the goal state Shape=(4,), end there, keep 0.3 m clear."""
+    return CostSum(
         Term("goal", StateTracking(goal, [1.0, 1.0, 0.05, 0.05]), 1.0),
         Term("terminal", TerminalState(goal, [1.0, 1.0, 0.5, 0.5]), 10.0),
         Term("clearance", ObstacleProximity(scene, margin=0.3), 100.0),
         Term("effort", ControlEffort(), 0.01),
     )
 
+
+def arrived_clear(scene: Scene, goal_xy: FloatArray, tolerance: float) -> Any:
+    """Success: no state inside an obstacle, and the last within ``tolerance`` of the goal."""
+
     def success(states: FloatArray) -> bool:
         clear = scene.distances(np.asarray(states)[None])[0].min() > 0.0
-        arrived = np.linalg.norm(states[-1, :2] - goal_xy) < NAV_GOAL_TOLERANCE
+        arrived = np.linalg.norm(states[-1, :2] - goal_xy) < tolerance
         return bool(clear and arrived)
+
+    return success
+
+
+def _navigation_task(layout: NavLayout) -> Task:
+    model = PointMass2D(mass=NAV_MASS, drag=NAV_DRAG, dt=NAV_DT, max_force=NAV_MAX_FORCE)
+    scene = layout.scene()
+    goal = layout.goal_state
+    goal_xy = goal[:2].copy()
+    cost = planar_goal_cost(goal, scene)
+    success = arrived_clear(scene, goal_xy, NAV_GOAL_TOLERANCE)
 
     return Task(
         name=layout.name,

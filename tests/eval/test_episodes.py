@@ -1,0 +1,49 @@
+"""The one episode runner and the one summary."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from imle_mpc.eval.episodes import EpisodeOutcome, run_episode
+from imle_mpc.eval.factory import make_planner
+from imle_mpc.eval.summary import summarise
+from imle_mpc.tasks import make_task
+
+
+def test_run_episode_resets_and_reseeds_the_planner() -> None:
+    task = make_task("point_mass")
+    planner = make_planner("mppi", task, seed=0)
+    a = run_episode(task, planner, seed=5, steps=25)
+    b = run_episode(task, planner, seed=5, steps=25)  # same planner object, used before
+    np.testing.assert_array_equal(a.actions, b.actions)
+    c = run_episode(task, planner, seed=6, steps=25)
+    assert not np.array_equal(a.actions, c.actions)
+
+
+def test_outcome_and_summary_read_the_tasks_own_hooks() -> None:
+    task = make_task("nav_one_obstacle")
+    planner = make_planner("mppi", task, seed=0, num_samples=64)
+    records = [run_episode(task, planner, seed=s, guard=True) for s in range(2)]
+    outcomes = [EpisodeOutcome.of(task, r) for r in records]
+    for record, outcome in zip(records, outcomes, strict=True):
+        assert outcome.route == task.route_of(record.states)
+        assert outcome.min_clearance == task.min_clearance(record.states)
+        assert outcome.steps == task.steps
+    summary = summarise([o.to_dict() for o in outcomes])
+    assert summary["episodes"] == 2
+    assert sum(summary["routes"].values()) == 2
+    assert summary["collisions"] == sum(o.min_clearance < 0 for o in outcomes)
+
+
+def test_summary_counts_collisions_and_violations() -> None:
+    base = {
+        "success": True, "violation_steps": 0, "fallback_steps": 1, "deadline_overruns": 0,
+        "min_clearance": 0.2, "plan_ms_mean": 1.0, "plan_ms_p95": 2.0, "route": "above",
+    }  # fmt: skip
+    hit = dict(base, success=False, violation_steps=3, min_clearance=-0.05, route="through")
+    summary = summarise([base, hit, dict(base, min_clearance=None, route=None)])
+    assert summary["success_rate"] == 2 / 3
+    assert summary["violation_steps"] == 3 and summary["violation_episodes"] == 1
+    assert summary["collisions"] == 1 and summary["min_clearance"] == -0.05
+    assert summary["routes"] == {"above": 1, "through": 1}
+    assert summary["plan_ms_p95"] == 2.0 and summary["fallback_steps"] == 3
