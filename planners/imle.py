@@ -27,7 +27,7 @@ import numpy as np
 from cost.composite import CostSum, Term
 from imle_mpc.core.kernels.select import argmin_finite, elite_indices, softmax_weights
 from imle_mpc.core.plan_result import PlanResult
-from imle_mpc.core.protocols import ChunkGenerator, Constraint, Dynamics
+from imle_mpc.core.protocols import ChunkGenerator, Constraint, Dynamics, ReturnsSample
 from imle_mpc.core.validation import (
     FloatArray,
     require_int_at_least,
@@ -265,7 +265,7 @@ class IMLESampler:
         self._age = 0
 
 
-class ModeAwareSelector:
+class ModeAwareSelector(ReturnsSample):
     """Softmax-average the elites that share the best sample's mode; never across modes.
 
     The best sample defines the mode; an elite joins it if its RMS action

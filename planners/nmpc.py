@@ -33,7 +33,7 @@ from cost.symbolic import SymbolicTerm, obstacle_margins, symbolic_cost
 from cost.terms import ObstacleConstraint
 from dynamics.symbolic import symbolic_step
 from imle_mpc.core.plan_result import PlanResult
-from imle_mpc.core.protocols import Constraint, Dynamics, Planner
+from imle_mpc.core.protocols import Constraint, Dynamics, NominalSettable, Planner
 from imle_mpc.core.validation import (
     FloatArray,
     check_state,
@@ -380,9 +380,8 @@ class RefinedPlanner:
         timings["total"] = timings.get("total", 0.0) + elapsed
         if not use:
             return replace(result, timings=timings)
-        set_nominal = getattr(self.planner, "set_nominal", None)
-        if set_nominal is not None:
-            set_nominal(refined.actions)
+        if isinstance(self.planner, NominalSettable):
+            self.planner.set_nominal(refined.actions)
         return replace(
             result,
             actions=refined.actions.copy(),

@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from imle_mpc.core.errors import PlanningTimeoutError
 from imle_mpc.core.plan_result import PlanResult
-from imle_mpc.core.protocols import Dynamics, Planner
+from imle_mpc.core.protocols import Dynamics, NominalSettable, Planner
 from imle_mpc.core.validation import FloatArray, require_int_at_least
 from imle_mpc.loop.plant import DynamicsEnv
 
@@ -248,10 +247,9 @@ class DroppedPlanning:
         self.planner.reset(seed)
         self._step = 0
 
-    def set_nominal(self, plan: ArrayLike) -> None:
-        set_nominal = getattr(self.planner, "set_nominal", None)
-        if set_nominal is not None:
-            set_nominal(plan)
+    def set_nominal(self, plan: FloatArray) -> None:
+        if isinstance(self.planner, NominalSettable):
+            self.planner.set_nominal(plan)
 
     def plan(self, state: FloatArray) -> PlanResult:
         step = self._step

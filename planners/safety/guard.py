@@ -36,7 +36,7 @@ import numpy as np
 from cost.constraints import split_constraints
 from imle_mpc.core.errors import PlanningTimeoutError
 from imle_mpc.core.plan_result import PlanResult
-from imle_mpc.core.protocols import Dynamics, Planner
+from imle_mpc.core.protocols import Dynamics, NominalSettable, Planner, fast_rollout
 from imle_mpc.core.validation import FloatArray
 
 FALLBACKS = ("previous", "brake", "hold", "casadi")
@@ -207,7 +207,7 @@ class SafetyGuard:
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
         self._neutral = np.clip(np.zeros(dynamics.nu), self._low, self._high)
-        self._rollout = getattr(dynamics, "rollout_unchecked", dynamics.rollout)
+        self._rollout = fast_rollout(dynamics)
         if action_delay < 0:
             raise ValueError(f"action_delay must be >= 0 control steps, got {action_delay}.")
         self.action_delay = int(action_delay)
@@ -383,13 +383,13 @@ class SafetyGuard:
 
     def _warm_start(self, actions: FloatArray) -> None:
         """Tell the planner what was executed, so its next warm start is aligned."""
-        set_nominal = getattr(self.planner, "set_nominal", None)
+        planner = self.planner
         runner_busy = self._runner is not None and self._runner.busy
-        if set_nominal is None or runner_busy:
+        if not isinstance(planner, NominalSettable) or runner_busy:
             return
         # A planner with another horizon keeps its own warm start.
         with contextlib.suppress(ValueError, TypeError):
-            set_nominal(actions)
+            planner.set_nominal(actions)
 
     def _result(
         self,
