@@ -29,8 +29,9 @@ import numpy as np
 
 from imle_mpc.core.errors import PlanningTimeoutError
 from imle_mpc.core.plan_result import PlanResult
-from imle_mpc.core.protocols import Dynamics, NominalSettable, Planner
+from imle_mpc.core.protocols import Dynamics, Planner
 from imle_mpc.core.validation import FloatArray, require_int_at_least
+from imle_mpc.core.wrapper import PlannerWrapper
 from imle_mpc.loop.plant import DynamicsEnv
 
 FAULT_KINDS = ("noise", "delay", "mismatch", "push", "drop")
@@ -223,7 +224,7 @@ class FaultyRobot:
         self._step += 1
 
 
-class DroppedPlanning:
+class DroppedPlanning(PlannerWrapper):
     """A planner whose steps are dropped at random: ``plan`` raises ``PlanningTimeoutError``.
 
     A dropped step does not run the planner at all (its result never arrives).
@@ -233,28 +234,22 @@ class DroppedPlanning:
         self, planner: Planner, probability: float, rng: np.random.Generator, log: FaultLog
     ) -> None:
         _probability("DroppedPlanning", "probability", probability)
-        self.planner = planner
+        super().__init__(planner)
         self.probability = probability
         self.rng = rng
         self.log = log
         self._step = 0
 
-    @property
-    def horizon(self) -> int:
-        return int(self.planner.horizon)
-
     def reset(self, seed: int | None = None) -> None:
-        self.planner.reset(seed)
+        """Reset the planner and the step count."""
+        super().reset(seed)
         self._step = 0
 
-    def set_nominal(self, plan: FloatArray) -> None:
-        if isinstance(self.planner, NominalSettable):
-            self.planner.set_nominal(plan)
-
     def plan(self, state: FloatArray) -> PlanResult:
+        """The planner's plan, or ``PlanningTimeoutError`` on a dropped step."""
         step = self._step
         self._step += 1
         if self.probability > 0 and self.rng.random() < self.probability:
             self.log.dropped.append(step)
             raise PlanningTimeoutError(f"planning step {step} dropped (fault injection)")
-        return self.planner.plan(state)
+        return super().plan(state)

@@ -36,8 +36,9 @@ import numpy as np
 from cost.constraints import split_constraints
 from imle_mpc.core.errors import PlanningTimeoutError
 from imle_mpc.core.plan_result import PlanResult
-from imle_mpc.core.protocols import Dynamics, NominalSettable, Planner, fast_rollout
+from imle_mpc.core.protocols import Dynamics, Planner, fast_rollout
 from imle_mpc.core.validation import FloatArray
+from imle_mpc.core.wrapper import PlannerWrapper
 
 FALLBACKS = ("previous", "brake", "hold", "casadi")
 """Fallback names, tried in the order a ``GuardConfig`` lists them."""
@@ -154,7 +155,7 @@ class _Memory:
     events: list[GuardEvent] = field(default_factory=list)
 
 
-class SafetyGuard:
+class SafetyGuard(PlannerWrapper):
     """A planner wrapper that checks every plan and falls back when it is not safe.
 
     Args:
@@ -193,7 +194,7 @@ class SafetyGuard:
                 "GuardConfig.fallbacks lists 'casadi' but no safe_plan function was given; "
                 "pass safe_plan=... (e.g. a CBFSafetyFilter) or drop 'casadi'."
             )
-        self.planner = planner
+        super().__init__(planner)
         self.dynamics = dynamics
         self.constraints, _ = split_constraints(constraints)
         self.config = config
@@ -214,10 +215,6 @@ class SafetyGuard:
         self._memory = self._fresh_memory()
 
     @property
-    def horizon(self) -> int:
-        return int(self.planner.horizon)
-
-    @property
     def events(self) -> list[GuardEvent]:
         """Fallbacks since the last ``reset``, in order."""
         return list(self._memory.events)
@@ -227,8 +224,14 @@ class SafetyGuard:
         if self._runner is not None and self._runner.busy:
             self._runner.close()
             self._runner = DeadlineRunner(self.planner, self._runner.deadline)
-        self.planner.reset(seed)
+        super().reset(seed)
         self._memory = self._fresh_memory()
+
+    def set_nominal(self, plan: FloatArray) -> None:
+        """Hand ``plan`` to the planner as its warm start, unless a late plan still runs."""
+        if self._runner is not None and self._runner.busy:
+            return  # the planner is busy on the worker thread: leave it alone
+        super().set_nominal(plan)
 
     def _fresh_memory(self) -> _Memory:
         # Before the first command the robot plays the neutral action.
@@ -383,13 +386,9 @@ class SafetyGuard:
 
     def _warm_start(self, actions: FloatArray) -> None:
         """Tell the planner what was executed, so its next warm start is aligned."""
-        planner = self.planner
-        runner_busy = self._runner is not None and self._runner.busy
-        if not isinstance(planner, NominalSettable) or runner_busy:
-            return
         # A planner with another horizon keeps its own warm start.
         with contextlib.suppress(ValueError, TypeError):
-            planner.set_nominal(actions)
+            self.set_nominal(actions)
 
     def _result(
         self,
@@ -463,7 +462,7 @@ class StoppingBrake:
         return np.asarray(np.clip(u, self._low, self._high))
 
 
-class PassThrough:
+class PassThrough(PlannerWrapper):
     """The unguarded loop, for comparison: executes whatever the planner returns.
 
     A missed deadline (``PlanningTimeoutError``) plays the previous plan's next action
@@ -472,20 +471,18 @@ class PassThrough:
     """
 
     def __init__(self, planner: Planner, dynamics: Dynamics) -> None:
-        self.planner = planner
+        super().__init__(planner)
         neutral = np.clip(np.zeros(dynamics.nu), dynamics.action_low, dynamics.action_high)
         self._neutral_plan = np.tile(neutral, (int(planner.horizon), 1))
         self._previous: FloatArray | None = None
 
-    @property
-    def horizon(self) -> int:
-        return int(self.planner.horizon)
-
     def reset(self, seed: int | None = None) -> None:
-        self.planner.reset(seed)
+        """Reset the planner and forget the previous plan."""
+        super().reset(seed)
         self._previous = None
 
     def plan(self, state: FloatArray) -> PlanResult:
+        """The planner's plan, or the previous plan's rest when the step was dropped."""
         try:
             result = self.planner.plan(state)
         except PlanningTimeoutError:

@@ -33,6 +33,7 @@ import numpy as np
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Dynamics, Planner
 from imle_mpc.core.validation import FloatArray, require_int_at_least, require_positive
+from imle_mpc.core.wrapper import PlannerWrapper
 
 
 class ActionOffsetEstimator:
@@ -100,7 +101,7 @@ class ActionOffsetEstimator:
         return self.offset
 
 
-class OffsetFree:
+class OffsetFree(PlannerWrapper):
     """A planner whose commands undo the estimated action offset (see the module docstring).
 
     Args:
@@ -121,7 +122,7 @@ class OffsetFree:
         action_delay: int = 0,
     ) -> None:
         require_int_at_least("OffsetFree", "action_delay", action_delay, 0)
-        self.planner = planner
+        super().__init__(planner)
         self.estimator = ActionOffsetEstimator(dynamics, gain, max_offset)
         self.action_delay = int(action_delay)
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
@@ -131,21 +132,19 @@ class OffsetFree:
         self._sent: deque[FloatArray] = deque(maxlen=self.action_delay + 1)
 
     @property
-    def horizon(self) -> int:
-        return int(self.planner.horizon)
-
-    @property
     def offset(self) -> FloatArray:
         """The current estimate ``b`` (a copy), Shape=(nu,)."""
         return self.estimator.offset.copy()
 
     def reset(self, seed: int | None = None) -> None:
-        self.planner.reset(seed)
+        """Reset the planner, zero the estimate and forget the sent commands."""
+        super().reset(seed)
         self.estimator.reset()
         self._previous_state = None
         self._sent.clear()
 
     def plan(self, state: FloatArray) -> PlanResult:
+        """Update the estimate from the last transition; plan; return offset-free commands."""
         x = np.asarray(state, dtype=np.float64)
         if self._previous_state is not None:
             # The command that acted over the last step was sent action_delay steps earlier.
