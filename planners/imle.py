@@ -34,6 +34,7 @@ from imle_mpc.core.validation import (
     require_non_negative,
     require_positive,
 )
+from planners.chunks import ChunkPlayer
 from planners.cost_to_go import PolicyCostToGo
 from planners.sampling import SamplingConfig, SamplingPlanner, as_cost_sum
 from planners.selectors import ArgminSelector
@@ -547,39 +548,37 @@ class IMLEPolicy:
         seed: int = 0,
     ) -> None:
         require_int_at_least("IMLEPolicy", "num_samples", num_samples, 1)
-        if not 1 <= action_horizon <= generator.horizon:
-            raise ValueError(
-                f"IMLEPolicy.action_horizon must be in [1, {generator.horizon}], "
-                f"got {action_horizon}."
-            )
+        self.player = ChunkPlayer("IMLEPolicy", action_horizon, generator.horizon)
         self.generator = generator
         self.num_samples = num_samples
-        self.action_horizon = action_horizon
         self.seed = seed
         self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim, observation_fn)
         self.reset(seed)
 
     @property
     def horizon(self) -> int:
+        """H, the generator's chunk length."""
         return self.generator.horizon
 
+    @property
+    def action_horizon(self) -> int:
+        """Steps executed from each chunk before re-sampling."""
+        return self.player.action_horizon
+
     def reset(self, seed: int | None = None) -> None:
+        """Re-seed the latent draws (``None``: the configured seed), forget history and chunk."""
         self._rng = np.random.default_rng(self.seed if seed is None else seed)
         self.history.clear()
-        self._chunk: FloatArray | None = None
-        self._executed = 0
+        self.player.reset()
 
     def plan(self, state: FloatArray) -> PlanResult:
+        """Observe ``state``; re-sample when the chunk is played out; the chunk's rest."""
         t0 = time.perf_counter()
         self.history.observe(state)
-        if self._chunk is None or self._executed >= self.action_horizon:
+        if self.player.due:
             chunks = self.generator.sample(self.history.array, self.num_samples, self._rng)
-            self._chunk = chunks[self._closest_to_previous(chunks)].copy()
-            self._executed = 0
-        remaining = self._chunk[self._executed :]
-        # Pad with the last action so every plan has the full horizon.
-        actions = np.concatenate([remaining, np.repeat(remaining[-1:], self._executed, axis=0)])
-        self._executed += 1
+            self.player.load(chunks[self._closest_to_previous(chunks)].copy())
+        actions = self.player.next_plan()
         elapsed = time.perf_counter() - t0
         return PlanResult(
             actions=actions, cost=float("nan"), term_costs={}, num_feasible=self.num_samples,
@@ -587,9 +586,10 @@ class IMLEPolicy:
         )  # fmt: skip
 
     def _closest_to_previous(self, chunks: FloatArray) -> int:
-        if self._chunk is None:
+        previous = self.player.chunk
+        if previous is None:
             return 0
-        k = self._executed
+        k = self.player.executed
         overlap = chunks.shape[1] - k
-        diff = chunks[:, :overlap] - self._chunk[None, k:]
+        diff = chunks[:, :overlap] - previous[None, k:]
         return int(np.argmin(np.einsum("khj,khj->k", diff, diff)))

@@ -32,6 +32,7 @@ from numpy.typing import ArrayLike
 
 from cost.composite import CostSum, Term
 from cost.constraints import constraint_name, split_constraints
+from imle_mpc.core.actions import neutral_action
 from imle_mpc.core.kernels.fused import FusedKernels, StageForm, make_fused_kernels, pack_params
 from imle_mpc.core.kernels.rng import draw_seed
 from imle_mpc.core.model import RolloutMixin
@@ -190,7 +191,7 @@ class SamplingPlanner(NominalSettable):
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
         if initial_plan is None:
-            self._initial_plan = np.tile(np.clip(0.0, self._low, self._high), (H, 1))
+            self._initial_plan = np.tile(neutral_action(dynamics), (H, 1))
         else:
             init = np.asarray(initial_plan, dtype=np.float64)
             if init.shape != (H, nu):

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from imle_mpc.core.actions import DelayLine, neutral_action
 from imle_mpc.core.errors import PlanningTimeoutError
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Dynamics, Planner
@@ -194,10 +195,9 @@ class FaultyRobot:
         self.rng = rng
         self.log = log if log is not None else FaultLog()
         env.reset(seed=seed)
-        nx, nu = env.dynamics.nx, env.dynamics.nu
+        nx = env.dynamics.nx
         self._noise = np.broadcast_to(np.asarray(config.observation_noise, dtype=np.float64), (nx,))
-        neutral = np.clip(np.zeros(nu), env.dynamics.action_low, env.dynamics.action_high)
-        self._queue = [neutral.copy() for _ in range(config.action_delay)]
+        self._delay = DelayLine(config.action_delay, neutral_action(env.dynamics))
         self._step = 0
         self.log.true_states.append(env.state)
         self.done = False
@@ -209,8 +209,7 @@ class FaultyRobot:
         return np.asarray(true + self.rng.normal(size=true.shape) * self._noise)
 
     def send_action(self, action: FloatArray) -> None:
-        self._queue.append(np.asarray(action, dtype=np.float64).copy())
-        _, _, terminated, truncated, _ = self.env.step(self._queue.pop(0))
+        _, _, terminated, truncated, _ = self.env.step(self._delay.push(action))
         config = self.config
         if config.push_probability > 0 and self.rng.random() < config.push_probability:
             direction = self.rng.normal(size=len(config.push_dims))

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from cost.constraints import split_constraints
+from imle_mpc.core.actions import DelayLine, neutral_action
 from imle_mpc.core.errors import PlanningTimeoutError
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Dynamics, Planner, fast_rollout
@@ -149,8 +150,8 @@ class _Candidate:
 class _Memory:
     """What the guard carries between steps."""
 
+    in_flight: DelayLine  # sent, not yet in effect
     previous: FloatArray | None = None  # the last executed plan, shifted to start now
-    in_flight: list[FloatArray] = field(default_factory=list)  # sent, not yet in effect
     step: int = 0
     events: list[GuardEvent] = field(default_factory=list)
 
@@ -207,7 +208,7 @@ class SafetyGuard(PlannerWrapper):
         )
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
-        self._neutral = np.clip(np.zeros(dynamics.nu), self._low, self._high)
+        self._neutral = neutral_action(dynamics)
         self._rollout = fast_rollout(dynamics)
         if action_delay < 0:
             raise ValueError(f"action_delay must be >= 0 control steps, got {action_delay}.")
@@ -235,13 +236,14 @@ class SafetyGuard(PlannerWrapper):
 
     def _fresh_memory(self) -> _Memory:
         # Before the first command the robot plays the neutral action.
-        return _Memory(in_flight=[self._neutral.copy() for _ in range(self.action_delay)])
+        return _Memory(in_flight=DelayLine(self.action_delay, self._neutral))
 
     def _predict_through_delay(self, x: FloatArray) -> FloatArray:
         """The state when the next command takes effect: x rolled through the in-flight ones."""
-        if not self._memory.in_flight:
+        in_flight = self._memory.in_flight
+        if not in_flight.steps:
             return x
-        U = np.array(self._memory.in_flight)[None]
+        U = in_flight.pending[None]
         X = self.dynamics.rollout(x, U)
         return np.asarray(X[0, -1].copy())
 
@@ -254,9 +256,7 @@ class SafetyGuard(PlannerWrapper):
             result = self._blind_fallback(x, t0)
         else:
             result = self._checked_plan(self._predict_through_delay(x), t0)
-        if memory.in_flight:
-            memory.in_flight.pop(0)
-            memory.in_flight.append(np.array(result.action, dtype=np.float64))
+        memory.in_flight.push(result.action)
         memory.previous = _shifted(result.actions)
         memory.step += 1
         return result
@@ -472,8 +472,7 @@ class PassThrough(PlannerWrapper):
 
     def __init__(self, planner: Planner, dynamics: Dynamics) -> None:
         super().__init__(planner)
-        neutral = np.clip(np.zeros(dynamics.nu), dynamics.action_low, dynamics.action_high)
-        self._neutral_plan = np.tile(neutral, (int(planner.horizon), 1))
+        self._neutral_plan = np.tile(neutral_action(dynamics), (int(planner.horizon), 1))
         self._previous: FloatArray | None = None
 
     def reset(self, seed: int | None = None) -> None:

@@ -25,11 +25,11 @@ the guard's checks on the nominal model describe what the plant will do.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import replace
 
 import numpy as np
 
+from imle_mpc.core.actions import DelayLine, neutral_action
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Dynamics, Planner
 from imle_mpc.core.validation import FloatArray, require_int_at_least, require_positive
@@ -127,9 +127,10 @@ class OffsetFree(PlannerWrapper):
         self.action_delay = int(action_delay)
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
-        self._neutral = np.clip(np.zeros(dynamics.nu), self._low, self._high)
         self._previous_state: FloatArray | None = None
-        self._sent: deque[FloatArray] = deque(maxlen=self.action_delay + 1)
+        # The commands on their way; what came out of it last drove the last transition.
+        self._delay = DelayLine(self.action_delay, neutral_action(dynamics))
+        self._applied = self._delay.fill
 
     @property
     def offset(self) -> FloatArray:
@@ -141,17 +142,17 @@ class OffsetFree(PlannerWrapper):
         super().reset(seed)
         self.estimator.reset()
         self._previous_state = None
-        self._sent.clear()
+        self._delay.reset()
+        self._applied = self._delay.fill
 
     def plan(self, state: FloatArray) -> PlanResult:
         """Update the estimate from the last transition; plan; return offset-free commands."""
         x = np.asarray(state, dtype=np.float64)
         if self._previous_state is not None:
             # The command that acted over the last step was sent action_delay steps earlier.
-            applied = self._sent[0] if len(self._sent) > self.action_delay else self._neutral
-            self.estimator.update(self._previous_state, applied, x)
+            self.estimator.update(self._previous_state, self._applied, x)
         result = self.planner.plan(x)
         commands = np.clip(result.actions - self.estimator.offset, self._low, self._high)
-        self._sent.append(commands[0].copy())
+        self._applied = self._delay.push(commands[0])
         self._previous_state = x.copy()
         return replace(result, actions=commands)
