@@ -26,8 +26,16 @@ import numpy as np
 
 from cost.composite import CostSum, Term
 from imle_mpc.core.kernels.select import argmin_finite, elite_indices, softmax_weights
+from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.plan_result import PlanResult
-from imle_mpc.core.protocols import ChunkGenerator, Constraint, Dynamics, ReturnsSample
+from imle_mpc.core.protocols import (
+    ChunkGenerator,
+    Constraint,
+    Dynamics,
+    ReferenceCost,
+    ReferenceSampler,
+    ReturnsSample,
+)
 from imle_mpc.core.validation import (
     FloatArray,
     require_int_at_least,
@@ -91,31 +99,23 @@ class ObservationHistory:
         return self._buffer
 
 
-class PlanReference:
-    """The warm start a step's proposals are compared with (shared by sampler and cost term).
+class ConsistencyCost(ReferenceCost):
+    """``sum_{t < overlap} ||u_t - reference_t||^2``: how far a proposal leaves the current plan.
 
-    Attributes:
-        plan: the previous plan shifted by the executed steps, Shape=(H, nu).
-        overlap: how many leading steps of ``plan`` are real (``H - shift``); the
-            rest are held copies of the last action and are not compared.
-        active: False drops the consistency cost for this step (a deliberate switch).
+    The reference comes with each evaluation (``CostSum.evaluate(X, U, reference)``,
+    made by the ``IMLESampler`` for the step); without one the term is 0.
     """
 
-    def __init__(self, horizon: int, nu: int, overlap: int) -> None:
-        self.plan = np.zeros((horizon, nu))
-        self.overlap = overlap
-        self.active = False
-
-
-class ConsistencyCost:
-    """``sum_{t < overlap} ||u_t - reference_t||^2``: how far a proposal leaves the current plan."""
-
-    def __init__(self, reference: PlanReference) -> None:
-        self.reference = reference
-
     def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:
-        ref = self.reference
-        if not ref.active or ref.overlap == 0:
+        """0 for every sample: there is no reference to compare with."""
+        return self.with_reference(X, U, None)
+
+    def with_reference(
+        self, X: FloatArray, U: FloatArray, reference: PlanReference | None
+    ) -> FloatArray:
+        """Shape=(K,): the squared distance of ``U``'s first ``overlap`` steps to the reference."""
+        ref = reference
+        if ref is None or not ref.active or ref.overlap == 0:
             return np.zeros(U.shape[0])
         n = ref.overlap
         diff = U[:, :n] - ref.plan[None, :n]
@@ -194,7 +194,7 @@ class IMLEMPCConfig(SamplingConfig):
         require_positive("IMLEMPCConfig", "mode_radius", self.mode_radius)
 
 
-class IMLESampler:
+class IMLESampler(ReferenceSampler):
     """Proposals from a chunk generator, perturbations of them, and the warm start.
 
     Args:
@@ -202,7 +202,8 @@ class IMLESampler:
         observation_fn: maps a state to the generator's observation, Shape=(obs_dim,).
         config: row counts and noise levels.
         action_low, action_high: actuator box, Shape=(nu,).
-        reference: the shared warm-start record the consistency term reads.
+
+    Each step's ``reference(nominal)`` is what the consistency term compares with.
     """
 
     def __init__(
@@ -212,13 +213,11 @@ class IMLESampler:
         config: IMLEMPCConfig,
         action_low: FloatArray,
         action_high: FloatArray,
-        reference: PlanReference,
     ) -> None:
         self.generator = generator
         self.config = config
         self.low = np.asarray(action_low, dtype=np.float64)
         self.high = np.asarray(action_high, dtype=np.float64)
-        self.reference = reference
         self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim, observation_fn)
         self._warm = False
         self._age = 0
@@ -246,10 +245,13 @@ class IMLESampler:
             noise = rng.standard_normal((cfg.num_gaussian, *nominal.shape))
             out[end_perturbed:] = nominal + cfg.gaussian_sigma * noise
         np.clip(out, self.low, self.high, out=out)
-        # The warm start is worth keeping close to only if it came from a real plan.
-        self.reference.plan[:] = nominal
-        self.reference.active = self._warm
         return out
+
+    def reference(self, nominal: FloatArray) -> PlanReference:
+        """The warm start ``nominal`` Shape=(H, nu) as the step's consistency reference."""
+        # The warm start is worth keeping close to only if it came from a real plan.
+        overlap = self.config.horizon - self.config.shift
+        return PlanReference(np.array(nominal, dtype=np.float64), overlap, self._warm)
 
     def update(self, U: FloatArray, costs: FloatArray) -> None:
         self._warm = True
@@ -334,21 +336,17 @@ class IMLEMPC(SamplingPlanner):
         constraints: Sequence[Constraint] = (),
     ) -> None:
         check_generator_matches(generator, dynamics, config)
-        self.reference = PlanReference(config.horizon, dynamics.nu, config.horizon - config.shift)
         task_cost = as_cost_sum(cost)
         terms = list(task_cost.terms)
         if config.consistency_weight > 0:
-            terms.append(
-                Term("consistency", ConsistencyCost(self.reference), config.consistency_weight)
-            )
+            terms.append(Term("consistency", ConsistencyCost(), config.consistency_weight))
         terms += cost_to_go_terms(
             generator, observation_fn, dynamics, task_cost, constraints,
             config.cost_to_go_steps, config.cost_to_go_weight,
         )  # fmt: skip
         sampler = IMLESampler(
-            generator, observation_fn, config, dynamics.action_low, dynamics.action_high,
-            self.reference,
-        )  # fmt: skip
+            generator, observation_fn, config, dynamics.action_low, dynamics.action_high
+        )
         selector: Any
         if config.selection == "argmin":
             selector = ArgminSelector()

@@ -36,12 +36,14 @@ from imle_mpc.core.actions import neutral_action
 from imle_mpc.core.kernels.fused import FusedKernels, StageForm, make_fused_kernels, pack_params
 from imle_mpc.core.kernels.rng import draw_seed
 from imle_mpc.core.model import RolloutMixin
+from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import (
     Constraint,
     Dynamics,
     NominalSettable,
     ProposalSampler,
+    ReferenceSampler,
     ReturnsSample,
     Selector,
     StepModel,
@@ -188,6 +190,7 @@ class SamplingPlanner(NominalSettable):
         self._U1 = np.zeros((1, H, nu))
         self._X1 = np.zeros((1, H + 1, nx))
         self._breakdown: dict[str, FloatArray] = {}
+        self._reference: PlanReference | None = None
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
         if initial_plan is None:
@@ -270,6 +273,15 @@ class SamplingPlanner(NominalSettable):
         return self.config.horizon
 
     @property
+    def reference(self) -> PlanReference | None:
+        """What the last step's proposals were compared with (None: the sampler makes none).
+
+        A ``ReferenceSampler`` makes it after each ``propose``; the planner hands it
+        to the cost with the rollouts (the consistency term reads it).
+        """
+        return self._reference
+
+    @property
     def nominal(self) -> FloatArray:
         """A copy of the current warm-start plan, Shape=(H, nu)."""
         return self._nominal.copy()
@@ -336,17 +348,24 @@ class SamplingPlanner(NominalSettable):
             if violation is not None:
                 violation += v
 
+    def _propose(self, x: FloatArray, plan: FloatArray, U: FloatArray) -> None:
+        """Fill ``U`` with proposals around ``plan``; take the sampler's reference for them."""
+        sampler = self.sampler
+        sampler.propose(x, plan, self._rng, U)
+        if isinstance(sampler, ReferenceSampler):
+            self._reference = sampler.reference(plan)
+
     def _score_generic(
         self, x: FloatArray, plan: FloatArray, timings: dict[str, float]
     ) -> FloatArray:
         """Propose, roll out and score K samples around ``plan``; returns costs Shape=(K,)."""
         U, X = self._U, self._X
         t0 = time.perf_counter()
-        self.sampler.propose(x, plan, self._rng, U)
+        self._propose(x, plan, U)
         t1 = time.perf_counter()
         self._rollout(x, U, X)
         t2 = time.perf_counter()
-        costs, self._breakdown = self.cost.evaluate(X, U)
+        costs, self._breakdown = self.cost.evaluate(X, U, self._reference)
         self._reject_infeasible(X, U, costs, self._violation)
         t3 = time.perf_counter()
         timings["propose"] += t1 - t0
@@ -372,7 +391,7 @@ class SamplingPlanner(NominalSettable):
                 sampler.high,
             )
         else:
-            self.sampler.propose(x, plan, self._rng, U)
+            self._propose(x, plan, U)
             seed, sigma, first_noisy, low, high = (
                 np.uint64(0),
                 fused.no_sigma,
@@ -462,7 +481,7 @@ class SamplingPlanner(NominalSettable):
         U1, X1 = self._U1, self._X1
         U1[0] = plan
         self._rollout(x, U1, X1)
-        total, parts = self.cost.evaluate(X1, U1)
+        total, parts = self.cost.evaluate(X1, U1, self._reference)
         self._reject_infeasible(X1, U1, total)
         return X1, total, {n: float(v[0]) for n, v in parts.items()}
 

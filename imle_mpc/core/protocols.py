@@ -5,8 +5,9 @@ All arrays are float64. Anything with the right methods and shapes plugs in:
 a user's class, a Numba model, a MuJoCo or Pinocchio backend.
 
 Optional capabilities are small ``@runtime_checkable`` protocols of their own
-(``UncheckedRollout``, ``MultiStartRollout``, ``StepModel``, ``ReturnsSample``,
-``ChunkDecoder``, ``ChunkSchedule``, ``NominalSettable``): a caller asks
+(``UncheckedRollout``, ``MultiStartRollout``, ``StepModel``, ``ReferenceSampler``,
+``ReferenceCost``, ``ReturnsSample``, ``ChunkDecoder``, ``ChunkSchedule``,
+``NominalSettable``): a caller asks
 ``isinstance(x, Capability)`` and takes the plain path otherwise. A class may
 also name them as bases to declare them.
 """
@@ -18,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.plan_result import PlanResult
 
 Array = np.ndarray
@@ -143,6 +145,18 @@ class CostTerm(Protocol):
     def __call__(self, X: Array, U: Array) -> Array: ...
 
 
+@runtime_checkable
+class ReferenceCost(Protocol):
+    """A cost term that also reads the step's ``PlanReference`` (the consistency term)."""
+
+    def with_reference(self, X: Array, U: Array, reference: PlanReference | None) -> Array:
+        """Cost Shape=(K,) of X Shape=(K, H+1, nx), U Shape=(K, H, nu) against ``reference``.
+
+        ``reference`` is None where no sampler made one (then the term is 0).
+        """
+        ...
+
+
 class Constraint(Protocol):
     """A constraint over a batch: ``violation(X, U) -> (K,)``, 0 where satisfied, > 0 otherwise."""
 
@@ -189,6 +203,19 @@ class ProposalSampler(Protocol):
 
     def reset(self) -> None:
         """Forget everything of the episode (history, adapted state): a new episode starts."""
+        ...
+
+
+@runtime_checkable
+class ReferenceSampler(Protocol):
+    """A sampler that says what the step's proposals are to be compared with."""
+
+    def reference(self, nominal: Array) -> PlanReference:
+        """The step's reference, made right after ``propose`` with the same ``nominal``.
+
+        Args:
+            nominal: the warm start ``propose`` was given, Shape=(H, nu) (copied).
+        """
         ...
 
 
