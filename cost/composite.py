@@ -9,6 +9,8 @@ import numba as nb
 import numpy as np
 
 from imle_mpc.core.kernels.fused import StageForm
+from imle_mpc.core.plan_reference import PlanReference
+from imle_mpc.core.protocols import ReferenceCost
 from imle_mpc.core.validation import FloatArray
 
 CostFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -75,18 +77,32 @@ class CostSum:
                     f"CostSum takes Term(name, fn, weight) objects, got {type(t).__name__}."
                 )
         self.terms: tuple[Term, ...] = terms
+        # Terms that read the step's reference get it (ReferenceCost), the others (X, U).
+        self._with_reference = tuple(
+            t.fn.with_reference if isinstance(t.fn, ReferenceCost) else None for t in terms
+        )
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.terms)
 
-    def evaluate(self, X: FloatArray, U: FloatArray) -> tuple[FloatArray, dict[str, FloatArray]]:
-        """Total cost Shape=(K,) and the weighted value of each term Shape=(K,)."""
+    def evaluate(
+        self, X: FloatArray, U: FloatArray, reference: PlanReference | None = None
+    ) -> tuple[FloatArray, dict[str, FloatArray]]:
+        """Total cost Shape=(K,) and the weighted value of each term Shape=(K,).
+
+        Args:
+            X: states, Shape=(K, H+1, nx).
+            U: actions, Shape=(K, H, nu).
+            reference: the step's ``PlanReference``, for the terms that read it
+                (``ReferenceCost``); None: they get None.
+        """
         K = X.shape[0]
         total = np.zeros(K)
         breakdown: dict[str, FloatArray] = {}
-        for term in self.terms:
-            values = np.asarray(term.fn(X, U), dtype=np.float64)
+        for term, with_reference in zip(self.terms, self._with_reference, strict=True):
+            raw = term.fn(X, U) if with_reference is None else with_reference(X, U, reference)
+            values = np.asarray(raw, dtype=np.float64)
             if values.shape != (K,):
                 raise ValueError(
                     f"cost term {term.name!r} returned shape {values.shape}; a cost term must "
@@ -98,7 +114,14 @@ class CostSum:
         return total, breakdown
 
     def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:
+        """Total cost Shape=(K,) (no reference: terms that read one get None)."""
         return self.evaluate(X, U)[0]
+
+    def with_reference(
+        self, X: FloatArray, U: FloatArray, reference: PlanReference | None
+    ) -> FloatArray:
+        """Total cost Shape=(K,) with the step's reference (a nested sum passes it on)."""
+        return self.evaluate(X, U, reference)[0]
 
     def stage_forms(self, nx: int, nu: int) -> list[StageForm] | None:
         """Every term's per-step form, or ``None`` if some term has none.

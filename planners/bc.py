@@ -20,6 +20,7 @@ import numpy as np
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import ChunkGenerator
 from imle_mpc.core.validation import FloatArray
+from planners.chunks import ChunkPlayer
 from planners.imle import ObservationFn, ObservationHistory
 
 
@@ -36,41 +37,39 @@ class MSEPolicy:
     def __init__(
         self, model: ChunkGenerator, observation_fn: ObservationFn, action_horizon: int = 8
     ) -> None:
-        if not 1 <= action_horizon <= model.horizon:
-            raise ValueError(
-                f"MSEPolicy.action_horizon must be in [1, {model.horizon}], got {action_horizon}."
-            )
+        self.player = ChunkPlayer("MSEPolicy", action_horizon, model.horizon)
         self.model = model
         self.observation_fn = observation_fn
-        self.action_horizon = action_horizon
         self.history = ObservationHistory(model.obs_horizon, model.obs_dim)
         self._zero = np.zeros((1, model.latent_dim), dtype=np.float32)
         self.reset()
 
     @property
     def horizon(self) -> int:
+        """H, the regressor's chunk length."""
         return self.model.horizon
+
+    @property
+    def action_horizon(self) -> int:
+        """Steps executed from each chunk before predicting again."""
+        return self.player.action_horizon
 
     def reset(self, seed: int | None = None) -> None:
         """Forget the history and the current chunk (``seed`` is unused: nothing is random)."""
         self.history.clear()
-        self._chunk: FloatArray | None = None
-        self._executed = 0
+        self.player.reset()
 
     def predict(self, obs_history: FloatArray) -> FloatArray:
         """The chunk for one observation history Shape=(obs_horizon, obs_dim): Shape=(H, nu)."""
         return self.model.decode(obs_history, self._zero)[0]
 
     def plan(self, state: FloatArray) -> PlanResult:
+        """Observe ``state``; predict when the chunk is played out; the chunk's rest."""
         t0 = time.perf_counter()
         self.history.push(np.asarray(self.observation_fn(state), dtype=np.float64))
-        if self._chunk is None or self._executed >= self.action_horizon:
-            self._chunk = self.predict(self.history.array)
-            self._executed = 0
-        remaining = self._chunk[self._executed :]
-        # Pad with the last action so every plan has the full horizon.
-        actions = np.concatenate([remaining, np.repeat(remaining[-1:], self._executed, axis=0)])
-        self._executed += 1
+        if self.player.due:
+            self.player.load(self.predict(self.history.array))
+        actions = self.player.next_plan()
         elapsed = time.perf_counter() - t0
         return PlanResult(
             actions=actions, cost=float("nan"), term_costs={}, num_feasible=1,

@@ -19,13 +19,19 @@ the cost and the constraints still decide (precision and safety).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 
 from cost.composite import CostSum, Term
 from cost.constraints import Penalty, constraint_name, split_constraints
-from imle_mpc.core.protocols import ChunkGenerator, Constraint, Dynamics
+from imle_mpc.core.protocols import (
+    ChunkDecoder,
+    ChunkGenerator,
+    ChunkSchedule,
+    Constraint,
+    Dynamics,
+    MultiStartRollout,
+)
 from imle_mpc.core.validation import FloatArray, require_int_at_least, require_non_negative
 
 ObservationFn = Callable[[FloatArray], FloatArray]
@@ -72,20 +78,21 @@ class PolicyCostToGo:
     ) -> None:
         require_int_at_least("PolicyCostToGo", "steps", steps, 1)
         require_non_negative("PolicyCostToGo", "violation_weight", violation_weight)
-        decode_batch = getattr(generator, "decode_batch", None)
-        if decode_batch is None:
+        if not isinstance(generator, ChunkDecoder):
             raise TypeError(
                 "PolicyCostToGo needs a generator with decode_batch(obs_histories, z) "
                 "(imle_mpc.learn.imle.IMLEGenerator has it)."
             )
-        self.generator: Any = generator
+        self.generator = generator
+        self._decoder: ChunkDecoder = generator
         self.observation_fn = observation_fn
         self.dynamics = dynamics
         hard, soft = split_constraints(constraints)
         penalties = [Term(f"hard:{constraint_name(c)}", Penalty(c), violation_weight) for c in hard]
         self.cost = CostSum(Term("task", cost), *penalties, *soft) if constraints else cost
         self.steps = int(steps)
-        self._chunk_steps = int(getattr(generator, "action_horizon", generator.horizon))
+        schedule = generator.action_horizon if isinstance(generator, ChunkSchedule) else None
+        self._chunk_steps = int(generator.horizon if schedule is None else schedule)
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
         self._zero_latent = np.zeros((1, 1, generator.latent_dim))
@@ -119,7 +126,7 @@ class PolicyCostToGo:
             history = self._observe(path[:, done : done + oh])
             finite = np.all(np.isfinite(history), axis=(1, 2))
             safe_history = np.where(finite[:, None, None], history, 0.0)
-            chunk = self.generator.decode_batch(safe_history, z)[:, 0, :n]
+            chunk = self._decoder.decode_batch(safe_history, z)[:, 0, :n]
             np.clip(chunk, self._low, self._high, out=chunk)
             chunk[~finite] = np.nan  # a diverged candidate's continuation stays diverged
             actions[:, done : done + n] = chunk
@@ -136,9 +143,8 @@ class PolicyCostToGo:
     def _rollout_from(self, starts: FloatArray, chunk: FloatArray) -> FloatArray:
         """Roll chunk ``k`` out from ``starts[k]``: Shape=(K, n+1, nx); NaN rows stay NaN."""
         ok = np.all(np.isfinite(starts), axis=1) & np.all(np.isfinite(chunk), axis=(1, 2))
-        batched = getattr(self.dynamics, "rollout_from_states", None)
-        if batched is not None:
-            out = np.asarray(batched(starts, chunk))
+        if isinstance(self.dynamics, MultiStartRollout):
+            out = np.asarray(self.dynamics.rollout_from_states(starts, chunk))
         else:  # Dynamics.rollout fans out from ONE state: one call per candidate
             out = np.empty((chunk.shape[0], chunk.shape[1] + 1, starts.shape[1]))
             for k in np.flatnonzero(ok):

@@ -26,14 +26,23 @@ import numpy as np
 
 from cost.composite import CostSum, Term
 from imle_mpc.core.kernels.select import argmin_finite, elite_indices, softmax_weights
+from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.plan_result import PlanResult
-from imle_mpc.core.protocols import ChunkGenerator, Constraint, Dynamics
+from imle_mpc.core.protocols import (
+    ChunkGenerator,
+    Constraint,
+    Dynamics,
+    ReferenceCost,
+    ReferenceSampler,
+    ReturnsSample,
+)
 from imle_mpc.core.validation import (
     FloatArray,
     require_int_at_least,
     require_non_negative,
     require_positive,
 )
+from planners.chunks import ChunkPlayer
 from planners.cost_to_go import PolicyCostToGo
 from planners.sampling import SamplingConfig, SamplingPlanner, as_cost_sum
 from planners.selectors import ArgminSelector
@@ -90,31 +99,23 @@ class ObservationHistory:
         return self._buffer
 
 
-class PlanReference:
-    """The warm start a step's proposals are compared with (shared by sampler and cost term).
+class ConsistencyCost(ReferenceCost):
+    """``sum_{t < overlap} ||u_t - reference_t||^2``: how far a proposal leaves the current plan.
 
-    Attributes:
-        plan: the previous plan shifted by the executed steps, Shape=(H, nu).
-        overlap: how many leading steps of ``plan`` are real (``H - shift``); the
-            rest are held copies of the last action and are not compared.
-        active: False drops the consistency cost for this step (a deliberate switch).
+    The reference comes with each evaluation (``CostSum.evaluate(X, U, reference)``,
+    made by the ``IMLESampler`` for the step); without one the term is 0.
     """
 
-    def __init__(self, horizon: int, nu: int, overlap: int) -> None:
-        self.plan = np.zeros((horizon, nu))
-        self.overlap = overlap
-        self.active = False
-
-
-class ConsistencyCost:
-    """``sum_{t < overlap} ||u_t - reference_t||^2``: how far a proposal leaves the current plan."""
-
-    def __init__(self, reference: PlanReference) -> None:
-        self.reference = reference
-
     def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:
-        ref = self.reference
-        if not ref.active or ref.overlap == 0:
+        """0 for every sample: there is no reference to compare with."""
+        return self.with_reference(X, U, None)
+
+    def with_reference(
+        self, X: FloatArray, U: FloatArray, reference: PlanReference | None
+    ) -> FloatArray:
+        """Shape=(K,): the squared distance of ``U``'s first ``overlap`` steps to the reference."""
+        ref = reference
+        if ref is None or not ref.active or ref.overlap == 0:
             return np.zeros(U.shape[0])
         n = ref.overlap
         diff = U[:, :n] - ref.plan[None, :n]
@@ -193,7 +194,7 @@ class IMLEMPCConfig(SamplingConfig):
         require_positive("IMLEMPCConfig", "mode_radius", self.mode_radius)
 
 
-class IMLESampler:
+class IMLESampler(ReferenceSampler):
     """Proposals from a chunk generator, perturbations of them, and the warm start.
 
     Args:
@@ -201,7 +202,8 @@ class IMLESampler:
         observation_fn: maps a state to the generator's observation, Shape=(obs_dim,).
         config: row counts and noise levels.
         action_low, action_high: actuator box, Shape=(nu,).
-        reference: the shared warm-start record the consistency term reads.
+
+    Each step's ``reference(nominal)`` is what the consistency term compares with.
     """
 
     def __init__(
@@ -211,13 +213,11 @@ class IMLESampler:
         config: IMLEMPCConfig,
         action_low: FloatArray,
         action_high: FloatArray,
-        reference: PlanReference,
     ) -> None:
         self.generator = generator
         self.config = config
         self.low = np.asarray(action_low, dtype=np.float64)
         self.high = np.asarray(action_high, dtype=np.float64)
-        self.reference = reference
         self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim, observation_fn)
         self._warm = False
         self._age = 0
@@ -245,10 +245,13 @@ class IMLESampler:
             noise = rng.standard_normal((cfg.num_gaussian, *nominal.shape))
             out[end_perturbed:] = nominal + cfg.gaussian_sigma * noise
         np.clip(out, self.low, self.high, out=out)
-        # The warm start is worth keeping close to only if it came from a real plan.
-        self.reference.plan[:] = nominal
-        self.reference.active = self._warm
         return out
+
+    def reference(self, nominal: FloatArray) -> PlanReference:
+        """The warm start ``nominal`` Shape=(H, nu) as the step's consistency reference."""
+        # The warm start is worth keeping close to only if it came from a real plan.
+        overlap = self.config.horizon - self.config.shift
+        return PlanReference(np.array(nominal, dtype=np.float64), overlap, self._warm)
 
     def update(self, U: FloatArray, costs: FloatArray) -> None:
         self._warm = True
@@ -265,7 +268,7 @@ class IMLESampler:
         self._age = 0
 
 
-class ModeAwareSelector:
+class ModeAwareSelector(ReturnsSample):
     """Softmax-average the elites that share the best sample's mode; never across modes.
 
     The best sample defines the mode; an elite joins it if its RMS action
@@ -333,21 +336,17 @@ class IMLEMPC(SamplingPlanner):
         constraints: Sequence[Constraint] = (),
     ) -> None:
         check_generator_matches(generator, dynamics, config)
-        self.reference = PlanReference(config.horizon, dynamics.nu, config.horizon - config.shift)
         task_cost = as_cost_sum(cost)
         terms = list(task_cost.terms)
         if config.consistency_weight > 0:
-            terms.append(
-                Term("consistency", ConsistencyCost(self.reference), config.consistency_weight)
-            )
+            terms.append(Term("consistency", ConsistencyCost(), config.consistency_weight))
         terms += cost_to_go_terms(
             generator, observation_fn, dynamics, task_cost, constraints,
             config.cost_to_go_steps, config.cost_to_go_weight,
         )  # fmt: skip
         sampler = IMLESampler(
-            generator, observation_fn, config, dynamics.action_low, dynamics.action_high,
-            self.reference,
-        )  # fmt: skip
+            generator, observation_fn, config, dynamics.action_low, dynamics.action_high
+        )
         selector: Any
         if config.selection == "argmin":
             selector = ArgminSelector()
@@ -547,39 +546,37 @@ class IMLEPolicy:
         seed: int = 0,
     ) -> None:
         require_int_at_least("IMLEPolicy", "num_samples", num_samples, 1)
-        if not 1 <= action_horizon <= generator.horizon:
-            raise ValueError(
-                f"IMLEPolicy.action_horizon must be in [1, {generator.horizon}], "
-                f"got {action_horizon}."
-            )
+        self.player = ChunkPlayer("IMLEPolicy", action_horizon, generator.horizon)
         self.generator = generator
         self.num_samples = num_samples
-        self.action_horizon = action_horizon
         self.seed = seed
         self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim, observation_fn)
         self.reset(seed)
 
     @property
     def horizon(self) -> int:
+        """H, the generator's chunk length."""
         return self.generator.horizon
 
+    @property
+    def action_horizon(self) -> int:
+        """Steps executed from each chunk before re-sampling."""
+        return self.player.action_horizon
+
     def reset(self, seed: int | None = None) -> None:
+        """Re-seed the latent draws (``None``: the configured seed), forget history and chunk."""
         self._rng = np.random.default_rng(self.seed if seed is None else seed)
         self.history.clear()
-        self._chunk: FloatArray | None = None
-        self._executed = 0
+        self.player.reset()
 
     def plan(self, state: FloatArray) -> PlanResult:
+        """Observe ``state``; re-sample when the chunk is played out; the chunk's rest."""
         t0 = time.perf_counter()
         self.history.observe(state)
-        if self._chunk is None or self._executed >= self.action_horizon:
+        if self.player.due:
             chunks = self.generator.sample(self.history.array, self.num_samples, self._rng)
-            self._chunk = chunks[self._closest_to_previous(chunks)].copy()
-            self._executed = 0
-        remaining = self._chunk[self._executed :]
-        # Pad with the last action so every plan has the full horizon.
-        actions = np.concatenate([remaining, np.repeat(remaining[-1:], self._executed, axis=0)])
-        self._executed += 1
+            self.player.load(chunks[self._closest_to_previous(chunks)].copy())
+        actions = self.player.next_plan()
         elapsed = time.perf_counter() - t0
         return PlanResult(
             actions=actions, cost=float("nan"), term_costs={}, num_feasible=self.num_samples,
@@ -587,9 +584,10 @@ class IMLEPolicy:
         )  # fmt: skip
 
     def _closest_to_previous(self, chunks: FloatArray) -> int:
-        if self._chunk is None:
+        previous = self.player.chunk
+        if previous is None:
             return 0
-        k = self._executed
+        k = self.player.executed
         overlap = chunks.shape[1] - k
-        diff = chunks[:, :overlap] - self._chunk[None, k:]
+        diff = chunks[:, :overlap] - previous[None, k:]
         return int(np.argmin(np.einsum("khj,khj->k", diff, diff)))

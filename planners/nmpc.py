@@ -41,6 +41,7 @@ from imle_mpc.core.validation import (
     require_non_negative,
     require_positive,
 )
+from imle_mpc.core.wrapper import PlannerWrapper
 from planners.sampling import as_cost_sum
 
 SymbolicConstraint = Callable[[Any, Any], list[Any]]
@@ -314,7 +315,7 @@ class NMPCRefiner:
         )
 
 
-class RefinedPlanner:
+class RefinedPlanner(PlannerWrapper):
     """A planner whose every plan is refined by an ``NMPCRefiner`` when that helps.
 
     The refined plan replaces the planner's only if the solve converged (within
@@ -347,18 +348,14 @@ class RefinedPlanner:
             )
         if time_budget is not None:
             require_positive("RefinedPlanner", "time_budget", time_budget)
-        self.planner = planner
+        super().__init__(planner)
         self.refiner = refiner
         self.time_budget = time_budget
         self.last_refinement: RefineResult | None = None
 
-    @property
-    def horizon(self) -> int:
-        return self.planner.horizon
-
     def reset(self, seed: int | None = None) -> None:
         """Reset the inner planner (the refiner keeps no state between calls)."""
-        self.planner.reset(seed)
+        super().reset(seed)
         self.last_refinement = None
 
     def plan(self, state: ArrayLike) -> PlanResult:
@@ -380,9 +377,7 @@ class RefinedPlanner:
         timings["total"] = timings.get("total", 0.0) + elapsed
         if not use:
             return replace(result, timings=timings)
-        set_nominal = getattr(self.planner, "set_nominal", None)
-        if set_nominal is not None:
-            set_nominal(refined.actions)
+        self.set_nominal(refined.actions)
         return replace(
             result,
             actions=refined.actions.copy(),

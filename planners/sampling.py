@@ -21,6 +21,7 @@ Both give the same proposals, states and costs for the same seed.
 from __future__ import annotations
 
 import time
+import types
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,11 +32,23 @@ from numpy.typing import ArrayLike
 
 from cost.composite import CostSum, Term
 from cost.constraints import constraint_name, split_constraints
+from imle_mpc.core.actions import neutral_action
 from imle_mpc.core.kernels.fused import FusedKernels, StageForm, make_fused_kernels, pack_params
 from imle_mpc.core.kernels.rng import draw_seed
 from imle_mpc.core.model import RolloutMixin
+from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.plan_result import PlanResult
-from imle_mpc.core.protocols import Constraint, Dynamics, ProposalSampler, Selector
+from imle_mpc.core.protocols import (
+    Constraint,
+    Dynamics,
+    NominalSettable,
+    ProposalSampler,
+    ReferenceSampler,
+    ReturnsSample,
+    Selector,
+    StepModel,
+    fast_rollout,
+)
 from imle_mpc.core.validation import FloatArray, check_state, require_int_at_least
 from planners.samplers import GaussianSampler
 
@@ -94,6 +107,7 @@ class _FusedPath:
     def __init__(
         self,
         kernels: FusedKernels,
+        params: Callable[[], FloatArray],
         forms: Sequence[StageForm],
         weights: Sequence[float],
         samples: bool,
@@ -104,6 +118,7 @@ class _FusedPath:
     ) -> None:
         K, H, nx, nu = shape
         self.kernels = kernels
+        self.params = params  # the model's params_vector, read every step
         self.samples = samples  # draw Gaussian proposals in the kernel
         self.P = pack_params(forms)
         self.weights = np.asarray(weights, dtype=np.float64)
@@ -123,7 +138,7 @@ class _FusedPath:
         self.total1 = np.zeros(1)
 
 
-class SamplingPlanner:
+class SamplingPlanner(NominalSettable):
     """Generic sampling MPC: any proposal sampler, any selector, any dynamics.
 
     Args:
@@ -175,17 +190,18 @@ class SamplingPlanner:
         self._U1 = np.zeros((1, H, nu))
         self._X1 = np.zeros((1, H + 1, nx))
         self._breakdown: dict[str, FloatArray] = {}
+        self._reference: PlanReference | None = None
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
         if initial_plan is None:
-            self._initial_plan = np.tile(np.clip(0.0, self._low, self._high), (H, 1))
+            self._initial_plan = np.tile(neutral_action(dynamics), (H, 1))
         else:
             init = np.asarray(initial_plan, dtype=np.float64)
             if init.shape != (H, nu):
                 raise ValueError(f"initial_plan must have Shape=({H}, {nu}), got {init.shape}.")
             self._initial_plan = np.clip(init, self._low, self._high)
         # Fast path for Numba models: skip per-call validation in the hot loop.
-        self._rollout: Callable[..., Any] = getattr(dynamics, "rollout_unchecked", dynamics.rollout)
+        self._rollout: Callable[..., Any] = fast_rollout(dynamics)
         self._use_path(self._build_fused() if fused else None)
         self.reset(config.seed)
         try:
@@ -216,15 +232,16 @@ class SamplingPlanner:
     def _build_fused(self) -> _FusedPath | None:
         """Fused kernels if the model is a Numba step model and every term has a per-step form."""
         dyn = self.dynamics
-        step = getattr(dyn, "step_function", None)
-        step = getattr(step, "__func__", step)  # a dispatcher bound as a method
-        is_step_model = (
-            isinstance(dyn, RolloutMixin)
-            and step is not None
-            and type(dyn).rollout is RolloutMixin.rollout
+        if not (isinstance(dyn, StepModel) and isinstance(dyn, RolloutMixin)):
+            return None
+        step = dyn.step_function
+        if isinstance(step, types.MethodType):  # a dispatcher bound as a method
+            step = step.__func__
+        rolls_out_its_step = (
+            type(dyn).rollout is RolloutMixin.rollout
             and type(dyn).rollout_unchecked is RolloutMixin.rollout_unchecked
         )
-        if not is_step_model:
+        if step is None or not rolls_out_its_step:
             return None
         forms = self.cost.stage_forms(dyn.nx, dyn.nu)
         if forms is None:
@@ -236,6 +253,7 @@ class SamplingPlanner:
         )
         return _FusedPath(
             make_fused_kernels(step, forms),
+            dyn.params_vector,
             forms,
             [t.weight for t in self.cost.terms],
             samples,
@@ -253,6 +271,15 @@ class SamplingPlanner:
     @property
     def horizon(self) -> int:
         return self.config.horizon
+
+    @property
+    def reference(self) -> PlanReference | None:
+        """What the last step's proposals were compared with (None: the sampler makes none).
+
+        A ``ReferenceSampler`` makes it after each ``propose``; the planner hands it
+        to the cost with the rollouts (the consistency term reads it).
+        """
+        return self._reference
 
     @property
     def nominal(self) -> FloatArray:
@@ -321,17 +348,24 @@ class SamplingPlanner:
             if violation is not None:
                 violation += v
 
+    def _propose(self, x: FloatArray, plan: FloatArray, U: FloatArray) -> None:
+        """Fill ``U`` with proposals around ``plan``; take the sampler's reference for them."""
+        sampler = self.sampler
+        sampler.propose(x, plan, self._rng, U)
+        if isinstance(sampler, ReferenceSampler):
+            self._reference = sampler.reference(plan)
+
     def _score_generic(
         self, x: FloatArray, plan: FloatArray, timings: dict[str, float]
     ) -> FloatArray:
         """Propose, roll out and score K samples around ``plan``; returns costs Shape=(K,)."""
         U, X = self._U, self._X
         t0 = time.perf_counter()
-        self.sampler.propose(x, plan, self._rng, U)
+        self._propose(x, plan, U)
         t1 = time.perf_counter()
         self._rollout(x, U, X)
         t2 = time.perf_counter()
-        costs, self._breakdown = self.cost.evaluate(X, U)
+        costs, self._breakdown = self.cost.evaluate(X, U, self._reference)
         self._reject_infeasible(X, U, costs, self._violation)
         t3 = time.perf_counter()
         timings["propose"] += t1 - t0
@@ -357,7 +391,7 @@ class SamplingPlanner:
                 sampler.high,
             )
         else:
-            self.sampler.propose(x, plan, self._rng, U)
+            self._propose(x, plan, U)
             seed, sigma, first_noisy, low, high = (
                 np.uint64(0),
                 fused.no_sigma,
@@ -368,8 +402,8 @@ class SamplingPlanner:
         t1 = time.perf_counter()
         fused.kernels.parallel(
             x, U, plan, sigma, low, high, first_noisy, seed, fused.samples, fused.store,
-            self.dynamics.params_vector(),  # type: ignore[attr-defined]
-            fused.P, fused.weights, X if fused.store else fused.scratch, fused.parts, costs,
+            fused.params(), fused.P, fused.weights, X if fused.store else fused.scratch,
+            fused.parts, costs,
         )  # fmt: skip
         t2 = time.perf_counter()
         self._reject_infeasible(X, U, costs, self._violation)
@@ -419,7 +453,8 @@ class SamplingPlanner:
         self, x: FloatArray, plan: FloatArray, best: int, costs: FloatArray
     ) -> tuple[FloatArray, float, dict[str, float]]:
         """Predicted states, cost and per-term cost of the plan that will be executed."""
-        if best >= 0 and getattr(self.selector, "returns_sample", False):
+        selector = self.selector
+        if best >= 0 and isinstance(selector, ReturnsSample) and selector.returns_sample:
             return self._sample_states(x, best), float(costs[best]), self._sample_terms(best)
         # The plan is not one of the samples (an average): score it on its own.
         X1, total, terms = self._score_plan(x, plan)
@@ -446,7 +481,7 @@ class SamplingPlanner:
         U1, X1 = self._U1, self._X1
         U1[0] = plan
         self._rollout(x, U1, X1)
-        total, parts = self.cost.evaluate(X1, U1)
+        total, parts = self.cost.evaluate(X1, U1, self._reference)
         self._reject_infeasible(X1, U1, total)
         return X1, total, {n: float(v[0]) for n, v in parts.items()}
 
@@ -459,8 +494,7 @@ class SamplingPlanner:
         U1[0] = plan
         fused.kernels.serial(
             x, U1, plan, fused.no_sigma, fused.low, fused.high, 0, np.uint64(0), False, True,
-            self.dynamics.params_vector(),  # type: ignore[attr-defined]
-            fused.P, fused.weights, X1, fused.parts1, total,
+            fused.params(), fused.P, fused.weights, X1, fused.parts1, total,
         )  # fmt: skip
         self._reject_infeasible(X1, U1, total)
         parts = fused.parts1[0]

@@ -10,10 +10,11 @@ from imle_mpc.core.kernels.select import (
     softmax_weights,
     weighted_mean,
 )
+from imle_mpc.core.protocols import ReturnsSample
 from imle_mpc.core.validation import FloatArray, require_int_at_least, require_positive
 
 
-class ArgminSelector:
+class ArgminSelector(ReturnsSample):
     """The single best sample (predictive sampling, and the safest choice with several modes)."""
 
     returns_sample = True
@@ -25,7 +26,7 @@ class ArgminSelector:
         return best
 
 
-class SoftmaxSelector:
+class SoftmaxSelector(ReturnsSample):
     """MPPI: the average of samples weighted by ``exp(-cost / temperature)``.
 
     Args:
@@ -52,7 +53,7 @@ class SoftmaxSelector:
         return int(argmin_finite(costs))
 
 
-class EliteMeanSelector:
+class EliteMeanSelector(ReturnsSample):
     """CEM: the mean of the ``num_elites`` best samples."""
 
     returns_sample = False

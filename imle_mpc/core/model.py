@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from imle_mpc.core.kernels.rollout import make_rollout_kernel
+from imle_mpc.core.protocols import MultiStartRollout, UncheckedRollout
 from imle_mpc.core.validation import (
     FloatArray,
     check_actions,
@@ -27,10 +28,12 @@ from imle_mpc.core.validation import (
 )
 
 
-class RolloutMixin:
+class RolloutMixin(UncheckedRollout, MultiStartRollout):
     """Shape-checked ``rollout`` and ``step`` on top of a compiled rollout kernel.
 
-    Subclasses provide ``nx``, ``nu``, ``_kernel`` and ``params_vector()``.
+    Subclasses provide ``nx``, ``nu``, ``_kernel`` and ``params_vector()``, and a
+    ``step_function`` for the fused path (``StepModel``, as ``StepDynamics`` and
+    ``AnalyticModel`` do). Declares ``UncheckedRollout`` and ``MultiStartRollout``.
     """
 
     _kernel: Any

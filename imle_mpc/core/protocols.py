@@ -3,15 +3,23 @@
 K is the number of samples, H the horizon, nx/nu the state/action sizes.
 All arrays are float64. Anything with the right methods and shapes plugs in:
 a user's class, a Numba model, a MuJoCo or Pinocchio backend.
+
+Optional capabilities are small ``@runtime_checkable`` protocols of their own
+(``UncheckedRollout``, ``MultiStartRollout``, ``StepModel``, ``ReferenceSampler``,
+``ReferenceCost``, ``ReturnsSample``, ``ChunkDecoder``, ``ChunkSchedule``,
+``NominalSettable``): a caller asks
+``isinstance(x, Capability)`` and takes the plain path otherwise. A class may
+also name them as bases to declare them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.plan_result import PlanResult
 
 Array = np.ndarray
@@ -56,6 +64,77 @@ class Dynamics(Protocol):
         ...
 
 
+@runtime_checkable
+class UncheckedRollout(Protocol):
+    """A model with a ``rollout`` that skips validation (for callers that validated once).
+
+    Planners and the guard check shapes once up front and then call this in the
+    hot loop; a model without it is called through ``Dynamics.rollout``.
+    """
+
+    def rollout_unchecked(self, x0: Array, U: Array, out: Array) -> Array:
+        """``Dynamics.rollout`` without shape or dtype checks.
+
+        Args:
+            x0: initial state, Shape=(nx,), float64, C-contiguous.
+            U: action sequences, Shape=(K, H, nu), float64, C-contiguous.
+            out: the result buffer, Shape=(K, H+1, nx).
+
+        Returns:
+            ``out``, with ``out[:, 0] == x0``.
+        """
+        ...
+
+
+@runtime_checkable
+class MultiStartRollout(Protocol):
+    """A model that rolls many action sequences out, each from its own start state."""
+
+    def rollout_from_states(self, X0: Array, U: Array, out: Array | None = None) -> Array:
+        """Simulate action sequence ``k`` from ``X0[k]`` in one batched call.
+
+        Args:
+            X0: initial states, Shape=(K, nx). A NaN row gives a NaN rollout.
+            U: action sequences, Shape=(K, H, nu).
+            out: optional preallocated result, Shape=(K, H+1, nx).
+
+        Returns:
+            States, Shape=(K, H+1, nx), with ``X[:, 0] == X0``.
+        """
+        ...
+
+
+@runtime_checkable
+class StepModel(Protocol):
+    """A model whose rollout is a Numba single-step function iterated (the fused fast path).
+
+    ``step_function`` is an ``@njit`` ``step(x Shape=(nx,), u Shape=(nu,),
+    params Shape=(P,), out Shape=(nx,)) -> None``; ``params_vector()`` gives the
+    parameters it is called with. A sampling planner fuses the step into one
+    kernel with the proposals and the cost terms (``imle_mpc.core.kernels.fused``).
+    """
+
+    @property
+    def step_function(self) -> Any:
+        """The ``@njit`` step ``(x, u, params, out) -> None``; None: no fast path."""
+        ...
+
+    def params_vector(self) -> Array:
+        """The step function's parameters, Shape=(P,), float64."""
+        ...
+
+
+RolloutFn = Callable[[Array, Array, Array], Array]
+"""``rollout(x0 Shape=(nx,), U Shape=(K, H, nu), out Shape=(K, H+1, nx)) -> out``."""
+
+
+def fast_rollout(dynamics: Dynamics) -> RolloutFn:
+    """The model's ``rollout_unchecked`` if it has one (``UncheckedRollout``), else ``rollout``."""
+    if isinstance(dynamics, UncheckedRollout):
+        return dynamics.rollout_unchecked
+    return dynamics.rollout
+
+
 class CostTerm(Protocol):
     """One cost over a batch of trajectories: ``term(X, U) -> (K,)``.
 
@@ -64,6 +143,18 @@ class CostTerm(Protocol):
     """
 
     def __call__(self, X: Array, U: Array) -> Array: ...
+
+
+@runtime_checkable
+class ReferenceCost(Protocol):
+    """A cost term that also reads the step's ``PlanReference`` (the consistency term)."""
+
+    def with_reference(self, X: Array, U: Array, reference: PlanReference | None) -> Array:
+        """Cost Shape=(K,) of X Shape=(K, H+1, nx), U Shape=(K, H, nu) against ``reference``.
+
+        ``reference`` is None where no sampler made one (then the term is 0).
+        """
+        ...
 
 
 class Constraint(Protocol):
@@ -115,6 +206,19 @@ class ProposalSampler(Protocol):
         ...
 
 
+@runtime_checkable
+class ReferenceSampler(Protocol):
+    """A sampler that says what the step's proposals are to be compared with."""
+
+    def reference(self, nominal: Array) -> PlanReference:
+        """The step's reference, made right after ``propose`` with the same ``nominal``.
+
+        Args:
+            nominal: the warm start ``propose`` was given, Shape=(H, nu) (copied).
+        """
+        ...
+
+
 class Selector(Protocol):
     """Turns scored samples into a plan."""
 
@@ -124,6 +228,20 @@ class Selector(Protocol):
         Returns -1 (and leaves ``out`` alone) when no sample is feasible.
         """
         ...
+
+
+@runtime_checkable
+class ReturnsSample(Protocol):
+    """A selector that declares whether the plan it writes is the best sample itself.
+
+    With ``returns_sample`` True (argmin) the planner reuses that sample's
+    rollout Shape=(H+1, nx) and costs; otherwise (an average of samples, or a
+    selector that does not declare it) the plan Shape=(H, nu) is rolled out
+    and scored once more on its own.
+    """
+
+    returns_sample: bool
+    """True when ``select`` writes ``U[best]`` into ``out``."""
 
 
 @runtime_checkable
@@ -169,6 +287,33 @@ class ChunkGenerator(Protocol):
         ...
 
 
+@runtime_checkable
+class ChunkDecoder(Protocol):
+    """A generator that decodes latents under many observation histories in one pass."""
+
+    def decode_batch(self, obs_histories: Array, z: Array) -> Array:
+        """Chunks for latents ``z`` under ``B`` histories.
+
+        Args:
+            obs_histories: Shape=(B, obs_horizon, obs_dim), oldest first.
+            z: latents, Shape=(B, n, latent_dim): group ``b`` is decoded under history ``b``.
+
+        Returns:
+            Chunks Shape=(B, n, H, nu), float64.
+        """
+        ...
+
+
+@runtime_checkable
+class ChunkSchedule(Protocol):
+    """A generator that says how much of each chunk is meant to be executed."""
+
+    @property
+    def action_horizon(self) -> int:
+        """Steps of a chunk (Shape=(H, nu)) executed before re-planning, 1 <= it <= H."""
+        ...
+
+
 class Planner(Protocol):
     """Anything that maps a measured state to a plan."""
 
@@ -181,6 +326,19 @@ class Planner(Protocol):
 
     def reset(self, seed: int | None = None) -> None:
         """Drop the warm start and re-seed the planner's RNG."""
+        ...
+
+
+@runtime_checkable
+class NominalSettable(Protocol):
+    """A planner whose warm start can be replaced from outside (a guard, a refiner)."""
+
+    def set_nominal(self, plan: Array) -> None:
+        """Make ``plan`` Shape=(H, nu) the warm start of the next ``plan`` call.
+
+        Raises:
+            ValueError: ``plan`` does not have the planner's Shape=(H, nu).
+        """
         ...
 
 

@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
 
+from imle_mpc.core.actions import DelayLine, neutral_action
 from imle_mpc.core.errors import PlanningTimeoutError
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Dynamics, Planner
 from imle_mpc.core.validation import FloatArray, require_int_at_least
+from imle_mpc.core.wrapper import PlannerWrapper
 from imle_mpc.loop.plant import DynamicsEnv
 
 FAULT_KINDS = ("noise", "delay", "mismatch", "push", "drop")
@@ -194,10 +195,9 @@ class FaultyRobot:
         self.rng = rng
         self.log = log if log is not None else FaultLog()
         env.reset(seed=seed)
-        nx, nu = env.dynamics.nx, env.dynamics.nu
+        nx = env.dynamics.nx
         self._noise = np.broadcast_to(np.asarray(config.observation_noise, dtype=np.float64), (nx,))
-        neutral = np.clip(np.zeros(nu), env.dynamics.action_low, env.dynamics.action_high)
-        self._queue = [neutral.copy() for _ in range(config.action_delay)]
+        self._delay = DelayLine(config.action_delay, neutral_action(env.dynamics))
         self._step = 0
         self.log.true_states.append(env.state)
         self.done = False
@@ -209,8 +209,7 @@ class FaultyRobot:
         return np.asarray(true + self.rng.normal(size=true.shape) * self._noise)
 
     def send_action(self, action: FloatArray) -> None:
-        self._queue.append(np.asarray(action, dtype=np.float64).copy())
-        _, _, terminated, truncated, _ = self.env.step(self._queue.pop(0))
+        _, _, terminated, truncated, _ = self.env.step(self._delay.push(action))
         config = self.config
         if config.push_probability > 0 and self.rng.random() < config.push_probability:
             direction = self.rng.normal(size=len(config.push_dims))
@@ -224,7 +223,7 @@ class FaultyRobot:
         self._step += 1
 
 
-class DroppedPlanning:
+class DroppedPlanning(PlannerWrapper):
     """A planner whose steps are dropped at random: ``plan`` raises ``PlanningTimeoutError``.
 
     A dropped step does not run the planner at all (its result never arrives).
@@ -234,29 +233,22 @@ class DroppedPlanning:
         self, planner: Planner, probability: float, rng: np.random.Generator, log: FaultLog
     ) -> None:
         _probability("DroppedPlanning", "probability", probability)
-        self.planner = planner
+        super().__init__(planner)
         self.probability = probability
         self.rng = rng
         self.log = log
         self._step = 0
 
-    @property
-    def horizon(self) -> int:
-        return int(self.planner.horizon)
-
     def reset(self, seed: int | None = None) -> None:
-        self.planner.reset(seed)
+        """Reset the planner and the step count."""
+        super().reset(seed)
         self._step = 0
 
-    def set_nominal(self, plan: ArrayLike) -> None:
-        set_nominal = getattr(self.planner, "set_nominal", None)
-        if set_nominal is not None:
-            set_nominal(plan)
-
     def plan(self, state: FloatArray) -> PlanResult:
+        """The planner's plan, or ``PlanningTimeoutError`` on a dropped step."""
         step = self._step
         self._step += 1
         if self.probability > 0 and self.rng.random() < self.probability:
             self.log.dropped.append(step)
             raise PlanningTimeoutError(f"planning step {step} dropped (fault injection)")
-        return self.planner.plan(state)
+        return super().plan(state)

@@ -10,12 +10,13 @@ uses it unchanged. Each step it
    box, and the model's rollout of the plan from this state violating no hard
    constraint (this includes the issue's one-step check of the first action);
 3. if the planner failed (an exception, a deadline miss, no feasible sample,
-   NaN actions) or the check failed, tries the configured fallbacks in order —
-   ``previous`` (the rest of the last executed plan), ``brake`` (a closed-loop
-   stopping trajectory), ``hold`` (the neutral action held), ``casadi`` (a
-   user-supplied optimiser, e.g. the CBF safety filter) — and executes the
-   first one that passes the same check. If none does, it executes the
-   candidate with the smallest predicted violation: there is always an action.
+   NaN actions) or the check failed, asks the configured fallbacks in order
+   (``planners.safety.fallbacks``: ``PreviousPlan`` the rest of the last
+   executed plan, ``Brake`` a closed-loop stopping trajectory, ``Hold`` the
+   neutral action held, ``SafePlan`` a user-supplied optimiser, e.g. the CBF
+   safety filter) and executes the first proposal that passes the same check.
+   If none does, it executes the candidate with the smallest predicted
+   violation: there is always an action.
    Every fallback is recorded as a ``GuardEvent`` with its reason.
 
 The guard checks with the planner's constraints, margins included: the
@@ -26,7 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,18 +36,26 @@ from typing import Any
 import numpy as np
 
 from cost.constraints import split_constraints
+from imle_mpc.core.actions import DelayLine, neutral_action
 from imle_mpc.core.errors import PlanningTimeoutError
 from imle_mpc.core.plan_result import PlanResult
-from imle_mpc.core.protocols import Dynamics, Planner
+from imle_mpc.core.protocols import Dynamics, Planner, fast_rollout
 from imle_mpc.core.validation import FloatArray
+from imle_mpc.core.wrapper import PlannerWrapper
+from planners.safety.fallbacks import (
+    FALLBACK_TYPES,
+    Brake,
+    BrakeFn,
+    Fallback,
+    FallbackContext,
+    Hold,
+    PreviousPlan,
+    SafePlan,
+    SafePlanFn,
+)
 
-FALLBACKS = ("previous", "brake", "hold", "casadi")
-"""Fallback names, tried in the order a ``GuardConfig`` lists them."""
-
-BrakeFn = Callable[[FloatArray], FloatArray]
-"""``brake(state Shape=(nx,)) -> action Shape=(nu,)``: a feedback law that stops the robot."""
-SafePlanFn = Callable[[FloatArray, FloatArray], "FloatArray | None"]
-"""``safe_plan(state, reference_plan Shape=(H, nu)) -> plan Shape=(H, nu) or None``."""
+FALLBACKS = tuple(FALLBACK_TYPES)
+"""The shipped fallbacks' names: ``previous``, ``brake``, ``hold``, ``casadi``."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +63,10 @@ class GuardConfig:
     """How the guard checks and falls back.
 
     Attributes:
-        fallbacks: names from ``FALLBACKS``, tried in order when the plan is not
-            usable. ``casadi`` needs a ``safe_plan`` function on the guard.
+        fallbacks: ``Fallback`` objects (``planners.safety.fallbacks``), asked in
+            order when the plan is not usable. ``SafePlan()`` needs a ``fn`` or a
+            ``safe_plan`` function on the guard. A name from ``FALLBACKS`` is
+            still accepted in place of its object, with a ``DeprecationWarning``.
         deadline: seconds the planner may take per step (``None``: wait for
             it, the right choice in simulation). On a miss the previous plan's
             next action is executed and the late plan is dropped.
@@ -62,16 +74,12 @@ class GuardConfig:
             before the check fails (rounding slack).
     """
 
-    fallbacks: tuple[str, ...] = ("previous", "brake", "hold")
+    fallbacks: tuple[Fallback, ...] = (PreviousPlan(), Brake(), Hold())
     deadline: float | None = None
     action_tolerance: float = 1e-9
 
     def __post_init__(self) -> None:
-        unknown = [f for f in self.fallbacks if f not in FALLBACKS]
-        if unknown:
-            raise ValueError(
-                f"GuardConfig.fallbacks has unknown entries {unknown}; choose from {FALLBACKS}."
-            )
+        object.__setattr__(self, "fallbacks", _fallback_objects(self.fallbacks))
         if self.deadline is not None and not self.deadline > 0:
             raise ValueError(
                 f"GuardConfig.deadline must be > 0 seconds or None, got {self.deadline!r}."
@@ -82,6 +90,31 @@ class GuardConfig:
             )
 
 
+def _fallback_objects(entries: Sequence[Fallback | str]) -> tuple[Fallback, ...]:
+    """The fallbacks as objects: a (deprecated) name becomes its shipped fallback."""
+    unknown = [f for f in entries if isinstance(f, str) and f not in FALLBACK_TYPES]
+    if unknown:
+        raise ValueError(
+            f"GuardConfig.fallbacks has unknown entries {unknown}; choose from {FALLBACKS}."
+        )
+    names = [f for f in entries if isinstance(f, str)]
+    if names:
+        warnings.warn(
+            f"GuardConfig.fallbacks as names {names} is deprecated; pass the objects of "
+            "planners.safety.fallbacks, e.g. (PreviousPlan(), Brake(), Hold(), SafePlan()).",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+    objects = tuple(FALLBACK_TYPES[f]() if isinstance(f, str) else f for f in entries)
+    wrong = [f for f in objects if not isinstance(f, Fallback)]
+    if wrong:
+        raise TypeError(
+            f"GuardConfig.fallbacks entries {wrong} are not fallbacks: each needs a `name` "
+            "and `propose(state, context) -> plan or None` (see planners.safety.fallbacks)."
+        )
+    return objects
+
+
 @dataclass(frozen=True)
 class GuardEvent:
     """One step on which the guard did not execute the planner's plan as it was.
@@ -90,8 +123,9 @@ class GuardEvent:
         step: control step (0 = first ``plan`` call after ``reset``).
         reason: why (``"deadline"``, ``"no feasible sample"``, ``"planner error: ..."``,
             ``"check failed: ..."``, ``"invalid state"``).
-        fallback: what was executed instead (a name from ``FALLBACKS`` or
-            ``"least_violation:<name>"`` when no candidate passed the check).
+        fallback: what was executed instead (the fallback's ``name``, one of
+            ``FALLBACKS`` for the shipped ones, or ``"least_violation:<name>"``
+            when no candidate passed the check).
         violation: predicted violation of what was executed (0 = safe).
     """
 
@@ -148,13 +182,13 @@ class _Candidate:
 class _Memory:
     """What the guard carries between steps."""
 
+    in_flight: DelayLine  # sent, not yet in effect
     previous: FloatArray | None = None  # the last executed plan, shifted to start now
-    in_flight: list[FloatArray] = field(default_factory=list)  # sent, not yet in effect
     step: int = 0
     events: list[GuardEvent] = field(default_factory=list)
 
 
-class SafetyGuard:
+class SafetyGuard(PlannerWrapper):
     """A planner wrapper that checks every plan and falls back when it is not safe.
 
     Args:
@@ -162,11 +196,12 @@ class SafetyGuard:
         dynamics: the model the checks roll out (usually the planner's).
         constraints: the hard constraints to enforce (soft ones are ignored).
         config: fallbacks and deadline.
-        brake: a stopping feedback law for the ``brake`` fallback; without one
+        brake: the stopping feedback law of a ``Brake()`` fallback; without one
             the brake is ``StoppingBrake`` when ``velocity_dims`` is given, else
             it is skipped.
         velocity_dims: state entries that are velocities (for the default brake).
-        safe_plan: the ``casadi`` fallback, ``fn(state, reference) -> plan or None``.
+        safe_plan: the optimiser of a ``SafePlan()`` fallback (``casadi``),
+            ``fn(state, reference) -> plan or None``.
         action_delay: the robot's known actuation delay in control steps. The
             guard then plans and checks from the state predicted through the
             actions already sent but not yet in effect (delay compensation).
@@ -188,12 +223,14 @@ class SafetyGuard:
         safe_plan: SafePlanFn | None = None,
         action_delay: int = 0,
     ) -> None:
-        if "casadi" in config.fallbacks and safe_plan is None:
+        needs_fn = any(isinstance(f, SafePlan) and f.fn is None for f in config.fallbacks)
+        if needs_fn and safe_plan is None:
             raise ValueError(
-                "GuardConfig.fallbacks lists 'casadi' but no safe_plan function was given; "
-                "pass safe_plan=... (e.g. a CBFSafetyFilter) or drop 'casadi'."
+                "GuardConfig.fallbacks lists 'casadi' (SafePlan()) but no safe_plan function "
+                "was given; pass safe_plan=... (e.g. a CBFSafetyFilter), SafePlan(fn), or "
+                "drop it."
             )
-        self.planner = planner
+        super().__init__(planner)
         self.dynamics = dynamics
         self.constraints, _ = split_constraints(constraints)
         self.config = config
@@ -206,16 +243,12 @@ class SafetyGuard:
         )
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
-        self._neutral = np.clip(np.zeros(dynamics.nu), self._low, self._high)
-        self._rollout = getattr(dynamics, "rollout_unchecked", dynamics.rollout)
+        self._neutral = neutral_action(dynamics)
+        self._rollout = fast_rollout(dynamics)
         if action_delay < 0:
             raise ValueError(f"action_delay must be >= 0 control steps, got {action_delay}.")
         self.action_delay = int(action_delay)
         self._memory = self._fresh_memory()
-
-    @property
-    def horizon(self) -> int:
-        return int(self.planner.horizon)
 
     @property
     def events(self) -> list[GuardEvent]:
@@ -227,18 +260,25 @@ class SafetyGuard:
         if self._runner is not None and self._runner.busy:
             self._runner.close()
             self._runner = DeadlineRunner(self.planner, self._runner.deadline)
-        self.planner.reset(seed)
+        super().reset(seed)
         self._memory = self._fresh_memory()
+
+    def set_nominal(self, plan: FloatArray) -> None:
+        """Hand ``plan`` to the planner as its warm start, unless a late plan still runs."""
+        if self._runner is not None and self._runner.busy:
+            return  # the planner is busy on the worker thread: leave it alone
+        super().set_nominal(plan)
 
     def _fresh_memory(self) -> _Memory:
         # Before the first command the robot plays the neutral action.
-        return _Memory(in_flight=[self._neutral.copy() for _ in range(self.action_delay)])
+        return _Memory(in_flight=DelayLine(self.action_delay, self._neutral))
 
     def _predict_through_delay(self, x: FloatArray) -> FloatArray:
         """The state when the next command takes effect: x rolled through the in-flight ones."""
-        if not self._memory.in_flight:
+        in_flight = self._memory.in_flight
+        if not in_flight.steps:
             return x
-        U = np.array(self._memory.in_flight)[None]
+        U = in_flight.pending[None]
         X = self.dynamics.rollout(x, U)
         return np.asarray(X[0, -1].copy())
 
@@ -251,9 +291,7 @@ class SafetyGuard:
             result = self._blind_fallback(x, t0)
         else:
             result = self._checked_plan(self._predict_through_delay(x), t0)
-        if memory.in_flight:
-            memory.in_flight.pop(0)
-            memory.in_flight.append(np.array(result.action, dtype=np.float64))
+        memory.in_flight.push(result.action)
         memory.previous = _shifted(result.actions)
         memory.step += 1
         return result
@@ -300,11 +338,15 @@ class SafetyGuard:
 
     def _fallback(self, x: FloatArray, tried: list[_Candidate]) -> _Candidate:
         """The first configured fallback that passes the check, else the least violating."""
-        for name in self.config.fallbacks:
-            actions = self._fallback_plan(name, x)
+        context = FallbackContext(
+            self.dynamics, self.horizon, self._memory.previous, self._neutral,
+            self._low, self._high, self.brake, self.safe_plan,
+        )  # fmt: skip
+        for fallback in self.config.fallbacks:
+            actions = fallback.propose(x, context)
             if actions is None:
                 continue
-            candidate = self._candidate(name, x, actions)
+            candidate = self._candidate(fallback.name, x, actions)
             if candidate.violation == 0.0:
                 return candidate
             tried.append(candidate)
@@ -314,46 +356,8 @@ class SafetyGuard:
         least.name = f"least_violation:{least.name}"
         return least
 
-    def _fallback_plan(self, name: str, x: FloatArray) -> FloatArray | None:
-        H = self.horizon
-        if name == "previous":
-            return self._memory.previous
-        if name == "hold":
-            return self._hold_plan()
-        if name == "brake":
-            return None if self.brake is None else self._brake_plan(x)
-        assert name == "casadi" and self.safe_plan is not None
-        reference = (
-            self._memory.previous if self._memory.previous is not None else self._hold_plan()
-        )
-        try:
-            plan = self.safe_plan(x, reference)
-        except Exception:  # a failing optimiser is one fallback fewer, not a crash
-            return None
-        if plan is None:
-            return None
-        plan = np.asarray(plan, dtype=np.float64)
-        return plan if plan.shape == (H, self.dynamics.nu) else None
-
     def _hold_plan(self) -> FloatArray:
         return np.tile(self._neutral, (self.horizon, 1))
-
-    def _brake_plan(self, x: FloatArray) -> FloatArray:
-        """Roll the brake law forward in closed loop over the horizon."""
-        assert self.brake is not None
-        H, nu = self.horizon, self.dynamics.nu
-        plan = np.empty((H, nu))
-        U1 = np.empty((1, 1, nu))
-        state = x.copy()
-        for t in range(H):
-            u = np.clip(np.asarray(self.brake(state), dtype=np.float64), self._low, self._high)
-            plan[t] = u if np.all(np.isfinite(u)) else self._neutral
-            U1[0, 0] = plan[t]
-            state = self.dynamics.rollout(state, U1)[0, 1]
-            if not np.all(np.isfinite(state)):
-                plan[t + 1 :] = self._neutral
-                break
-        return plan
 
     def _candidate(self, name: str, x: FloatArray, actions: FloatArray) -> _Candidate:
         """Roll ``actions`` out from ``x`` and total its hard-constraint violation."""
@@ -383,13 +387,9 @@ class SafetyGuard:
 
     def _warm_start(self, actions: FloatArray) -> None:
         """Tell the planner what was executed, so its next warm start is aligned."""
-        set_nominal = getattr(self.planner, "set_nominal", None)
-        runner_busy = self._runner is not None and self._runner.busy
-        if set_nominal is None or runner_busy:
-            return
         # A planner with another horizon keeps its own warm start.
         with contextlib.suppress(ValueError, TypeError):
-            set_nominal(actions)
+            self.set_nominal(actions)
 
     def _result(
         self,
@@ -463,7 +463,7 @@ class StoppingBrake:
         return np.asarray(np.clip(u, self._low, self._high))
 
 
-class PassThrough:
+class PassThrough(PlannerWrapper):
     """The unguarded loop, for comparison: executes whatever the planner returns.
 
     A missed deadline (``PlanningTimeoutError``) plays the previous plan's next action
@@ -472,20 +472,17 @@ class PassThrough:
     """
 
     def __init__(self, planner: Planner, dynamics: Dynamics) -> None:
-        self.planner = planner
-        neutral = np.clip(np.zeros(dynamics.nu), dynamics.action_low, dynamics.action_high)
-        self._neutral_plan = np.tile(neutral, (int(planner.horizon), 1))
+        super().__init__(planner)
+        self._neutral_plan = np.tile(neutral_action(dynamics), (int(planner.horizon), 1))
         self._previous: FloatArray | None = None
 
-    @property
-    def horizon(self) -> int:
-        return int(self.planner.horizon)
-
     def reset(self, seed: int | None = None) -> None:
-        self.planner.reset(seed)
+        """Reset the planner and forget the previous plan."""
+        super().reset(seed)
         self._previous = None
 
     def plan(self, state: FloatArray) -> PlanResult:
+        """The planner's plan, or the previous plan's rest when the step was dropped."""
         try:
             result = self.planner.plan(state)
         except PlanningTimeoutError:

@@ -25,14 +25,15 @@ the guard's checks on the nominal model describe what the plant will do.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import replace
 
 import numpy as np
 
+from imle_mpc.core.actions import DelayLine, neutral_action
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Dynamics, Planner
 from imle_mpc.core.validation import FloatArray, require_int_at_least, require_positive
+from imle_mpc.core.wrapper import PlannerWrapper
 
 
 class ActionOffsetEstimator:
@@ -100,7 +101,7 @@ class ActionOffsetEstimator:
         return self.offset
 
 
-class OffsetFree:
+class OffsetFree(PlannerWrapper):
     """A planner whose commands undo the estimated action offset (see the module docstring).
 
     Args:
@@ -121,18 +122,15 @@ class OffsetFree:
         action_delay: int = 0,
     ) -> None:
         require_int_at_least("OffsetFree", "action_delay", action_delay, 0)
-        self.planner = planner
+        super().__init__(planner)
         self.estimator = ActionOffsetEstimator(dynamics, gain, max_offset)
         self.action_delay = int(action_delay)
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
-        self._neutral = np.clip(np.zeros(dynamics.nu), self._low, self._high)
         self._previous_state: FloatArray | None = None
-        self._sent: deque[FloatArray] = deque(maxlen=self.action_delay + 1)
-
-    @property
-    def horizon(self) -> int:
-        return int(self.planner.horizon)
+        # The commands on their way; what came out of it last drove the last transition.
+        self._delay = DelayLine(self.action_delay, neutral_action(dynamics))
+        self._applied = self._delay.fill
 
     @property
     def offset(self) -> FloatArray:
@@ -140,19 +138,21 @@ class OffsetFree:
         return self.estimator.offset.copy()
 
     def reset(self, seed: int | None = None) -> None:
-        self.planner.reset(seed)
+        """Reset the planner, zero the estimate and forget the sent commands."""
+        super().reset(seed)
         self.estimator.reset()
         self._previous_state = None
-        self._sent.clear()
+        self._delay.reset()
+        self._applied = self._delay.fill
 
     def plan(self, state: FloatArray) -> PlanResult:
+        """Update the estimate from the last transition; plan; return offset-free commands."""
         x = np.asarray(state, dtype=np.float64)
         if self._previous_state is not None:
             # The command that acted over the last step was sent action_delay steps earlier.
-            applied = self._sent[0] if len(self._sent) > self.action_delay else self._neutral
-            self.estimator.update(self._previous_state, applied, x)
+            self.estimator.update(self._previous_state, self._applied, x)
         result = self.planner.plan(x)
         commands = np.clip(result.actions - self.estimator.offset, self._low, self._high)
-        self._sent.append(commands[0].copy())
+        self._applied = self._delay.push(commands[0])
         self._previous_state = x.copy()
         return replace(result, actions=commands)

@@ -7,8 +7,10 @@ import pytest
 
 from cost import ControlEffort, CostSum, StateTracking, Term
 from dynamics import PointMass2D
+from imle_mpc.core.plan_reference import PlanReference
 from planners.imle import (
     IMLEMPC,
+    ConsistencyCost,
     IMLEMPCConfig,
     LatentIMLEMPC,
     LatentPlanConfig,
@@ -121,6 +123,37 @@ def test_allow_switch_drops_consistency_for_one_step() -> None:
     assert r.term_costs["consistency"] == 0.0 and not planner.reference.active
     planner.plan(np.zeros(4))
     assert planner.reference.active
+
+
+def test_the_reference_is_made_per_step_and_passed_with_the_rollouts() -> None:
+    planner, _ = _planner(consistency_weight=1.0)
+    x = np.zeros(4)
+    first = planner.plan(x)
+    before = planner.reference
+    assert before is not None
+    kept = before.plan.copy()
+    second = planner.plan(x)
+    after = planner.reference
+    assert after is not before  # a fresh reference each step, none changed behind the cost
+    np.testing.assert_array_equal(before.plan, kept)
+    np.testing.assert_array_equal(after.plan[:-1], first.actions[1:])
+    # The consistency charged is the term read against the reference handed to the cost.
+    charged = ConsistencyCost().with_reference(np.zeros((1, H + 1, 4)), second.actions[None], after)
+    assert second.term_costs["consistency"] == pytest.approx(1.0 * charged[0])
+
+
+def test_consistency_without_a_reference_costs_nothing() -> None:
+    U = np.ones((3, H, 2))
+    X = np.zeros((3, H + 1, 4))
+    term = ConsistencyCost()
+    np.testing.assert_array_equal(term(X, U), np.zeros(3))
+    reference = PlanReference(np.zeros((H, 2)), overlap=H - 1, active=True)
+    np.testing.assert_array_equal(term.with_reference(X, U, reference), np.full(3, 2.0 * (H - 1)))
+    cost = CostSum(Term("consistency", term, 0.5), Term("effort", ControlEffort(), 1.0))
+    total, parts = cost.evaluate(X, U, reference)
+    np.testing.assert_allclose(parts["consistency"], np.full(3, H - 1.0))
+    np.testing.assert_allclose(total, parts["consistency"] + parts["effort"])
+    np.testing.assert_array_equal(cost.evaluate(X, U)[1]["consistency"], np.zeros(3))
 
 
 def test_observation_history_pads_then_rolls() -> None:

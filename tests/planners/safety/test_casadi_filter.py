@@ -110,6 +110,7 @@ def test_filter_argument_errors(task) -> None:
 def test_filter_is_the_guards_casadi_fallback(task) -> None:
     """A reckless planner behind the guard whose only fallback is the CBF filter."""
     from imle_mpc.core.plan_result import PlanResult
+    from planners.safety.fallbacks import SafePlan
     from planners.safety.guard import GuardConfig, SafetyGuard
 
     class Reckless:
@@ -124,7 +125,7 @@ def test_filter_is_the_guards_casadi_fallback(task) -> None:
 
     safety = CBFSafetyFilter(task.dynamics, task.constraints[0], gamma=0.2, horizon=8)
     guard = SafetyGuard(
-        Reckless(), task.dynamics, task.constraints, GuardConfig(fallbacks=("casadi",)),
+        Reckless(), task.dynamics, task.constraints, GuardConfig(fallbacks=(SafePlan(),)),
         safe_plan=safety.safe_plan,
     )  # fmt: skip
     x = task.initial_state.copy()

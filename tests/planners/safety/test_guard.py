@@ -13,7 +13,20 @@ from imle_mpc.core.errors import PlanningTimeoutError
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.loop.plant import DynamicsEnv, EnvRobot
 from imle_mpc.loop.runner import LoopConfig, run_closed_loop
-from planners.safety.guard import GuardConfig, PassThrough, SafetyGuard, StoppingBrake
+from planners.safety.fallbacks import (
+    Brake,
+    FallbackContext,
+    Hold,
+    PreviousPlan,
+    SafePlan,
+)
+from planners.safety.guard import (
+    FALLBACKS,
+    GuardConfig,
+    PassThrough,
+    SafetyGuard,
+    StoppingBrake,
+)
 
 H = 10
 MODEL = PointMass2D(dt=0.1, max_force=2.0)
@@ -197,7 +210,9 @@ def test_config_errors_name_the_fix() -> None:
     with pytest.raises(ValueError, match="choose from"):
         GuardConfig(fallbacks=("teleport",))
     with pytest.raises(ValueError, match="safe_plan"):
-        SafetyGuard(GoStraight(), MODEL, [], GuardConfig(fallbacks=("casadi",)))  # type: ignore[arg-type]
+        SafetyGuard(GoStraight(), MODEL, [], GuardConfig(fallbacks=(SafePlan(),)))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="propose"):
+        GuardConfig(fallbacks=(object(),))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="velocity_dims"):
         StoppingBrake(MODEL, velocity_dims=(7,))
 
@@ -228,3 +243,62 @@ def test_known_actuation_delay_is_compensated() -> None:
     np.testing.assert_allclose(seen[1], MODEL.step(x, plan[0]))
     with pytest.raises(ValueError, match="action_delay"):
         SafetyGuard(Recording(plan), MODEL, [], action_delay=-1)
+
+
+def test_fallback_names_still_work_for_a_release() -> None:
+    with pytest.warns(DeprecationWarning, match="PreviousPlan"):
+        config = GuardConfig(fallbacks=("previous", "brake", "hold", "casadi"))  # type: ignore[arg-type]
+    assert config.fallbacks == (PreviousPlan(), Brake(), Hold(), SafePlan())
+    assert tuple(f.name for f in config.fallbacks) == FALLBACKS
+    assert GuardConfig().fallbacks == (PreviousPlan(), Brake(), Hold())
+
+
+def test_a_fallback_of_ones_own_is_asked_in_order_and_named_in_the_events() -> None:
+    class Sidestep:
+        name = "sidestep"
+
+        def __init__(self) -> None:
+            self.contexts: list[FallbackContext] = []
+
+        def propose(self, state: np.ndarray, context: FallbackContext) -> np.ndarray:
+            self.contexts.append(context)
+            return np.tile([0.0, -0.5], (context.horizon, 1))
+
+    sidestep = Sidestep()
+    plan = np.tile([0.0, 0.5], (H, 1))
+    guard = _guard(ScriptedPlanner(plan, {1: "raise"}), fallbacks=(sidestep, Hold()))
+    guard.plan(np.zeros(4))
+    result = guard.plan(np.zeros(4))
+    assert result.fallback is not None and result.fallback.endswith("-> sidestep")
+    np.testing.assert_array_equal(result.actions, np.tile([0.0, -0.5], (H, 1)))
+    assert [e.fallback for e in guard.events] == ["sidestep"]
+    (context,) = sidestep.contexts
+    np.testing.assert_array_equal(context.previous[:-1], plan[1:])  # type: ignore[index]
+    np.testing.assert_array_equal(context.hold_plan(), np.zeros((H, 2)))
+
+
+def test_brake_and_safe_plan_take_their_own_functions() -> None:
+    context = FallbackContext(
+        MODEL, H, None, np.zeros(2), MODEL.action_low, MODEL.action_high,
+    )  # fmt: skip
+    x = np.array([0.0, 0.0, 0.15, -0.1])
+    assert Brake().propose(x, context) is None  # no law anywhere: nothing to offer
+    braked = Brake(StoppingBrake(MODEL, (2, 3))).propose(x, context)
+    assert braked is not None and braked.shape == (H, 2)
+    np.testing.assert_allclose(MODEL.step(x, braked[0])[2:], 0.0, atol=1e-9)
+    assert SafePlan().propose(x, context) is None
+    seen: list[np.ndarray] = []
+
+    def optimiser(state: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        seen.append(reference)
+        return reference + 0.1
+
+    proposed = SafePlan(optimiser).propose(x, context)
+    np.testing.assert_array_equal(seen[0], np.zeros((H, 2)))  # hold before the first plan
+    np.testing.assert_array_equal(proposed, np.full((H, 2), 0.1))
+    assert SafePlan(lambda s, r: np.zeros((H + 1, 2))).propose(x, context) is None
+
+    def broken(state: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        raise RuntimeError("solver failed")
+
+    assert SafePlan(broken).propose(x, context) is None
