@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from cost.composite import CostSum, Term
-from imle_mpc.core.kernels.select import argmin_finite, elite_indices, softmax_weights
+from imle_mpc.core.kernels.select import argmin_finite, elite_indices
 from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import (
@@ -34,18 +32,23 @@ from imle_mpc.core.protocols import (
     Dynamics,
     ReferenceCost,
     ReferenceSampler,
-    ReturnsSample,
 )
 from imle_mpc.core.validation import (
     FloatArray,
     require_int_at_least,
-    require_non_negative,
-    require_positive,
 )
 from planners.chunks import ChunkPlayer
 from planners.cost_to_go import PolicyCostToGo
+from planners.imle_config import (
+    ArgminSelection,
+    IMLEMPCConfig,
+    IMLEProposals,
+    LatentPlanConfig,
+    Lookahead,
+    ModeSoftmaxSelection,
+)
 from planners.sampling import SamplingConfig, SamplingPlanner, as_cost_sum
-from planners.selectors import ArgminSelector
+from planners.selectors import ArgminSelector, ModeAwareSelector
 
 ObservationFn = Callable[[FloatArray], FloatArray]
 
@@ -122,78 +125,6 @@ class ConsistencyCost(ReferenceCost):
         return np.einsum("khj,khj->k", diff, diff)
 
 
-@dataclass(frozen=True)
-class IMLEMPCConfig(SamplingConfig):
-    """IMLE-MPC settings. ``num_samples`` is the whole batch K.
-
-    Attributes:
-        horizon: must equal the generator's chunk length H.
-        num_imle: chunks drawn from the generator per step (one forward pass).
-        perturb_sigma: std of the noise added to IMLE chunks for the perturbed rows.
-        num_gaussian: rows of Gaussian noise around the warm start (0 = none).
-        gaussian_sigma: their std.
-        consistency_weight: weight of the consistency term (0 turns it off).
-        selection: ``"argmin"`` or ``"mode_softmax"`` (softmax over the elites of
-            the best sample's mode).
-        temperature, num_elites, mode_radius: for ``"mode_softmax"``; samples
-            whose RMS action distance to the best (in units of half the actuator
-            range) is below ``mode_radius`` count as the same mode.
-        max_plan_age: steps a plan may be executed, counting the step it was
-            chosen on, while it keeps winning as the warm start (``None``:
-            forever). A shifted plan is padded with its held last action,
-            which is made up, not planned; after this many steps the
-            warm-start row is replaced by a fresh chunk and the consistency
-            term picks the chunk closest to what is left of the old plan (the
-            IMLE policy's re-sampling every executed horizon, inside the MPC).
-        cost_to_go_steps: steps of the generator's own continuation past each
-            candidate's end whose task cost is added (``PolicyCostToGo``; 0 = off).
-            It lets the MPC see around what its horizon cannot (a dead end that
-            looks like progress); each step costs one more batched generator
-            pass per ``action_horizon`` steps.
-        cost_to_go_weight: weight of that term.
-    """
-
-    horizon: int = 16
-    num_samples: int = 64
-    num_imle: int = 32
-    perturb_sigma: float = 0.1
-    num_gaussian: int = 0
-    gaussian_sigma: float = 0.3
-    consistency_weight: float = 0.1
-    selection: str = "argmin"
-    temperature: float = 1.0
-    num_elites: int = 8
-    mode_radius: float = 0.25
-    max_plan_age: int | None = 8
-    cost_to_go_steps: int = 0
-    cost_to_go_weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require_int_at_least("IMLEMPCConfig", "num_imle", self.num_imle, 1)
-        require_int_at_least("IMLEMPCConfig", "cost_to_go_steps", self.cost_to_go_steps, 0)
-        require_non_negative("IMLEMPCConfig", "cost_to_go_weight", self.cost_to_go_weight)
-        if self.max_plan_age is not None:
-            require_int_at_least("IMLEMPCConfig", "max_plan_age", self.max_plan_age, 1)
-        require_int_at_least("IMLEMPCConfig", "num_gaussian", self.num_gaussian, 0)
-        if 1 + self.num_imle + self.num_gaussian > self.num_samples:
-            raise ValueError(
-                f"IMLEMPCConfig.num_samples={self.num_samples} must be >= 1 (warm start) + "
-                f"num_imle={self.num_imle} + num_gaussian={self.num_gaussian}; raise num_samples."
-            )
-        require_non_negative("IMLEMPCConfig", "perturb_sigma", self.perturb_sigma)
-        require_non_negative("IMLEMPCConfig", "gaussian_sigma", self.gaussian_sigma)
-        require_non_negative("IMLEMPCConfig", "consistency_weight", self.consistency_weight)
-        if self.selection not in ("argmin", "mode_softmax"):
-            raise ValueError(
-                f"IMLEMPCConfig.selection must be 'argmin' or 'mode_softmax', got "
-                f"{self.selection!r}."
-            )
-        require_positive("IMLEMPCConfig", "temperature", self.temperature)
-        require_int_at_least("IMLEMPCConfig", "num_elites", self.num_elites, 1)
-        require_positive("IMLEMPCConfig", "mode_radius", self.mode_radius)
-
-
 class IMLESampler(ReferenceSampler):
     """Proposals from a chunk generator, perturbations of them, and the warm start.
 
@@ -228,7 +159,7 @@ class IMLESampler(ReferenceSampler):
     def propose(
         self, state: FloatArray, nominal: FloatArray, rng: np.random.Generator, out: FloatArray
     ) -> FloatArray:
-        cfg = self.config
+        cfg = self.config.proposals
         K = out.shape[0]
         n_imle = cfg.num_imle
         end_perturbed = K - cfg.num_gaussian
@@ -268,52 +199,6 @@ class IMLESampler(ReferenceSampler):
         self._age = 0
 
 
-class ModeAwareSelector(ReturnsSample):
-    """Softmax-average the elites that share the best sample's mode; never across modes.
-
-    The best sample defines the mode; an elite joins it if its RMS action
-    distance to the best, in units of half the actuator range, is below
-    ``mode_radius``. The average of "left of the obstacle" and "right of the
-    obstacle" hits the obstacle; the average of two "left" plans does not.
-    """
-
-    returns_sample = False
-
-    def __init__(
-        self,
-        temperature: float,
-        num_elites: int,
-        mode_radius: float,
-        action_low: FloatArray,
-        action_high: FloatArray,
-    ) -> None:
-        require_positive("ModeAwareSelector", "temperature", temperature)
-        require_int_at_least("ModeAwareSelector", "num_elites", num_elites, 1)
-        self.temperature = temperature
-        self.num_elites = num_elites
-        self.mode_radius = mode_radius
-        half = (np.asarray(action_high) - np.asarray(action_low)) / 2.0
-        self._scale = np.where(np.isfinite(half) & (half > 0), half, 1.0)
-        self.last_mode_size = 0
-
-    def same_mode(self, U: FloatArray, best: int, candidates: np.ndarray) -> np.ndarray:
-        """The candidates whose action sequence lies within ``mode_radius`` of the best."""
-        diff = (U[candidates] - U[best]) / self._scale
-        rms = np.sqrt(np.mean(diff * diff, axis=(1, 2)))
-        return candidates[rms < self.mode_radius]
-
-    def select(self, U: FloatArray, costs: FloatArray, out: FloatArray) -> int:
-        best = int(argmin_finite(costs))
-        if best < 0:
-            return -1
-        members = self.same_mode(U, best, elite_indices(costs, self.num_elites))
-        self.last_mode_size = int(members.size)
-        weights = np.empty(members.size)
-        softmax_weights(np.ascontiguousarray(costs[members]), self.temperature, weights)
-        out[:] = np.tensordot(weights, U[members], axes=1)
-        return best
-
-
 class IMLEMPC(SamplingPlanner):
     """Sampling MPC whose proposals come from a trained IMLE chunk generator.
 
@@ -338,23 +223,16 @@ class IMLEMPC(SamplingPlanner):
         check_generator_matches(generator, dynamics, config)
         task_cost = as_cost_sum(cost)
         terms = list(task_cost.terms)
-        if config.consistency_weight > 0:
-            terms.append(Term("consistency", ConsistencyCost(), config.consistency_weight))
+        weight = config.proposals.consistency_weight
+        if weight > 0:
+            terms.append(Term("consistency", ConsistencyCost(), weight))
         terms += cost_to_go_terms(
-            generator, observation_fn, dynamics, task_cost, constraints,
-            config.cost_to_go_steps, config.cost_to_go_weight,
-        )  # fmt: skip
+            generator, observation_fn, dynamics, task_cost, constraints, config.lookahead
+        )
         sampler = IMLESampler(
             generator, observation_fn, config, dynamics.action_low, dynamics.action_high
         )
-        selector: Any
-        if config.selection == "argmin":
-            selector = ArgminSelector()
-        else:
-            selector = ModeAwareSelector(
-                config.temperature, config.num_elites, config.mode_radius,
-                dynamics.action_low, dynamics.action_high,
-            )  # fmt: skip
+        selector = config.selector.build(dynamics.action_low, dynamics.action_high)
         super().__init__(dynamics, CostSum(*terms), sampler, selector, config, constraints)
 
     def allow_switch(self) -> None:
@@ -366,47 +244,6 @@ class IMLEMPC(SamplingPlanner):
         """
         sampler: IMLESampler = self.sampler  # type: ignore[assignment]
         sampler.drop_consistency_once()
-
-
-@dataclass(frozen=True)
-class LatentPlanConfig(SamplingConfig):
-    """CEM over the generator's latent space, kept inside a box (the CNF idea).
-
-    Every candidate is a decoded latent, so it stays on the demonstrated
-    manifold; the box ``[-latent_bound, latent_bound]`` keeps the search away
-    from the tails of the latent prior, where the generator has seen nothing.
-
-    Attributes:
-        latent_bound: half-width of the latent box (in prior standard deviations).
-        init_sigma: latent std at the start of each step.
-        min_sigma: floor on the refit latent std.
-        num_elites: samples the latent mean and std are refit to.
-        cost_to_go_steps, cost_to_go_weight: as in ``IMLEMPCConfig``.
-    """
-
-    horizon: int = 16
-    num_samples: int = 64
-    iterations: int = 3
-    latent_bound: float = 2.0
-    init_sigma: float = 1.0
-    min_sigma: float = 0.05
-    num_elites: int = 8
-    cost_to_go_steps: int = 0
-    cost_to_go_weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require_int_at_least("LatentPlanConfig", "cost_to_go_steps", self.cost_to_go_steps, 0)
-        require_non_negative("LatentPlanConfig", "cost_to_go_weight", self.cost_to_go_weight)
-        require_positive("LatentPlanConfig", "latent_bound", self.latent_bound)
-        require_positive("LatentPlanConfig", "init_sigma", self.init_sigma)
-        require_positive("LatentPlanConfig", "min_sigma", self.min_sigma)
-        require_int_at_least("LatentPlanConfig", "num_elites", self.num_elites, 2)
-        if self.num_elites >= self.num_samples:
-            raise ValueError(
-                f"LatentPlanConfig.num_elites={self.num_elites} must be < num_samples="
-                f"{self.num_samples} (row 0 is the warm start)."
-            )
 
 
 class LatentCEMSampler:
@@ -481,9 +318,8 @@ class LatentIMLEMPC(SamplingPlanner):
         )
         task_cost = as_cost_sum(cost)
         to_go = cost_to_go_terms(
-            generator, observation_fn, dynamics, task_cost, constraints,
-            config.cost_to_go_steps, config.cost_to_go_weight,
-        )  # fmt: skip
+            generator, observation_fn, dynamics, task_cost, constraints, config.lookahead
+        )
         full_cost = CostSum(*task_cost.terms, *to_go) if to_go else task_cost
         super().__init__(dynamics, full_cost, sampler, ArgminSelector(), config, constraints)
 
@@ -494,14 +330,15 @@ def cost_to_go_terms(
     dynamics: Dynamics,
     task_cost: CostSum,
     constraints: Sequence[Constraint],
-    steps: int,
-    weight: float,
+    lookahead: Lookahead,
 ) -> list[Term]:
     """The ``cost_to_go`` term of a generator-driven planner, or nothing when it is off."""
-    if steps <= 0 or weight <= 0:
+    if not lookahead.active:
         return []
-    to_go = PolicyCostToGo(generator, observation_fn, dynamics, task_cost, steps, constraints)
-    return [Term("cost_to_go", to_go, weight)]
+    to_go = PolicyCostToGo(
+        generator, observation_fn, dynamics, task_cost, lookahead.steps, constraints
+    )
+    return [Term("cost_to_go", to_go, lookahead.weight)]
 
 
 def check_generator_matches(
@@ -591,3 +428,25 @@ class IMLEPolicy:
         overlap = chunks.shape[1] - k
         diff = chunks[:, :overlap] - previous[None, k:]
         return int(np.argmin(np.einsum("khj,khj->k", diff, diff)))
+
+
+__all__ = [
+    "IMLEMPC",
+    "ArgminSelection",
+    "ConsistencyCost",
+    "IMLEMPCConfig",
+    "IMLEPolicy",
+    "IMLEProposals",
+    "IMLESampler",
+    "LatentCEMSampler",
+    "LatentIMLEMPC",
+    "LatentPlanConfig",
+    "Lookahead",
+    "ModeAwareSelector",
+    "ModeSoftmaxSelection",
+    "ObservationFn",
+    "ObservationHistory",
+    "PlanReference",
+    "check_generator_matches",
+    "cost_to_go_terms",
+]

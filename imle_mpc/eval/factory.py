@@ -19,7 +19,15 @@ from planners import (
     PredictiveSampling,
     PredictiveSamplingConfig,
 )
-from planners.imle import IMLEMPC, IMLEMPCConfig, IMLEPolicy, LatentIMLEMPC, LatentPlanConfig
+from planners.imle import (
+    IMLEMPC,
+    IMLEMPCConfig,
+    IMLEPolicy,
+    IMLEProposals,
+    LatentIMLEMPC,
+    LatentPlanConfig,
+    Lookahead,
+)
 from planners.safety.guard import GuardConfig, PassThrough, SafetyGuard
 from planners.safety.offset_free import OffsetFree
 
@@ -95,8 +103,8 @@ def _make_learned_planner(
         )
     # N generator chunks, N perturbations of them, and the warm start.
     config = IMLEMPCConfig(
-        horizon=gen.horizon, num_samples=2 * n + 1, num_imle=n, seed=seed,
-        record_samples=record_samples, cost_to_go_steps=task.hints.policy_lookahead,
+        horizon=gen.horizon, num_samples=2 * n + 1, seed=seed, record_samples=record_samples,
+        proposals=IMLEProposals(num_imle=n), lookahead=Lookahead(task.hints.policy_lookahead),
     )  # fmt: skip
     return IMLEMPC(task.dynamics, task.cost, gen, observation, config, task.constraints)
 

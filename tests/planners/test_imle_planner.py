@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -10,11 +12,15 @@ from dynamics import PointMass2D
 from imle_mpc.core.plan_reference import PlanReference
 from planners.imle import (
     IMLEMPC,
+    ArgminSelection,
     ConsistencyCost,
     IMLEMPCConfig,
+    IMLEProposals,
     LatentIMLEMPC,
     LatentPlanConfig,
+    Lookahead,
     ModeAwareSelector,
+    ModeSoftmaxSelection,
     ObservationHistory,
 )
 
@@ -208,6 +214,33 @@ def test_latent_planner_stays_in_the_box_and_improves() -> None:
 def test_config_errors_name_the_field(kwargs, field) -> None:
     with pytest.raises(ValueError, match=field):
         IMLEMPCConfig(**{"horizon": H, "num_samples": 24, "num_imle": 8, **kwargs})
+
+
+def test_config_parts_and_the_one_piece_keywords_agree() -> None:
+    flat = IMLEMPCConfig(
+        horizon=H, num_samples=24, num_imle=8, num_gaussian=2, max_plan_age=None,
+        consistency_weight=0.5, selection="mode_softmax", num_elites=6, cost_to_go_steps=4,
+    )  # fmt: skip
+    parts = IMLEMPCConfig(
+        horizon=H, num_samples=24,
+        proposals=IMLEProposals(num_imle=8, num_gaussian=2, max_plan_age=None,
+                                consistency_weight=0.5),
+        selector=ModeSoftmaxSelection(num_elites=6), lookahead=Lookahead(steps=4),
+    )  # fmt: skip
+    assert flat == parts and hash(flat) == hash(parts)
+    assert (flat.num_imle, flat.num_gaussian, flat.max_plan_age) == (8, 2, None)
+    assert (flat.selection, flat.num_elites, flat.cost_to_go_steps) == ("mode_softmax", 6, 4)
+    assert IMLEMPCConfig().selector == ArgminSelection() and IMLEMPCConfig().max_plan_age == 8
+    # A keyword overrides its part; replace() takes either.
+    assert replace(parts, num_imle=4).proposals.num_imle == 4
+    assert replace(parts, selection="argmin").selector == ArgminSelection()
+    assert replace(parts, seed=3).seed == 3
+    with pytest.raises(ValueError, match="num_samples"):
+        IMLEMPCConfig(horizon=H, num_samples=24, proposals=IMLEProposals(num_imle=30))
+    with pytest.raises(ValueError, match="temperature"):
+        ModeSoftmaxSelection(temperature=0.0)
+    with pytest.raises(ValueError, match="cost_to_go_steps"):
+        IMLEMPCConfig(cost_to_go_steps=-1)
 
 
 def test_mismatched_generator_is_refused() -> None:
