@@ -52,7 +52,7 @@ class IMLEProposals:
             IMLE policy's re-sampling every executed horizon, inside the MPC).
     """
 
-    num_imle: int = 32
+    num_imle: int = 16
     perturb_sigma: float = 0.1
     num_gaussian: int = 0
     gaussian_sigma: float = 0.3
@@ -151,6 +151,11 @@ _UNSET = _Unset.UNSET
 class IMLEMPCConfig(SamplingConfig):
     """IMLE-MPC settings: the sampling settings and three parts. ``num_samples`` is K.
 
+    The defaults are the CLI's and the README's: 16 generator chunks, 16 perturbed
+    copies of them and the warm start (K = 33). The lookahead is off unless asked
+    for: it is a property of the task (``PlannerHints.policy_lookahead``: 32 steps
+    on the navigation tasks, where it is what sees around ``nav_trap``'s cup).
+
     Attributes:
         horizon: must equal the generator's chunk length H.
         proposals: the batch's rows (``IMLEProposals``).
@@ -166,14 +171,14 @@ class IMLEMPCConfig(SamplingConfig):
     """
 
     horizon: int = 16
-    num_samples: int = 64
+    num_samples: int = 33
     proposals: IMLEProposals = IMLEProposals()
     selector: Selection = ArgminSelection()
     lookahead: Lookahead = Lookahead()
 
     def __init__(
         self,
-        num_samples: int = 64,
+        num_samples: int = 33,
         horizon: int = 16,
         iterations: int = 1,
         shift: int = 1,

@@ -51,3 +51,30 @@ def test_planner_refuses_another_planners_config() -> None:
     with pytest.raises(TypeError, match="MPPI takes a MPPIConfig, got CEMConfig"):
         MPPI(Pendulum(), ControlEffort(), CEMConfig())
     assert isinstance(CEM(Pendulum(), ControlEffort()).config, CEMConfig)  # default config
+
+
+def test_one_set_of_defaults_for_training_and_imle_mpc() -> None:
+    """The CLI, the factory and the config classes agree: the defaults that work."""
+    from imle_mpc.cli import build_parser
+    from imle_mpc.eval.factory import make_planner
+    from imle_mpc.learn.config import GeneratorConfig, TrainConfig
+    from imle_mpc.tasks import make_task
+    from planners.imle import IMLEMPCConfig
+
+    args = build_parser().parse_args(["train"])
+    train, gen = TrainConfig(), GeneratorConfig()
+    assert (args.epochs, args.lr, args.warmup) == (train.epochs, train.lr, train.warmup_steps)
+    assert (args.epochs, args.lr, args.warmup) == (400, 1e-3, 100)
+    assert (args.batch_size, args.epsilon, args.candidates) == (
+        train.batch_size, train.epsilon, train.num_candidates,
+    )  # fmt: skip
+    assert (args.horizon, args.obs_horizon, args.action_horizon) == (
+        gen.horizon, gen.obs_horizon, gen.action_horizon,
+    )  # fmt: skip
+    task = make_task("nav_one_obstacle")
+    built = make_planner("imle_mpc", task).config
+    default = IMLEMPCConfig()
+    assert (
+        (built.num_samples, built.num_imle) == (default.num_samples, default.num_imle) == (33, 16)
+    )
+    assert built.cost_to_go_steps == task.hints.policy_lookahead == 32

@@ -90,7 +90,7 @@ def _make_learned_planner(
         if generator is None or isinstance(generator, str | Path)
         else generator
     )
-    n = num_samples or 16
+    n = num_samples or IMLEMPCConfig().num_imle  # one set of defaults: the config's
     if kind == "imle_policy":
         return IMLEPolicy(gen, observation, num_samples=n, seed=seed)
     if kind == "latent_imle":
