@@ -37,6 +37,7 @@ from imle_mpc.learn.config import GeneratorConfig, TrainConfig
 from imle_mpc.learn.demos import DemoDataset
 from imle_mpc.loop.runner import EpisodeRecord
 from imle_mpc.tasks import TASKS, Task, load_task
+from planners.sampling import SamplingPlanner
 
 DEMO_TASKS = ("nav_one_obstacle", "nav_two_obstacles", "nav_trap")
 TRAIN_DEFAULTS = TrainConfig()
@@ -116,7 +117,7 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
 
 def _first_step_proposals(task: Any, planner: Any) -> np.ndarray | None:
     """Roll out the proposals of one planning step from the start, to show their spread."""
-    if planner is None or not hasattr(planner, "sampler"):
+    if not isinstance(planner, SamplingPlanner):  # the IMLE policy has no batch to show
         return None
     planner.reset(0)
     result = planner.plan(task.initial_state)

@@ -32,6 +32,7 @@ from imle_mpc.loop.faults import (
 from imle_mpc.loop.plant import DynamicsEnv
 from imle_mpc.loop.runner import EpisodeRecord, LoopConfig, Progress, run_closed_loop
 from imle_mpc.tasks.base import Task
+from planners.safety.offset_free import OffsetFree
 
 
 def run_episode(
@@ -90,9 +91,8 @@ def run_episode(
     record.info.update(
         {"task": task.name, "seed": seed, "faults": faults.to_dict(), "guard": guard}
     )
-    offset = getattr(loop_planner, "offset", None)
-    if offset is not None:  # the final estimate of the plant's action offset
-        record.info["action_offset"] = [float(v) for v in offset]
+    if isinstance(loop_planner, OffsetFree):  # the final estimate of the plant's action offset
+        record.info["action_offset"] = [float(v) for v in loop_planner.offset]
     record.info.update(log.to_dict())
     return record
 

@@ -34,6 +34,17 @@ class Robot(Protocol):
         ...
 
 
+@runtime_checkable
+class EpisodicRobot(Robot, Protocol):
+    """A robot (or simulated plant) that can say its episode is over (Gymnasium's
+    terminated/truncated); the loop then stops early if ``LoopConfig.stop_when_done``."""
+
+    @property
+    def done(self) -> bool:
+        """Whether the episode is over."""
+        ...
+
+
 class DynamicsEnv(gym.Env[np.ndarray, np.ndarray]):
     """A Gymnasium environment simulating a ``Dynamics`` model.
 

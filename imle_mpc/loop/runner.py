@@ -13,7 +13,7 @@ import numpy as np
 from imle_mpc.core.io import write_atomic
 from imle_mpc.core.protocols import Planner
 from imle_mpc.core.validation import FloatArray, require_int_at_least
-from imle_mpc.loop.plant import Robot
+from imle_mpc.loop.plant import EpisodicRobot, Robot
 
 Progress = Callable[[int, FloatArray], None]
 SuccessFn = Callable[[FloatArray], bool]
@@ -202,7 +202,7 @@ def run_closed_loop(
                 time.sleep(delay)
             else:  # behind schedule: restart the clock rather than burst to catch up
                 next_tick = time.perf_counter()
-        if config.stop_when_done and getattr(robot, "done", False):
+        if config.stop_when_done and isinstance(robot, EpisodicRobot) and robot.done:
             break
     states.append(np.asarray(robot.read_state(), dtype=np.float64))
     trajectory = np.array(states)
