@@ -65,6 +65,22 @@ def check_state(state: ArrayLike, nx: int, who: str = "state") -> FloatArray:
     return np.ascontiguousarray(arr)
 
 
+def valid_measurement(state: object, nx: int) -> FloatArray | None:
+    """``state`` as a finite float64 vector Shape=(nx,), or None when it is not one.
+
+    For code that must survive any sensor reading (the safety guard, ``OffsetFree``,
+    the unguarded loop): a lost or broken measurement is a value to handle, not an
+    error. Use ``check_state`` where bad input is the caller's mistake.
+    """
+    try:
+        x = np.asarray(state, dtype=np.float64)
+    except (TypeError, ValueError):  # not numbers at all: a broken sensor driver
+        return None
+    if x.shape != (nx,) or not np.all(np.isfinite(x)):
+        return None
+    return np.ascontiguousarray(x)
+
+
 def check_actions(U: ArrayLike, nu: int, horizon: int | None = None) -> FloatArray:
     """Validate a batch of action sequences ``Shape=(K, H, nu)``; return float64 C-order."""
     arr = np.asarray(U, dtype=np.float64)

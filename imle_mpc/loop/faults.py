@@ -1,6 +1,6 @@
 """Fault injection for guarded rollouts in simulation.
 
-Five kinds of fault, each off by default, each seeded, each recorded:
+Six kinds of fault, each off by default, each seeded, each recorded:
 
 * ``observation_noise``: Gaussian noise on every measured state entry (std per entry);
 * ``action_delay``: actions reach the plant this many control steps late
@@ -11,7 +11,10 @@ Five kinds of fault, each off by default, each seeded, each recorded:
   ``push_magnitude`` in a random direction over the ``push_dims`` entries;
 * ``drop_probability``: a planning step is dropped (its plan arrives too late);
   the planner raises ``PlanningTimeoutError`` and the guard (or the unguarded loop)
-  plays the previous plan's next action.
+  plays the previous plan's next action;
+* sensor dropouts: with ``dropout_probability`` per step, the measurement is lost
+  (all NaN) for the next ``dropout_steps`` reads; the guard's stale-state policy
+  (``GuardConfig.stale_timeout``) then bridges or stops.
 
 ``FaultyRobot`` wraps a ``DynamicsEnv`` plant and applies the plant-side
 faults; ``DroppedPlanning`` wraps a planner. ``FaultConfig.scaled(f)`` scales
@@ -35,7 +38,7 @@ from imle_mpc.core.validation import FloatArray, require_int_at_least
 from imle_mpc.core.wrapper import PlannerWrapper
 from imle_mpc.loop.plant import DynamicsEnv
 
-FAULT_KINDS = ("noise", "delay", "mismatch", "push", "drop")
+FAULT_KINDS = ("noise", "delay", "mismatch", "push", "drop", "dropout")
 """Names for ``FaultConfig.only`` and the CLI's ``--faults`` list."""
 
 
@@ -56,6 +59,8 @@ class FaultConfig:
         push_magnitude: size of a push (norm of the impulse over ``push_dims``).
         push_dims: state entries a push changes (velocities).
         drop_probability: chance per step that the plan is dropped.
+        dropout_probability: chance per step that a sensor outage starts.
+        dropout_steps: how many reads an outage lasts (>= 1 when outages are on).
     """
 
     observation_noise: float | tuple[float, ...] = 0.0
@@ -65,6 +70,8 @@ class FaultConfig:
     push_magnitude: float = 0.0
     push_dims: tuple[int, ...] = ()
     drop_probability: float = 0.0
+    dropout_probability: float = 0.0
+    dropout_steps: int = 0
 
     def __post_init__(self) -> None:
         noise = np.atleast_1d(np.asarray(self.observation_noise, dtype=np.float64))
@@ -78,6 +85,13 @@ class FaultConfig:
                 )
         _probability("FaultConfig", "push_probability", self.push_probability)
         _probability("FaultConfig", "drop_probability", self.drop_probability)
+        _probability("FaultConfig", "dropout_probability", self.dropout_probability)
+        require_int_at_least("FaultConfig", "dropout_steps", self.dropout_steps, 0)
+        if self.dropout_probability > 0 and self.dropout_steps == 0:
+            raise ValueError(
+                "FaultConfig.dropout_steps must be >= 1 when dropout_probability > 0: "
+                "say how many reads a sensor outage lasts."
+            )
         if self.push_magnitude < 0:
             raise ValueError(f"FaultConfig.push_magnitude must be >= 0, got {self.push_magnitude}.")
         if self.push_probability > 0 and self.push_magnitude > 0 and not self.push_dims:
@@ -93,6 +107,7 @@ class FaultConfig:
             "mismatch": any(f != 1.0 for f in self.model_mismatch.values()),
             "push": self.push_probability > 0 and self.push_magnitude > 0,
             "drop": self.drop_probability > 0,
+            "dropout": self.dropout_probability > 0 and self.dropout_steps > 0,
         }
         return tuple(k for k in FAULT_KINDS if on[k])
 
@@ -110,11 +125,14 @@ class FaultConfig:
             push_magnitude=self.push_magnitude if "push" in keep else 0.0,
             push_dims=self.push_dims,
             drop_probability=self.drop_probability if "drop" in keep else 0.0,
+            dropout_probability=self.dropout_probability if "dropout" in keep else 0.0,
+            dropout_steps=self.dropout_steps,
         )
 
     def scaled(self, factor: float) -> FaultConfig:
         """Every magnitude times ``factor``: noise, delay (rounded), mismatch's
-        deviation from 1, push size, and the two probabilities (capped at 1)."""
+        deviation from 1, push size, and the three probabilities (capped at 1); an
+        outage's length stays as it is."""
         if not factor >= 0:
             raise ValueError(f"scale factor must be >= 0, got {factor!r}.")
         noise = np.asarray(self.observation_noise, dtype=np.float64) * factor
@@ -128,6 +146,8 @@ class FaultConfig:
             push_magnitude=self.push_magnitude * factor,
             push_dims=self.push_dims,
             drop_probability=min(self.drop_probability * factor, 1.0),
+            dropout_probability=min(self.dropout_probability * factor, 1.0),
+            dropout_steps=self.dropout_steps,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,13 +186,18 @@ class FaultLog:
     true_states: list[FloatArray] = field(default_factory=list)
     pushes: list[int] = field(default_factory=list)
     dropped: list[int] = field(default_factory=list)
+    dropouts: list[int] = field(default_factory=list)  # steps whose measurement was lost
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pushes": list(self.pushes), "dropped_plans": list(self.dropped)}
+        return {
+            "pushes": list(self.pushes),
+            "dropped_plans": list(self.dropped),
+            "sensor_dropouts": list(self.dropouts),
+        }
 
 
 class FaultyRobot:
-    """A simulated plant with noisy sensing, delayed actuation and random pushes.
+    """A simulated plant with noisy sensing, delayed actuation, random pushes and sensor outages.
 
     Args:
         env: the plant (its model may already be mismatched, see ``mismatched_model``).
@@ -199,11 +224,21 @@ class FaultyRobot:
         self._noise = np.broadcast_to(np.asarray(config.observation_noise, dtype=np.float64), (nx,))
         self._delay = DelayLine(config.action_delay, neutral_action(env.dynamics))
         self._step = 0
+        self._outage_left = 0  # reads still lost in the current sensor outage
         self.log.true_states.append(env.state)
         self.done = False
 
     def read_state(self) -> FloatArray:
+        """The measured state: the true one plus noise, all NaN during a sensor outage."""
         true = self.env.state
+        config = self.config
+        starts = self._outage_left == 0 and config.dropout_probability > 0
+        if starts and self.rng.random() < config.dropout_probability:
+            self._outage_left = config.dropout_steps
+        if self._outage_left > 0:
+            self._outage_left -= 1
+            self.log.dropouts.append(self._step)
+            return np.full_like(true, np.nan)
         if not np.any(self._noise > 0):
             return true
         return np.asarray(true + self.rng.normal(size=true.shape) * self._noise)

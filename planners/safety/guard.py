@@ -19,6 +19,16 @@ uses it unchanged. Each step it
    violation: there is always an action.
    Every fallback is recorded as a ``GuardEvent`` with its reason.
 
+A lost or invalid measurement (NaN, wrong shape, not numbers) is a *stale
+state*. The guard then predicts the state from the last valid one through the
+actions that took effect since (dead reckoning on its model). For
+``GuardConfig.stale_timeout`` steps it plans and checks from that prediction as
+usual; past the timeout it stops the robot: ``GuardConfig.stale_stop`` (a brake,
+then the held neutral action) proposed and checked on the prediction. Every
+stale step is a ``GuardEvent``. Before the first valid measurement there is
+nothing to predict from, and the guard holds the neutral action (what the robot
+plays before its first command anyway). Nothing else is ever sent unchecked.
+
 The guard checks with the planner's constraints, margins included: the
 margins are what absorbs sensor noise and model error (see ``imle_mpc.loop.faults``).
 """
@@ -26,6 +36,7 @@ margins are what absorbs sensor noise and model error (see ``imle_mpc.loop.fault
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import warnings
 from collections.abc import Sequence
@@ -40,7 +51,7 @@ from imle_mpc.core.actions import DelayLine, neutral_action
 from imle_mpc.core.errors import PlanningTimeoutError
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Dynamics, Planner, fast_rollout
-from imle_mpc.core.validation import FloatArray
+from imle_mpc.core.validation import FloatArray, require_int_at_least, valid_measurement
 from imle_mpc.core.wrapper import PlannerWrapper
 from planners.safety.fallbacks import (
     FALLBACK_TYPES,
@@ -72,14 +83,27 @@ class GuardConfig:
             next action is executed and the late plan is dropped.
         action_tolerance: how far outside the actuator box an action may be
             before the check fails (rounding slack).
+        stale_timeout: control steps a lost measurement may be bridged by planning
+            from the predicted state (0: stop at the first lost one). A model's
+            prediction drifts from the robot, so keep it short.
+        stale_stop: what is executed past the timeout, tried in order on the
+            predicted state and checked like any plan (default: brake, then hold).
     """
 
     fallbacks: tuple[Fallback, ...] = (PreviousPlan(), Brake(), Hold())
     deadline: float | None = None
     action_tolerance: float = 1e-9
+    stale_timeout: int = 0
+    stale_stop: tuple[Fallback, ...] = (Brake(), Hold())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fallbacks", _fallback_objects(self.fallbacks))
+        object.__setattr__(self, "stale_stop", _fallback_objects(self.stale_stop))
+        if not self.stale_stop:
+            raise ValueError(
+                "GuardConfig.stale_stop is empty: give at least one way to stop, e.g. (Hold(),)."
+            )
+        require_int_at_least("GuardConfig", "stale_timeout", self.stale_timeout, 0)
         if self.deadline is not None and not self.deadline > 0:
             raise ValueError(
                 f"GuardConfig.deadline must be > 0 seconds or None, got {self.deadline!r}."
@@ -122,7 +146,7 @@ class GuardEvent:
     Attributes:
         step: control step (0 = first ``plan`` call after ``reset``).
         reason: why (``"deadline"``, ``"no feasible sample"``, ``"planner error: ..."``,
-            ``"check failed: ..."``, ``"invalid state"``).
+            ``"check failed: ..."``, ``"stale state ..."``).
         fallback: what was executed instead (the fallback's ``name``, one of
             ``FALLBACKS`` for the shipped ones, or ``"least_violation:<name>"``
             when no candidate passed the check).
@@ -186,6 +210,11 @@ class _Memory:
     previous: FloatArray | None = None  # the last executed plan, shifted to start now
     step: int = 0
     events: list[GuardEvent] = field(default_factory=list)
+    # The last measured (or predicted) state and the action that took effect on it:
+    # where the next state is predicted from when the measurement is lost.
+    last_state: FloatArray | None = None
+    last_effect: FloatArray | None = None
+    stale: int = 0  # consecutive steps without a valid measurement
 
 
 class SafetyGuard(PlannerWrapper):
@@ -283,20 +312,61 @@ class SafetyGuard(PlannerWrapper):
         return np.asarray(X[0, -1].copy())
 
     def plan(self, state: FloatArray) -> PlanResult:
-        """Plan, check, fall back if needed; ``result.fallback`` says what happened."""
+        """Plan, check, fall back if needed; ``result.fallback`` says what happened.
+
+        ``state`` may be anything a sensor driver hands over: a lost or invalid
+        measurement is a stale state (see the module docstring), never an error.
+        """
         t0 = time.perf_counter()
         memory = self._memory
-        x = np.asarray(state, dtype=np.float64)
-        if x.shape != (self.dynamics.nx,) or not np.all(np.isfinite(x)):
-            result = self._blind_fallback(x, t0)
+        x = valid_measurement(state, self.dynamics.nx)
+        if x is not None:
+            memory.stale = 0
         else:
+            memory.stale += 1
+            x = self._dead_reckoned()
+        if x is None:
+            result = self._hold_before_first_measurement(t0)
+        elif memory.stale == 0:
             result = self._checked_plan(self._predict_through_delay(x), t0)
-        memory.in_flight.push(result.action)
+        else:
+            result = self._stale_step(self._predict_through_delay(x), t0)
+        memory.last_state = x
+        memory.last_effect = memory.in_flight.push(result.action)
         memory.previous = _shifted(result.actions)
         memory.step += 1
         return result
 
+    def _dead_reckoned(self) -> FloatArray | None:
+        """The state now, predicted from the last one through the action that took effect."""
+        memory = self._memory
+        if memory.last_state is None or memory.last_effect is None:
+            return None
+        U = np.ascontiguousarray(memory.last_effect[None, None])
+        X = self._rollout(memory.last_state, U, np.empty((1, 2, self.dynamics.nx)))
+        x = np.asarray(X[0, 1].copy())
+        return x if np.all(np.isfinite(x)) else None
+
     # -- one step ---------------------------------------------------------------------------
+
+    def _stale_step(self, x: FloatArray, t0: float) -> PlanResult:
+        """A step without a valid measurement, from the predicted state ``x``."""
+        memory, timeout = self._memory, self.config.stale_timeout
+        stale = f"stale state ({memory.stale} step(s) without a valid measurement"
+        if memory.stale <= timeout:
+            # Bridge a short outage: plan from the prediction, checked as usual.
+            events = len(memory.events)
+            result = self._checked_plan(x, t0)
+            if len(memory.events) == events:  # the planner's plan passed: still say so
+                reason = f"{stale}, within the timeout of {timeout}): planned from the prediction"
+                memory.events.append(GuardEvent(memory.step, reason, "planner", 0.0))
+                result = dataclasses.replace(result, fallback=f"{reason} -> planner")
+            return result
+        reason = f"{stale}, past the timeout of {timeout}): stopping"
+        chosen = self._first_safe(x, self.config.stale_stop, [])
+        memory.events.append(GuardEvent(memory.step, reason, chosen.name, chosen.violation))
+        self._warm_start(chosen.actions)
+        return self._result(chosen, None, reason, False, t0)
 
     def _checked_plan(self, x: FloatArray, t0: float) -> PlanResult:
         result: PlanResult | None = None
@@ -338,11 +408,18 @@ class SafetyGuard(PlannerWrapper):
 
     def _fallback(self, x: FloatArray, tried: list[_Candidate]) -> _Candidate:
         """The first configured fallback that passes the check, else the least violating."""
+        return self._first_safe(x, self.config.fallbacks, tried)
+
+    def _first_safe(
+        self, x: FloatArray, fallbacks: Sequence[Fallback], tried: list[_Candidate]
+    ) -> _Candidate:
+        """The first of ``fallbacks`` whose plan from ``x`` passes the check, else the
+        least violating of them and of ``tried``."""
         context = FallbackContext(
             self.dynamics, self.horizon, self._memory.previous, self._neutral,
             self._low, self._high, self.brake, self.safe_plan,
         )  # fmt: skip
-        for fallback in self.config.fallbacks:
+        for fallback in fallbacks:
             actions = fallback.propose(x, context)
             if actions is None:
                 continue
@@ -375,14 +452,14 @@ class SafetyGuard(PlannerWrapper):
             violation += np.inf if np.isnan(v) else max(v, 0.0)
         return _Candidate(name, actions, X[0], violation)
 
-    def _blind_fallback(self, x: FloatArray, t0: float) -> PlanResult:
-        """No usable measurement: play the previous plan (or hold) without a model check."""
-        previous = self._memory.previous
-        name = "previous" if previous is not None else "hold"
-        actions = previous if previous is not None else self._hold_plan()
-        reason = f"invalid state (shape {x.shape}, finite={bool(np.all(np.isfinite(x)))})"
-        self._memory.events.append(GuardEvent(self._memory.step, reason, name, np.nan))
-        chosen = _Candidate(name, actions, np.full((0, self.dynamics.nx), np.nan), np.nan)
+    def _hold_before_first_measurement(self, t0: float) -> PlanResult:
+        """No valid state yet, nothing to predict from: the neutral action, which the
+        robot plays before its first command anyway (the one action sent unchecked)."""
+        reason = "stale state (no valid measurement yet): holding the neutral action"
+        self._memory.events.append(GuardEvent(self._memory.step, reason, "hold", np.nan))
+        chosen = _Candidate(
+            "hold", self._hold_plan(), np.full((0, self.dynamics.nx), np.nan), np.nan
+        )
         return self._result(chosen, None, reason, False, t0)
 
     def _warm_start(self, actions: FloatArray) -> None:
@@ -466,14 +543,15 @@ class StoppingBrake:
 class PassThrough(PlannerWrapper):
     """The unguarded loop, for comparison: executes whatever the planner returns.
 
-    A missed deadline (``PlanningTimeoutError``) plays the previous plan's next action
-    unchecked (the neutral action before the first plan), as a plain MPC loop
-    would; any other planner error propagates.
+    A missed deadline (``PlanningTimeoutError``) or a lost measurement plays the
+    previous plan's next action unchecked (the neutral action before the first
+    plan), as a plain MPC loop would; any other planner error propagates.
     """
 
     def __init__(self, planner: Planner, dynamics: Dynamics) -> None:
         super().__init__(planner)
         self._neutral_plan = np.tile(neutral_action(dynamics), (int(planner.horizon), 1))
+        self._nx = dynamics.nx
         self._previous: FloatArray | None = None
 
     def reset(self, seed: int | None = None) -> None:
@@ -482,8 +560,11 @@ class PassThrough(PlannerWrapper):
         self._previous = None
 
     def plan(self, state: FloatArray) -> PlanResult:
-        """The planner's plan, or the previous plan's rest when the step was dropped."""
+        """The planner's plan, or the previous plan's rest when the step was dropped
+        or the measurement lost (as a plain MPC loop without a guard would)."""
         try:
+            if valid_measurement(state, self._nx) is None:
+                raise PlanningTimeoutError("no valid measurement to plan from")
             result = self.planner.plan(state)
         except PlanningTimeoutError:
             previous = self._neutral_plan if self._previous is None else self._previous

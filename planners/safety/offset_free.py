@@ -32,7 +32,12 @@ import numpy as np
 from imle_mpc.core.actions import DelayLine, neutral_action
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Dynamics, Planner
-from imle_mpc.core.validation import FloatArray, require_int_at_least, require_positive
+from imle_mpc.core.validation import (
+    FloatArray,
+    require_int_at_least,
+    require_positive,
+    valid_measurement,
+)
 from imle_mpc.core.wrapper import PlannerWrapper
 
 
@@ -147,12 +152,14 @@ class OffsetFree(PlannerWrapper):
 
     def plan(self, state: FloatArray) -> PlanResult:
         """Update the estimate from the last transition; plan; return offset-free commands."""
-        x = np.asarray(state, dtype=np.float64)
-        if self._previous_state is not None:
+        x = valid_measurement(state, self.estimator.dynamics.nx)
+        if x is not None and self._previous_state is not None:
             # The command that acted over the last step was sent action_delay steps earlier.
             self.estimator.update(self._previous_state, self._applied, x)
-        result = self.planner.plan(x)
+        # A lost measurement goes on to the planner as it came (the guard handles it);
+        # the transition across it is unknown, so the next one is not learnt from.
+        result = self.planner.plan(state if x is None else x)
         commands = np.clip(result.actions - self.estimator.offset, self._low, self._high)
         self._applied = self._delay.push(commands[0])
-        self._previous_state = x.copy()
+        self._previous_state = x
         return replace(result, actions=commands)

@@ -165,15 +165,6 @@ def test_planner_exception_does_not_crash_the_loop() -> None:
     assert all("solver exploded" in f for f in record.fallbacks[3:8])
 
 
-def test_nan_state_is_survived_without_a_model_check() -> None:
-    plan = np.tile([0.0, 0.5], (H, 1))
-    guard = _guard(ScriptedPlanner(plan))
-    guard.plan(np.zeros(4))
-    result = guard.plan(np.array([np.nan, 0.0, 0.0, 0.0]))
-    assert result.fallback is not None and "invalid state" in result.fallback
-    np.testing.assert_array_equal(result.actions[:-1], plan[1:])
-
-
 def test_warm_start_is_told_what_was_executed() -> None:
     plan = np.tile([0.0, 0.5], (H, 1))
     planner = ScriptedPlanner(plan, {1: "raise"})
