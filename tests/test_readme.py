@@ -1,0 +1,30 @@
+"""The README's Python examples run as written (a newcomer copies these first)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+
+
+def test_the_readme_has_its_examples() -> None:
+    assert len(BLOCKS) >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_readme_example_runs(index: int) -> None:
+    namespace: dict[str, object] = {"__name__": "readme_example"}
+    exec(compile(BLOCKS[index], f"README.md example {index + 1}", "exec"), namespace)
+    record = namespace.get("record")
+    if record is not None:  # the episode examples: guarded, and they get there
+        assert record.success  # type: ignore[attr-defined]
+    guard = namespace.get("guard")
+    if guard is not None:  # the hand-written loop: safe, and it gets there
+        x = np.asarray(namespace["x"])
+        assert np.linalg.norm(x[:2] - [4.0, 0.0]) < 0.3
