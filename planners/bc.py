@@ -19,6 +19,7 @@ import numpy as np
 
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import ChunkGenerator
+from imle_mpc.core.threads import PLANNING_THREADS, ThreadPolicy, under_thread_policy
 from imle_mpc.core.validation import FloatArray
 from planners.chunks import ChunkPlayer
 from planners.imle import ObservationFn, ObservationHistory
@@ -32,7 +33,11 @@ class MSEPolicy:
             always zero (see ``imle_mpc.learn.bc.train_mse_policy``).
         observation_fn: state -> observation (as in training).
         action_horizon: steps executed from each chunk before predicting again.
+
+    ``thread_policy``: the threads a step may use (``imle_mpc.core.threads``).
     """
+
+    thread_policy: ThreadPolicy = PLANNING_THREADS
 
     def __init__(
         self, model: ChunkGenerator, observation_fn: ObservationFn, action_horizon: int = 8
@@ -63,6 +68,7 @@ class MSEPolicy:
         """The chunk for one observation history Shape=(obs_horizon, obs_dim): Shape=(H, nu)."""
         return self.model.decode(obs_history, self._zero)[0]
 
+    @under_thread_policy
     def plan(self, state: FloatArray) -> PlanResult:
         """Observe ``state``; predict when the chunk is played out; the chunk's rest."""
         t0 = time.perf_counter()

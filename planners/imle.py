@@ -33,6 +33,7 @@ from imle_mpc.core.protocols import (
     ReferenceCost,
     ReferenceSampler,
 )
+from imle_mpc.core.threads import PLANNING_THREADS, ThreadPolicy, under_thread_policy
 from imle_mpc.core.validation import (
     FloatArray,
     require_int_at_least,
@@ -372,7 +373,12 @@ class IMLEPolicy:
         num_samples: chunks drawn per decision.
         action_horizon: steps executed from each chunk before re-sampling.
         seed: seed of the latent draws.
+
+    ``thread_policy`` (default one Numba and one torch thread per step) is the
+    threads a step may use (``imle_mpc.core.threads``).
     """
+
+    thread_policy: ThreadPolicy = PLANNING_THREADS
 
     def __init__(
         self,
@@ -406,6 +412,7 @@ class IMLEPolicy:
         self.history.clear()
         self.player.reset()
 
+    @under_thread_policy
     def plan(self, state: FloatArray) -> PlanResult:
         """Observe ``state``; re-sample when the chunk is played out; the chunk's rest."""
         t0 = time.perf_counter()

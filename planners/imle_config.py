@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 from imle_mpc.core.protocols import Selector
+from imle_mpc.core.threads import PLANNING_THREADS, ThreadPolicy
 from imle_mpc.core.validation import (
     FloatArray,
     require_int_at_least,
@@ -188,6 +189,7 @@ class IMLEMPCConfig(SamplingConfig):
         selector: Selection = ArgminSelection(),
         lookahead: Lookahead = Lookahead(),
         *,
+        threads: ThreadPolicy = PLANNING_THREADS,
         num_imle: int | None = None,
         perturb_sigma: float | None = None,
         num_gaussian: int | None = None,
@@ -204,6 +206,7 @@ class IMLEMPCConfig(SamplingConfig):
         for name, value in (
             ("num_samples", num_samples), ("horizon", horizon), ("iterations", iterations),
             ("shift", shift), ("seed", seed), ("record_samples", record_samples),
+            ("threads", threads),
         ):  # fmt: skip
             object.__setattr__(self, name, value)
         SamplingConfig.__post_init__(self)

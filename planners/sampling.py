@@ -49,6 +49,7 @@ from imle_mpc.core.protocols import (
     StepModel,
     fast_rollout,
 )
+from imle_mpc.core.threads import PLANNING_THREADS, ThreadPolicy, under_thread_policy
 from imle_mpc.core.validation import FloatArray, check_state, require_int_at_least
 from planners.samplers import GaussianSampler
 
@@ -66,6 +67,8 @@ class SamplingConfig:
         seed: seed of the planner's ``np.random.Generator``.
         record_samples: copy the last iteration's proposals and costs into the
             result (for plots; costs memory and time).
+        threads: the threads a step may use (``imle_mpc.core.threads``; default one
+            Numba and one torch thread, which keeps plan time bounded under load).
     """
 
     num_samples: int = 256
@@ -74,6 +77,7 @@ class SamplingConfig:
     shift: int = 1
     seed: int = 0
     record_samples: bool = False
+    threads: ThreadPolicy = PLANNING_THREADS
 
     def __post_init__(self) -> None:
         require_int_at_least(type(self).__name__, "num_samples", self.num_samples, 2)
@@ -180,6 +184,7 @@ class SamplingPlanner(NominalSettable):
         self.sampler = sampler
         self.selector = selector
         self.config = config
+        self.thread_policy = config.threads
         self.constraints = hard
         K, H, nu, nx = config.num_samples, config.horizon, dynamics.nu, dynamics.nx
         self._U = np.zeros((K, H, nu))
@@ -309,6 +314,7 @@ class SamplingPlanner(NominalSettable):
         self._nominal = np.clip(arr, self._low, self._high)
         self._fresh = False
 
+    @under_thread_policy
     def plan(self, state: ArrayLike) -> PlanResult:
         """One control step from the measured state ``Shape=(nx,)``."""
         x = check_state(state, self.dynamics.nx)

@@ -51,6 +51,7 @@ from imle_mpc.core.actions import DelayLine, neutral_action
 from imle_mpc.core.errors import PlanningTimeoutError
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Dynamics, Planner, fast_rollout
+from imle_mpc.core.threads import PLANNING_THREADS, ThreadPolicy, under_thread_policy
 from imle_mpc.core.validation import FloatArray, require_int_at_least, valid_measurement
 from imle_mpc.core.wrapper import PlannerWrapper
 from planners.safety.fallbacks import (
@@ -88,6 +89,8 @@ class GuardConfig:
             prediction drifts from the robot, so keep it short.
         stale_stop: what is executed past the timeout, tried in order on the
             predicted state and checked like any plan (default: brake, then hold).
+        threads: the threads the guard's step (the plan and its checks) may use
+            (``imle_mpc.core.threads``; default one Numba and one torch thread).
     """
 
     fallbacks: tuple[Fallback, ...] = (PreviousPlan(), Brake(), Hold())
@@ -95,6 +98,7 @@ class GuardConfig:
     action_tolerance: float = 1e-9
     stale_timeout: int = 0
     stale_stop: tuple[Fallback, ...] = (Brake(), Hold())
+    threads: ThreadPolicy = PLANNING_THREADS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fallbacks", _fallback_objects(self.fallbacks))
@@ -263,6 +267,7 @@ class SafetyGuard(PlannerWrapper):
         self.dynamics = dynamics
         self.constraints, _ = split_constraints(constraints)
         self.config = config
+        self.thread_policy = config.threads
         if brake is None and velocity_dims:
             brake = StoppingBrake(dynamics, velocity_dims)
         self.brake = brake
@@ -311,6 +316,7 @@ class SafetyGuard(PlannerWrapper):
         X = self.dynamics.rollout(x, U)
         return np.asarray(X[0, -1].copy())
 
+    @under_thread_policy
     def plan(self, state: FloatArray) -> PlanResult:
         """Plan, check, fall back if needed; ``result.fallback`` says what happened.
 

@@ -32,6 +32,7 @@ import numpy as np
 from imle_mpc.core.actions import DelayLine, neutral_action
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Dynamics, Planner
+from imle_mpc.core.threads import PLANNING_THREADS, ThreadPolicy, under_thread_policy
 from imle_mpc.core.validation import (
     FloatArray,
     require_int_at_least,
@@ -116,7 +117,11 @@ class OffsetFree(PlannerWrapper):
         action_delay: steps a command takes to reach the actuators (the same
             delay the guard compensates): the transition measured now was
             driven by the command sent that many steps before the last one.
+
+    ``thread_policy``: the threads a step may use (``imle_mpc.core.threads``).
     """
+
+    thread_policy: ThreadPolicy = PLANNING_THREADS
 
     def __init__(
         self,
@@ -150,6 +155,7 @@ class OffsetFree(PlannerWrapper):
         self._delay.reset()
         self._applied = self._delay.fill
 
+    @under_thread_policy
     def plan(self, state: FloatArray) -> PlanResult:
         """Update the estimate from the last transition; plan; return offset-free commands."""
         x = valid_measurement(state, self.estimator.dynamics.nx)
