@@ -436,8 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
         )  # fmt: skip
         ev.add_argument(
             "--faults", nargs="+", default=["none"], metavar="SPEC",
-            help="none, all, or a comma list of noise,delay,mismatch,push,drop (task magnitudes); "
-            "several values: a sweep",
+            help="none, all, or a comma list of noise,delay,mismatch,push,drop,dropout "
+            "(task magnitudes); several values: a sweep",
         )  # fmt: skip
         ev.add_argument("--fault-scale", type=float, default=1.0, help="multiply every magnitude")
         ev.add_argument("--no-guard", action="store_true", help="execute plans unchecked")
