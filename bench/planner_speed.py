@@ -44,6 +44,7 @@ import torch
 from cost import ControlEffort, CostSum, StateTracking, Term
 from dynamics import Pendulum
 from imle_mpc.core.io import write_json_atomic
+from imle_mpc.core.threads import ThreadPolicy
 from planners import MPPI, MPPIConfig
 
 THREADS = 2
@@ -92,9 +93,12 @@ def torch_running_cost(state: torch.Tensor, action: torch.Tensor) -> torch.Tenso
 
 
 def make_ours(model: Pendulum, K: int, seed: int = 0) -> MPPI:
+    # The same threads as pytorch_mppi gets (the library's default for a control step is
+    # one: see imle_mpc.core.threads and bench/loaded_latency.py).
     config = MPPIConfig(
-        num_samples=K, horizon=HORIZON, temperature=LAMBDA, noise_sigma=SIGMA, seed=seed
-    )
+        num_samples=K, horizon=HORIZON, temperature=LAMBDA, noise_sigma=SIGMA, seed=seed,
+        threads=ThreadPolicy(numba=THREADS, torch=THREADS),
+    )  # fmt: skip
     return MPPI(model, our_cost(), config)
 
 
