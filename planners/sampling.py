@@ -49,7 +49,13 @@ from imle_mpc.core.protocols import (
     StepModel,
     fast_rollout,
 )
-from imle_mpc.core.validation import FloatArray, check_state, require_int_at_least
+from imle_mpc.core.validation import (
+    FloatArray,
+    check_bounds,
+    check_plan,
+    check_state,
+    require_int_at_least,
+)
 from planners.samplers import GaussianSampler
 
 
@@ -150,7 +156,7 @@ class SamplingPlanner(NominalSettable):
         constraints: a sample with a positive violation of a hard constraint is
             rejected; a soft one (``hard=False``) adds ``weight * violation`` to
             the cost as term ``soft:<name>`` (see ``cost.constraints``).
-        initial_plan: warm start for the first step, Shape=(H, nu); zeros
+        initial_plan: warm start for the first step, Shape=(H, nu), finite; zeros
             clipped to the actuator box by default.
         fused: use the fused Numba path when the model and the cost allow it
             (``uses_fused_path`` tells); False forces the generic path.
@@ -191,14 +197,13 @@ class SamplingPlanner(NominalSettable):
         self._X1 = np.zeros((1, H + 1, nx))
         self._breakdown: dict[str, FloatArray] = {}
         self._reference: PlanReference | None = None
-        self._low = np.asarray(dynamics.action_low, dtype=np.float64)
-        self._high = np.asarray(dynamics.action_high, dtype=np.float64)
+        self._low, self._high = check_bounds(
+            "the dynamics' action bounds", dynamics.action_low, dynamics.action_high, nu
+        )
         if initial_plan is None:
             self._initial_plan = np.tile(neutral_action(dynamics), (H, 1))
         else:
-            init = np.asarray(initial_plan, dtype=np.float64)
-            if init.shape != (H, nu):
-                raise ValueError(f"initial_plan must have Shape=({H}, {nu}), got {init.shape}.")
+            init = check_plan("initial_plan", initial_plan, (H, nu))
             self._initial_plan = np.clip(init, self._low, self._high)
         # Fast path for Numba models: skip per-call validation in the hot loop.
         self._rollout: Callable[..., Any] = fast_rollout(dynamics)
@@ -302,10 +307,15 @@ class SamplingPlanner(NominalSettable):
         self._rng.bit_generator.state = saved_rng
 
     def set_nominal(self, plan: ArrayLike) -> None:
-        """Replace the warm start (e.g. with a demonstration or an outside plan)."""
-        arr = np.asarray(plan, dtype=np.float64)
-        if arr.shape != self._nominal.shape:
-            raise ValueError(f"plan must have Shape={self._nominal.shape}, got {arr.shape}.")
+        """Replace the warm start (e.g. with a demonstration or an outside plan).
+
+        Args:
+            plan: Shape=(H, nu), finite; clipped to the actuator box.
+
+        Raises:
+            ValueError: wrong shape, or a NaN/inf entry (named by step and action).
+        """
+        arr = check_plan("plan", plan, (self.config.horizon, self.dynamics.nu))
         self._nominal = np.clip(arr, self._low, self._high)
         self._fresh = False
 

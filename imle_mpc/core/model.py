@@ -143,7 +143,7 @@ class StepDynamics(RolloutMixin):
         self._nu = int(nu)
         self.dt = float(dt)
         self._params = np.ascontiguousarray(np.atleast_1d(np.asarray(params, dtype=np.float64)))
-        lo, hi = check_bounds("action bounds", action_low, action_high, self.nu)  # type: ignore[arg-type]
+        lo, hi = check_bounds("action bounds", action_low, action_high, self.nu)
         self.action_low, self.action_high = lo, hi
         self.step_function = step
         self._kernel = make_rollout_kernel(step)

@@ -6,8 +6,6 @@ it is usually in the middle of wiring a robot, not reading our source.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -78,14 +76,49 @@ def check_actions(U: ArrayLike, nu: int, horizon: int | None = None) -> FloatArr
 
 
 def check_bounds(
-    name: str, low: Sequence[float] | FloatArray, high: Sequence[float] | FloatArray, size: int
+    name: str, low: ArrayLike, high: ArrayLike, size: int
 ) -> tuple[FloatArray, FloatArray]:
-    """Validate a (low, high) box of length ``size`` with low <= high."""
+    """Validate a (low, high) box of length ``size``: no NaN, low <= high.
+
+    -inf / +inf mean "no bound" on that side; NaN is refused (every comparison
+    with it is false, so clipping to it would pass NaN actions through).
+    """
     lo = as_float_vector(f"{name} low", low, size)
     hi = as_float_vector(f"{name} high", high, size)
+    for side, arr in (("low", lo), ("high", hi)):
+        bad = np.flatnonzero(np.isnan(arr)).tolist()
+        if bad:
+            raise ValueError(
+                f"{name}: {side} is NaN at indices {bad} ({arr}). Give a number for every "
+                "entry (-inf / +inf for no bound on that side)."
+            )
+    if np.any(lo == np.inf) or np.any(hi == -np.inf):
+        raise ValueError(
+            f"{name}: low must be < +inf and high > -inf (no action fits such a box), got "
+            f"low={lo}, high={hi}."
+        )
     if np.any(lo > hi):
         raise ValueError(f"{name}: low must be <= high elementwise, got low={lo}, high={hi}.")
     return lo, hi
+
+
+def check_plan(name: str, plan: ArrayLike, shape: tuple[int, int]) -> FloatArray:
+    """Validate a plan (warm start) of Shape=(H, nu): right shape, every entry finite.
+
+    A single NaN would spread through the proposals around it into every
+    returned action, silently, until the planner is reset.
+    """
+    arr = np.asarray(plan, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have Shape={shape}, got {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        bad = [tuple(int(i) for i in ix) for ix in np.argwhere(~np.isfinite(arr))]
+        raise ValueError(
+            f"{name} contains NaN/inf at (step, action) entries {bad[:10]}"
+            f"{' ...' if len(bad) > 10 else ''}. A plan must be finite: replace those entries "
+            "(e.g. with the neutral action) before passing it."
+        )
+    return np.ascontiguousarray(arr)
 
 
 def states_buffer(out: FloatArray | None, shape: tuple[int, int, int]) -> FloatArray:
