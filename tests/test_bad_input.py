@@ -47,7 +47,7 @@ def test_cli_reports_a_missing_dataset_without_a_traceback(tmp_path, capsys) -> 
     code = main(["train", "--data", str(tmp_path / "nope.npz"), "--out", str(tmp_path / "g")])
     assert code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: no demonstration file") and "Traceback" not in err
+    assert err.startswith("imle-mpc: error: no demonstration file") and "Traceback" not in err
 
 
 def test_cost_for_another_state_size_is_refused_at_construction() -> None:
