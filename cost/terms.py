@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 from cost.sdf import box_distance, capsule_distance, circle_distance, trajectory_distances
 from imle_mpc.core.kernels.fused import StageForm
 from imle_mpc.core.kernels.rollout import inline_copy, make_stage_cost_kernel
-from imle_mpc.core.validation import FloatArray, require_non_negative
+from imle_mpc.core.validation import FloatArray, require_non_negative, user_numba_function
 
 _TWO_PI = 2.0 * np.pi
 _INV_TWO_PI = 1.0 / _TWO_PI
@@ -439,6 +439,13 @@ class ObstacleConstraint:
         return np.maximum(self.margin - d.min(axis=1), 0.0)
 
 
+_STAGE_SIGNATURE = (
+    "StageCost expects @njit stage(x Shape=(nx,), u Shape=(nu,), t: int, params Shape=(p,)) "
+    "-> float and optionally @njit terminal(x Shape=(nx,), params) -> float (each returning "
+    "one number)"
+)
+
+
 class StageCost:
     """A cost from per-step ``@njit`` functions, lifted to a parallel batch kernel.
 
@@ -456,7 +463,8 @@ class StageCost:
 
     def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:
         out = np.empty(X.shape[0])
-        self._kernel(X, U, self._params, out)
+        with user_numba_function(_STAGE_SIGNATURE):
+            self._kernel(X, U, self._params, out)
         return out
 
     def stage_form(self, nx: int, nu: int) -> StageForm:

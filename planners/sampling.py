@@ -214,17 +214,20 @@ class SamplingPlanner(NominalSettable):
         except Exception as err:
             if self._fused is None:
                 raise
-            # A model or term Numba cannot fuse: the generic path still works
-            # (and raises the real error if the model or cost itself is broken).
-            warnings.warn(
-                f"fused planner kernel failed to compile ({type(err).__name__}: {err}); "
-                "falling back to the generic path.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            # A model or term Numba cannot fuse: try the generic path. If that fails too,
+            # the model or cost itself is broken: its own error is raised, no warning.
             self._use_path(None)
             self.reset(config.seed)
             self.warmup()
+            gist = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
+            warnings.warn(
+                "the model's step and the cost terms could not be fused into one Numba kernel "
+                f"({type(err).__name__}: {gist[:200]}); this planner uses the generic path "
+                "(rollout, then each cost term: the same results, slower). Pass fused=False "
+                "to skip the attempt.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def _use_path(self, fused: _FusedPath | None) -> None:
         """Choose the scoring routines once, so the hot loop never branches on the path."""

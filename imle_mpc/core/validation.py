@@ -6,7 +6,11 @@ it is usually in the middle of wiring a robot, not reading our source.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
+from numba.core.errors import TypingError
 from numpy.typing import ArrayLike, NDArray
 
 FloatArray = NDArray[np.float64]
@@ -130,3 +134,25 @@ def states_buffer(out: FloatArray | None, shape: tuple[int, int, int]) -> FloatA
             f"out must be a float64 array of shape {shape}, got {out.dtype} {out.shape}."
         )
     return out
+
+
+@contextmanager
+def user_numba_function(expected: str) -> Iterator[None]:
+    """Turn Numba's typing dump for a user's function into a short ``TypeError``.
+
+    Args:
+        expected: what the function should have been, e.g. ``"StageCost: stage must be
+            @njit stage(x (nx,), u (nu,), t, params) -> float"``.
+
+    Raises:
+        TypeError: ``expected``, then the gist of Numba's complaint (its first lines).
+    """
+    try:
+        yield
+    except TypingError as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        # Numba's first line names its pipeline step, later ones its internals: skip those.
+        useful = [ln for ln in lines if not ln.startswith(("Failed in", "During:"))]
+        gist = " ".join(useful[:2])
+        gist = gist if len(gist) <= 300 else gist[:297] + "..."
+        raise TypeError(f"{expected}. Numba could not compile it: {gist}") from None

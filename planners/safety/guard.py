@@ -40,7 +40,7 @@ from imle_mpc.core.actions import DelayLine, neutral_action
 from imle_mpc.core.errors import PlanningTimeoutError
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Dynamics, Planner, fast_rollout
-from imle_mpc.core.validation import FloatArray
+from imle_mpc.core.validation import FloatArray, require_int_at_least
 from imle_mpc.core.wrapper import PlannerWrapper
 from planners.safety.fallbacks import (
     FALLBACK_TYPES,
@@ -245,8 +245,7 @@ class SafetyGuard(PlannerWrapper):
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
         self._neutral = neutral_action(dynamics)
         self._rollout = fast_rollout(dynamics)
-        if action_delay < 0:
-            raise ValueError(f"action_delay must be >= 0 control steps, got {action_delay}.")
+        require_int_at_least("SafetyGuard", "action_delay (control steps)", action_delay, 0)
         self.action_delay = int(action_delay)
         self._memory = self._fresh_memory()
 
@@ -286,7 +285,7 @@ class SafetyGuard(PlannerWrapper):
         """Plan, check, fall back if needed; ``result.fallback`` says what happened."""
         t0 = time.perf_counter()
         memory = self._memory
-        x = np.asarray(state, dtype=np.float64)
+        x = _as_state(state, self.dynamics.nx)
         if x.shape != (self.dynamics.nx,) or not np.all(np.isfinite(x)):
             result = self._blind_fallback(x, t0)
         else:
@@ -493,3 +492,15 @@ class PassThrough(PlannerWrapper):
             )  # fmt: skip
         self._previous = _shifted(result.actions)
         return result
+
+
+def _as_state(state: Any, nx: int) -> FloatArray:
+    """``state`` as a float64 array; all-NaN Shape=(nx,) if it is not numbers at all.
+
+    The guard never raises on a measurement: a string, an object or a complex
+    number becomes an invalid state (NaN), which takes the invalid-state path.
+    """
+    try:
+        return np.asarray(state, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.full(nx, np.nan)
