@@ -11,7 +11,7 @@ import numpy as np
 from imle_mpc.core.kernels.fused import StageForm
 from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.protocols import ReferenceCost
-from imle_mpc.core.validation import FloatArray
+from imle_mpc.core.validation import FloatArray, user_numba_function
 
 CostFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -67,15 +67,21 @@ class CostSum:
     def __init__(self, *terms: Term) -> None:
         if not terms:
             raise ValueError("CostSum needs at least one Term.")
+        for t in terms:
+            if not isinstance(t, Term):
+                hint = (
+                    ' Wrap it: CostSum(Term("mine", fn)), or pass '
+                    "fn(X, U) -> (K,) itself as the planner's cost."
+                    if callable(t)
+                    else ""
+                )
+                raise TypeError(
+                    f"CostSum takes Term(name, fn, weight) objects, got {type(t).__name__}." + hint
+                )
         names = [t.name for t in terms]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"CostSum term names must be unique; repeated: {dupes}.")
-        for t in terms:
-            if not isinstance(t, Term):
-                raise TypeError(
-                    f"CostSum takes Term(name, fn, weight) objects, got {type(t).__name__}."
-                )
         self.terms: tuple[Term, ...] = terms
         # Terms that read the step's reference get it (ReferenceCost), the others (X, U).
         self._with_reference = tuple(
@@ -101,7 +107,11 @@ class CostSum:
         total = np.zeros(K)
         breakdown: dict[str, FloatArray] = {}
         for term, with_reference in zip(self.terms, self._with_reference, strict=True):
-            raw = term.fn(X, U) if with_reference is None else with_reference(X, U, reference)
+            with user_numba_function(
+                f"cost term {term.name!r} must be fn(X Shape=(K, H+1, nx), U Shape=(K, H, nu)) "
+                "-> Shape=(K,), float64 arrays in and out"
+            ):
+                raw = term.fn(X, U) if with_reference is None else with_reference(X, U, reference)
             values = np.asarray(raw, dtype=np.float64)
             if values.shape != (K,):
                 raise ValueError(

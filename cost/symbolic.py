@@ -61,6 +61,7 @@ def obstacle_distances(scene: Scene, x: Expr) -> list[Expr]:
         the scene has them), each in the order of its array. Same values as
         ``cost.circle_distance`` / ``box_distance`` / ``capsule_distance``.
     """
+    scene.check_state_size(x.shape[0])
     ix, iy = scene.position_dims
     px, py = x[ix], x[iy]
     out = [_safe_norm(px - cx, py - cy) - r for cx, cy, r in scene.circle_array]

@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 from cost.sdf import box_distance, capsule_distance, circle_distance, trajectory_distances
 from imle_mpc.core.kernels.fused import StageForm
 from imle_mpc.core.kernels.rollout import inline_copy, make_stage_cost_kernel
-from imle_mpc.core.validation import FloatArray, require_non_negative
+from imle_mpc.core.validation import FloatArray, require_non_negative, user_numba_function
 
 _TWO_PI = 2.0 * np.pi
 _INV_TWO_PI = 1.0 / _TWO_PI
@@ -294,6 +294,23 @@ def _obstacle_array(name: str, rows: ArrayLike, width: int, geometry: int = 2) -
     return np.ascontiguousarray(arr)
 
 
+def _position_dims(dims: Any) -> tuple[int, int]:
+    """``Scene.position_dims`` as a pair of distinct integers >= 0, or a ValueError."""
+    try:
+        pair = tuple(dims)
+    except TypeError:
+        pair = ()
+    ok = len(pair) == 2 and all(
+        isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= 0 for i in pair
+    )
+    if not ok or pair[0] == pair[1]:
+        raise ValueError(
+            f"Scene.position_dims must be two distinct integers >= 0, the state indices of "
+            f"the (x, y) position (e.g. (0, 1)), got {dims!r}."
+        )
+    return int(pair[0]), int(pair[1])
+
+
 @dataclass(frozen=True)
 class Scene:
     """Obstacles in the plane.
@@ -303,7 +320,9 @@ class Scene:
         boxes: axis-aligned boxes, rows (cx, cy, half_width, half_height), Shape=(nb, 4).
         capsules: segments a-b thickened by a radius (walls, rails), rows
             (ax, ay, bx, by, radius), Shape=(ns, 5).
-        position_dims: which state entries are the (x, y) position.
+        position_dims: which state entries are the (x, y) position: two distinct
+            integers >= 0, each smaller than the state size (checked against the
+            states when they are evaluated).
     """
 
     circles: ArrayLike = ()
@@ -319,6 +338,21 @@ class Scene:
         object.__setattr__(self, "_boxes", _obstacle_array("Scene.boxes", self.boxes, 4))
         capsules = _obstacle_array("Scene.capsules", self.capsules, 5, geometry=4)
         object.__setattr__(self, "_capsules", capsules)
+        object.__setattr__(self, "position_dims", _position_dims(self.position_dims))
+
+    def check_state_size(self, nx: int) -> None:
+        """Raise unless both ``position_dims`` index a state of size ``nx``.
+
+        The distance kernels read ``x[ix], x[iy]`` unchecked: an index past the
+        state would read neighbouring memory (or crash).
+        """
+        ix, iy = self.position_dims
+        if ix >= nx or iy >= nx:
+            raise ValueError(
+                f"Scene.position_dims={self.position_dims} point outside the state of size "
+                f"nx={nx}. Set position_dims to the indices of the (x, y) position in the "
+                f"state, each < {nx}."
+            )
 
     @property
     def circle_array(self) -> FloatArray:
@@ -334,9 +368,12 @@ class Scene:
 
     def distances(self, X: FloatArray) -> FloatArray:
         """Signed distance of every predicted position, Shape=(K, H+1)."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        if X.ndim != 3:
+            raise ValueError(f"Scene.distances expects states Shape=(K, H+1, nx), got {X.shape}.")
+        self.check_state_size(X.shape[2])
         out = np.empty(X.shape[:2])
         ix, iy = self.position_dims
-        X = np.ascontiguousarray(X, dtype=np.float64)
         trajectory_distances(X, ix, iy, self._circles, self._boxes, self._capsules, out)
         return out
 
@@ -365,18 +402,17 @@ class ObstacleProximity:
         )
 
     def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        if X.ndim != 3:
+            raise ValueError(f"ObstacleProximity expects states Shape=(K, H+1, nx), got {X.shape}.")
+        self.scene.check_state_size(X.shape[2])
         out = np.empty(X.shape[0])
-        _proximity(np.ascontiguousarray(X, dtype=np.float64), self._params(), out)
+        _proximity(X, self._params(), out)
         return out
 
     def stage_form(self, nx: int, nu: int) -> StageForm:
         """The per-step form of this term, for the planner's fused kernel."""
-        ix, iy = self.scene.position_dims
-        if not (0 <= ix < nx and 0 <= iy < nx):
-            raise ValueError(
-                f"Scene.position_dims={self.scene.position_dims} point outside the state of "
-                f"size nx={nx}."
-            )
+        self.scene.check_state_size(nx)
         return StageForm(_proximity_running, None, self._params())
 
 
@@ -403,6 +439,13 @@ class ObstacleConstraint:
         return np.maximum(self.margin - d.min(axis=1), 0.0)
 
 
+_STAGE_SIGNATURE = (
+    "StageCost expects @njit stage(x Shape=(nx,), u Shape=(nu,), t: int, params Shape=(p,)) "
+    "-> float and optionally @njit terminal(x Shape=(nx,), params) -> float (each returning "
+    "one number)"
+)
+
+
 class StageCost:
     """A cost from per-step ``@njit`` functions, lifted to a parallel batch kernel.
 
@@ -420,7 +463,8 @@ class StageCost:
 
     def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:
         out = np.empty(X.shape[0])
-        self._kernel(X, U, self._params, out)
+        with user_numba_function(_STAGE_SIGNATURE):
+            self._kernel(X, U, self._params, out)
         return out
 
     def stage_form(self, nx: int, nu: int) -> StageForm:

@@ -179,7 +179,8 @@ class MujocoDynamics:
             ``os.cpu_count()``.
 
     Raises:
-        InputError: missing file, bad XML, or a model without actuators.
+        InputError: missing file, bad XML, a timestep that is not > 0, or a model
+            without actuators.
 
     Example:
         >>> model = MujocoDynamics("inverted_pendulum.xml", frame_skip=2)  # doctest: +SKIP
@@ -194,6 +195,13 @@ class MujocoDynamics:
         require_int_at_least("MujocoDynamics", "num_threads", threads, 0)
         self.model = load_mjmodel(model)
         m = self.model
+        timestep = float(m.opt.timestep)
+        if not (np.isfinite(timestep) and timestep > 0):
+            raise InputError(
+                f"the MuJoCo model's timestep is {timestep!r}; it must be a finite number of "
+                "seconds > 0 (a timestep of 0 never advances the simulation). Set "
+                "<option timestep='0.002'/> (or model.opt.timestep) to a positive value."
+            )
         if m.nu < 1:
             raise InputError(
                 "the MuJoCo model has no actuators, so nothing can be controlled. Add an "
@@ -261,7 +269,8 @@ class MujocoDynamics:
 
         Returns:
             States, Shape=(K, H+1, nx); a sample is NaN from a step whose control
-            is not finite or where MuJoCo raised a warning (divergence) on.
+            is not finite or where MuJoCo raised a warning (divergence) on. K = 0
+            gives an empty result and H = 0 just ``x0``, as for the analytic models.
         """
         x0 = check_state(x0, self.nx, "x0")
         U = check_actions(U, self.nu)
@@ -273,6 +282,10 @@ class MujocoDynamics:
 
     def _rollout(self, x0: FloatArray, U: FloatArray, out: FloatArray) -> FloatArray:
         K, H, _ = U.shape
+        if K == 0 or H == 0:  # nothing to simulate (MuJoCo's rollout crashes on K = 0)
+            out[:, 0] = x0
+            self._last_sensordata = np.empty((K, H, self.model.nsensordata))
+            return out
         self._ensure_buffers(K, H)
         finite = np.asarray(np.isfinite(U).all(axis=2))
         if not finite.all():  # MuJoCo would run a NaN control as 0 (and log a warning)

@@ -140,7 +140,7 @@ class PinocchioDynamics:
             limit = _limit_or_inf(default) if control == "torque" else np.full(nv, np.inf)
         else:
             limit = as_float_vector("action_limit", action_limit, nv)
-            if np.any(limit <= 0):
+            if not np.all(limit > 0):  # also refuses NaN, which every comparison fails
                 raise ValueError(f"action_limit must be > 0 (or inf), got {limit}.")
         self._limit = limit
         self._pool = pin.ModelPool(m, self.num_threads)

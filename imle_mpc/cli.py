@@ -40,6 +40,60 @@ from imle_mpc.tasks import TASKS, Task, load_task
 from planners.sampling import SamplingPlanner
 
 DEMO_TASKS = ("nav_one_obstacle", "nav_two_obstacles", "nav_trap")
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "hip", "hpu", "xla", "meta", "mtia", "privateuseone")
+"""torch device types ``--device`` accepts (an index may follow: ``cuda:1``)."""
+
+
+# --- option types: a bad value is argparse's one-line error and exit 2 ----------------------
+
+
+def _number(text: str, kind: type, what: str, ok: Any) -> Any:
+    """``kind(text)`` if it parses and ``ok`` of it holds, else "must be <what>, got <text>"."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (counts: samples, episodes, epochs, sizes)."""
+    return int(_number(text, int, "a positive integer", lambda v: v >= 1))
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (seeds, warm-up steps, thread counts where 0 means "leave")."""
+    return int(_number(text, int, "an integer >= 0", lambda v: v >= 0))
+
+
+def finite_float(text: str) -> float:
+    """A finite number (not nan or inf)."""
+    return float(_number(text, float, "a finite number", np.isfinite))
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (learning rates)."""
+    return float(_number(text, float, "a finite number > 0", lambda v: np.isfinite(v) and v > 0))
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (scales, radii)."""
+    return float(_number(text, float, "a finite number >= 0", lambda v: np.isfinite(v) and v >= 0))
+
+
+def torch_device(text: str) -> str:
+    """A torch device string: a type of ``DEVICE_TYPES``, optionally ``:index``."""
+    kind, _, index = text.partition(":")
+    if kind not in DEVICE_TYPES or (index and not index.isdigit()) or text.endswith(":"):
+        raise argparse.ArgumentTypeError(
+            f"must be a torch device such as cpu, cuda or cuda:1 (one of "
+            f"{', '.join(DEVICE_TYPES)}, optionally :INDEX), got {text!r}"
+        )
+    return text
+
+
 TRAIN_DEFAULTS = TrainConfig()
 GEN_DEFAULTS = GeneratorConfig()
 
@@ -183,6 +237,10 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(
+            f"--device {args.device}: torch finds no CUDA device here; use --device cpu."
+        )
     dataset = (
         DemoDataset.load(args.data) if args.data else load_task(args.task).load_demonstrations()
     )
@@ -305,8 +363,6 @@ def _sweep_config(args: argparse.Namespace) -> SweepConfig:
 
 
 def _backend(args: argparse.Namespace) -> BackendConfig:
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers must be >= 1, got {args.workers}.")
     if args.ray or args.ray_address or args.ray_temp_dir:
         return BackendConfig("ray", args.workers, args.ray_address, args.ray_temp_dir)
     if args.workers is not None:
@@ -398,8 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--generator", default=None, help=generator_help)
     demo.add_argument("--planner", default="imle_mpc", choices=PLANNERS)
-    demo.add_argument("--episodes", type=int, default=5, help="seeded episodes per task")
-    demo.add_argument("--samples", type=int, default=None, help="samples (IMLE: chunks) per step")
+    demo.add_argument("--episodes", type=positive_int, default=5, help="seeded episodes per task")
+    demo.add_argument(
+        "--samples", type=positive_int, default=None, help="samples (IMLE: chunks) per step"
+    )
     demo.add_argument("--out", default="out", help="directory for the plot")
     demo.add_argument("--no-guard", action="store_true", help="run without the safety guard")
     common(demo)
@@ -409,9 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("task", help=task_help)
     run.add_argument("--generator", default=None, help=generator_help)
     run.add_argument("--planner", default="mppi", choices=PLANNERS)
-    run.add_argument("--episodes", type=int, default=1)
-    run.add_argument("--seed", type=int, default=0, help="first seed")
-    run.add_argument("--samples", type=int, default=None, help="override the sample count")
+    run.add_argument("--episodes", type=positive_int, default=1)
+    run.add_argument("--seed", type=non_negative_int, default=0, help="first seed")
+    run.add_argument("--samples", type=positive_int, default=None, help="override the sample count")
     run.add_argument("--out", default=None, help="directory for episode records (.npz)")
     run.add_argument("--no-guard", action="store_true", help="run without the safety guard")
     run.add_argument(
@@ -426,12 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
         ev.add_argument("--generator", default=None, help=generator_help)
         ev.add_argument("--planner", default="imle_mpc", choices=PLANNERS)
         ev.add_argument(
-            "--episodes", "--seeds", type=int, default=200,
+            "--episodes", "--seeds", type=positive_int, default=200,
             help="seeded episodes (per configuration in a sweep)",
         )  # fmt: skip
-        ev.add_argument("--seed", type=int, default=0, help="first episode seed")
+        ev.add_argument("--seed", type=non_negative_int, default=0, help="first episode seed")
         ev.add_argument(
-            "--samples", type=int, nargs="+", default=None, metavar="N",
+            "--samples", type=positive_int, nargs="+", default=None, metavar="N",
             help="samples (IMLE: chunks) per step; several values: a sweep",
         )  # fmt: skip
         ev.add_argument(
@@ -439,7 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="none, all, or a comma list of noise,delay,mismatch,push,drop,dropout "
             "(task magnitudes); several values: a sweep",
         )  # fmt: skip
-        ev.add_argument("--fault-scale", type=float, default=1.0, help="multiply every magnitude")
+        ev.add_argument(
+            "--fault-scale", type=non_negative_float, default=1.0, help="multiply every magnitude"
+        )
         ev.add_argument("--no-guard", action="store_true", help="execute plans unchecked")
         ev.add_argument(
             "--no-offset-free", action="store_true",
@@ -456,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sweep.add_argument(
             "--fault-scales",
-            type=float,
+            type=non_negative_float,
             nargs="+",
             metavar="SCALE",
             help="factors on the fault magnitudes",
@@ -464,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
         sweep.add_argument("--guard", choices=("on", "off", "both"), help="guard setting(s)")
         sweep.add_argument(
             "--workers",
-            type=int,
+            type=positive_int,
             metavar="N",
             help="worker processes (a local pool; with --ray: actors)",
         )
@@ -515,43 +575,59 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--task", default="nav_one_obstacle", help="shipped demonstrations to use")
     train.add_argument("--data", default=None, help="your own demonstrations (.npz) instead")
     train.add_argument("--out", default="out/generator", help="directory for the checkpoint")
-    train.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS.epochs)
-    train.add_argument("--lr", type=float, default=TRAIN_DEFAULTS.lr)
+    train.add_argument("--epochs", type=positive_int, default=TRAIN_DEFAULTS.epochs)
+    train.add_argument("--lr", type=positive_float, default=TRAIN_DEFAULTS.lr)
     train.add_argument(
-        "--warmup", type=int, default=TRAIN_DEFAULTS.warmup_steps, help="warm-up optimiser steps"
+        "--warmup",
+        type=non_negative_int,
+        default=TRAIN_DEFAULTS.warmup_steps,
+        help="warm-up optimiser steps",
     )
     train.add_argument("--architecture", default="mlp", choices=("mlp", "unet"))
     train.add_argument(
-        "--horizon", type=int, default=GEN_DEFAULTS.horizon, help="steps per generated chunk"
+        "--horizon",
+        type=positive_int,
+        default=GEN_DEFAULTS.horizon,
+        help="steps per generated chunk",
     )
     train.add_argument(
         "--obs-horizon",
-        type=int,
+        type=positive_int,
         default=GEN_DEFAULTS.obs_horizon,
         help="observations conditioned on",
     )
     train.add_argument(
         "--action-horizon",
-        type=int,
+        type=positive_int,
         default=GEN_DEFAULTS.action_horizon,
         help="steps the IMLE policy plays per chunk",
     )
-    train.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS.batch_size)
+    train.add_argument("--batch-size", type=positive_int, default=TRAIN_DEFAULTS.batch_size)
     train.add_argument(
-        "--epsilon", type=float, default=TRAIN_DEFAULTS.epsilon, help="RS-IMLE rejection radius"
+        "--epsilon",
+        type=non_negative_float,
+        default=TRAIN_DEFAULTS.epsilon,
+        help="RS-IMLE rejection radius",
     )
     train.add_argument(
-        "--candidates", type=int, default=TRAIN_DEFAULTS.num_candidates, help="latents per target"
+        "--candidates",
+        type=positive_int,
+        default=TRAIN_DEFAULTS.num_candidates,
+        help="latents per target",
     )
     train.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=positive_int,
         default=TRAIN_DEFAULTS.checkpoint_every,
         help="epochs between resumable checkpoints",
     )
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="cpu")
-    train.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: leave)")
+    train.add_argument("--seed", type=non_negative_int, default=0)
+    train.add_argument(
+        "--device", type=torch_device, default="cpu", help="torch device (cpu, cuda, cuda:1, mps)"
+    )
+    train.add_argument(
+        "--threads", type=non_negative_int, default=1, help="torch CPU threads (0: leave)"
+    )
     train.add_argument("--resume", action="store_true", help="continue from --out's last state")
     common(train)
     train.set_defaults(func=cmd_train)
@@ -559,15 +635,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``imle-mpc`` console script."""
+    """Entry point of the ``imle-mpc`` console script.
+
+    A bad option value is argparse's one-line error (exit 2). A setting the
+    option types cannot judge alone (e.g. ``--samples 1`` for MPPI, which needs
+    two) is refused by the config it builds; that ValueError or TypeError is
+    printed as one line ``imle-mpc: error: ...`` with exit 2 too, no traceback.
+    """
     args = build_parser().parse_args(argv)
-    if getattr(args, "episodes", 1) < 1:
-        print("error: --episodes must be >= 1", file=sys.stderr)
-        return 2
     try:
         summary = args.func(args)
-    except (FileNotFoundError, InputError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (FileNotFoundError, InputError, ValueError, TypeError) as err:
+        print(f"imle-mpc: error: {err}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(summary, sort_keys=True))

@@ -25,6 +25,7 @@ import numpy as np
 from cost.composite import CostSum, Term
 from cost.constraints import Penalty, constraint_name, split_constraints
 from imle_mpc.core.protocols import (
+    BatchObservation,
     ChunkDecoder,
     ChunkGenerator,
     ChunkSchedule,
@@ -50,7 +51,9 @@ class PolicyCostToGo:
 
     Args:
         generator: the trained ``ChunkGenerator`` (its ``decode_batch`` is used).
-        observation_fn: state -> observation, the one the generator was trained with.
+        observation_fn: state -> observation, the one the generator was trained with:
+            ``obs(x Shape=(nx,)) -> Shape=(obs_dim,)``, called once per state; one that
+            declares ``BatchObservation`` gets all states of a step in one call.
         dynamics: the planner's model.
         cost: the task cost ``fn(X, U) -> (K,)`` applied to the continuation
             (without the planner's consistency term).
@@ -153,10 +156,21 @@ class PolicyCostToGo:
         return out
 
     def _observe(self, states: FloatArray) -> FloatArray:
-        """Observations of states Shape=(K, T, nx) -> Shape=(K, T, obs_dim)."""
+        """Observations of states Shape=(K, T, nx) -> Shape=(K, T, obs_dim).
+
+        One call per state, as documented for an observation function, unless it
+        declares ``BatchObservation`` (then one call for all of them).
+        """
         K, T, nx = states.shape
         flat = states.reshape(K * T, nx)
-        obs = np.asarray(self.observation_fn(flat), dtype=np.float64)
-        if obs.shape[0] != K * T or obs.ndim != 2:  # a per-state observation function
-            obs = np.stack([np.asarray(self.observation_fn(s), dtype=np.float64) for s in flat])
+        fn = self.observation_fn
+        if isinstance(fn, BatchObservation):
+            obs = np.asarray(fn.observe_batch(flat), dtype=np.float64)
+        else:
+            obs = np.stack([np.asarray(fn(s), dtype=np.float64) for s in flat])
+        if obs.ndim != 2 or obs.shape[0] != K * T:
+            raise ValueError(
+                f"the observation function gave Shape={obs.shape} for {K * T} states; it must "
+                "give one observation vector per state (obs(x Shape=(nx,)) -> (obs_dim,))."
+            )
         return obs.reshape(K, T, -1)

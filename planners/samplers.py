@@ -8,7 +8,7 @@ from numpy.typing import ArrayLike
 from imle_mpc.core.kernels.rng import draw_seed
 from imle_mpc.core.kernels.sampling import seeded_gaussian_proposals
 from imle_mpc.core.kernels.select import elite_indices
-from imle_mpc.core.validation import FloatArray, require_int_at_least
+from imle_mpc.core.validation import FloatArray, check_bounds, require_int_at_least
 
 
 def _sigma_table(name: str, sigma: ArrayLike, horizon: int, nu: int) -> FloatArray:
@@ -55,8 +55,9 @@ class GaussianSampler:
         require_int_at_least("GaussianSampler", "nominal_rows", nominal_rows, 0)
         self.initial_sigma = _sigma_table("noise sigma", sigma, horizon, nu)
         self.sigma = self.initial_sigma.copy()
-        self.low = np.ascontiguousarray(action_low, dtype=np.float64)
-        self.high = np.ascontiguousarray(action_high, dtype=np.float64)
+        self.low, self.high = check_bounds(
+            "GaussianSampler action bounds", action_low, action_high, nu
+        )
         self.nominal_rows = nominal_rows
 
     def propose(

@@ -50,7 +50,13 @@ from imle_mpc.core.protocols import (
     fast_rollout,
 )
 from imle_mpc.core.threads import PLANNING_THREADS, ThreadPolicy, under_thread_policy
-from imle_mpc.core.validation import FloatArray, check_state, require_int_at_least
+from imle_mpc.core.validation import (
+    FloatArray,
+    check_bounds,
+    check_plan,
+    check_state,
+    require_int_at_least,
+)
 from planners.samplers import GaussianSampler
 
 
@@ -154,7 +160,7 @@ class SamplingPlanner(NominalSettable):
         constraints: a sample with a positive violation of a hard constraint is
             rejected; a soft one (``hard=False``) adds ``weight * violation`` to
             the cost as term ``soft:<name>`` (see ``cost.constraints``).
-        initial_plan: warm start for the first step, Shape=(H, nu); zeros
+        initial_plan: warm start for the first step, Shape=(H, nu), finite; zeros
             clipped to the actuator box by default.
         fused: use the fused Numba path when the model and the cost allow it
             (``uses_fused_path`` tells); False forces the generic path.
@@ -196,14 +202,13 @@ class SamplingPlanner(NominalSettable):
         self._X1 = np.zeros((1, H + 1, nx))
         self._breakdown: dict[str, FloatArray] = {}
         self._reference: PlanReference | None = None
-        self._low = np.asarray(dynamics.action_low, dtype=np.float64)
-        self._high = np.asarray(dynamics.action_high, dtype=np.float64)
+        self._low, self._high = check_bounds(
+            "the dynamics' action bounds", dynamics.action_low, dynamics.action_high, nu
+        )
         if initial_plan is None:
             self._initial_plan = np.tile(neutral_action(dynamics), (H, 1))
         else:
-            init = np.asarray(initial_plan, dtype=np.float64)
-            if init.shape != (H, nu):
-                raise ValueError(f"initial_plan must have Shape=({H}, {nu}), got {init.shape}.")
+            init = check_plan("initial_plan", initial_plan, (H, nu))
             self._initial_plan = np.clip(init, self._low, self._high)
         # Fast path for Numba models: skip per-call validation in the hot loop.
         self._rollout: Callable[..., Any] = fast_rollout(dynamics)
@@ -214,17 +219,20 @@ class SamplingPlanner(NominalSettable):
         except Exception as err:
             if self._fused is None:
                 raise
-            # A model or term Numba cannot fuse: the generic path still works
-            # (and raises the real error if the model or cost itself is broken).
-            warnings.warn(
-                f"fused planner kernel failed to compile ({type(err).__name__}: {err}); "
-                "falling back to the generic path.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            # A model or term Numba cannot fuse: try the generic path. If that fails too,
+            # the model or cost itself is broken: its own error is raised, no warning.
             self._use_path(None)
             self.reset(config.seed)
             self.warmup()
+            gist = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
+            warnings.warn(
+                "the model's step and the cost terms could not be fused into one Numba kernel "
+                f"({type(err).__name__}: {gist[:200]}); this planner uses the generic path "
+                "(rollout, then each cost term: the same results, slower). Pass fused=False "
+                "to skip the attempt.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def _use_path(self, fused: _FusedPath | None) -> None:
         """Choose the scoring routines once, so the hot loop never branches on the path."""
@@ -307,10 +315,15 @@ class SamplingPlanner(NominalSettable):
         self._rng.bit_generator.state = saved_rng
 
     def set_nominal(self, plan: ArrayLike) -> None:
-        """Replace the warm start (e.g. with a demonstration or an outside plan)."""
-        arr = np.asarray(plan, dtype=np.float64)
-        if arr.shape != self._nominal.shape:
-            raise ValueError(f"plan must have Shape={self._nominal.shape}, got {arr.shape}.")
+        """Replace the warm start (e.g. with a demonstration or an outside plan).
+
+        Args:
+            plan: Shape=(H, nu), finite; clipped to the actuator box.
+
+        Raises:
+            ValueError: wrong shape, or a NaN/inf entry (named by step and action).
+        """
+        arr = check_plan("plan", plan, (self.config.horizon, self.dynamics.nu))
         self._nominal = np.clip(arr, self._low, self._high)
         self._fresh = False
 

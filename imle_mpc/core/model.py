@@ -24,6 +24,8 @@ from imle_mpc.core.validation import (
     check_actions,
     check_bounds,
     check_state,
+    require_int_at_least,
+    require_positive,
     states_buffer,
 )
 
@@ -135,15 +137,15 @@ class StepDynamics(RolloutMixin):
         action_low: ArrayLike = -np.inf,
         action_high: ArrayLike = np.inf,
     ) -> None:
-        if nx < 1 or nu < 1:
-            raise ValueError(f"nx and nu must be >= 1, got nx={nx}, nu={nu}.")
-        if not dt > 0:
-            raise ValueError(f"dt must be > 0 seconds, got {dt!r}.")
+        # Checked, not coerced: int(3.5) or dt=inf would quietly build another model.
+        require_int_at_least("StepDynamics", "nx", nx, 1)
+        require_int_at_least("StepDynamics", "nu", nu, 1)
+        require_positive("StepDynamics", "dt (seconds per step)", dt)
         self._nx = int(nx)
         self._nu = int(nu)
         self.dt = float(dt)
         self._params = np.ascontiguousarray(np.atleast_1d(np.asarray(params, dtype=np.float64)))
-        lo, hi = check_bounds("action bounds", action_low, action_high, self.nu)  # type: ignore[arg-type]
+        lo, hi = check_bounds("action bounds", action_low, action_high, self.nu)
         self.action_low, self.action_high = lo, hi
         self.step_function = step
         self._kernel = make_rollout_kernel(step)

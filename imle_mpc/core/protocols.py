@@ -7,7 +7,7 @@ a user's class, a Numba model, a MuJoCo or Pinocchio backend.
 Optional capabilities are small ``@runtime_checkable`` protocols of their own
 (``UncheckedRollout``, ``MultiStartRollout``, ``StepModel``, ``ReferenceSampler``,
 ``ReferenceCost``, ``ReturnsSample``, ``ChunkDecoder``, ``ChunkSchedule``,
-``NominalSettable``): a caller asks
+``NominalSettable``, ``BatchObservation``): a caller asks
 ``isinstance(x, Capability)`` and takes the plain path otherwise. A class may
 also name them as bases to declare them.
 """
@@ -284,6 +284,24 @@ class ChunkGenerator(Protocol):
 
     def decode(self, obs_history: Array, z: Array) -> Array:
         """Chunks Shape=(n, H, nu) for latents ``z`` Shape=(n, latent_dim)."""
+        ...
+
+
+@runtime_checkable
+class BatchObservation(Protocol):
+    """An observation function that also maps many states in one call.
+
+    An observation function is called per state, ``obs(x Shape=(nx,)) ->
+    Shape=(obs_dim,)``; one that declares this capability is handed a whole
+    batch where there is one (the lookahead's continuations).
+    """
+
+    def __call__(self, state: Array) -> Array:
+        """The observation of one state, Shape=(nx,) -> Shape=(obs_dim,)."""
+        ...
+
+    def observe_batch(self, states: Array) -> Array:
+        """The observations of states Shape=(N, nx) -> Shape=(N, obs_dim)."""
         ...
 
 

@@ -6,9 +6,11 @@ it is usually in the middle of wiring a robot, not reading our source.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
+from numba.core.errors import TypingError
 from numpy.typing import ArrayLike, NDArray
 
 FloatArray = NDArray[np.float64]
@@ -94,14 +96,49 @@ def check_actions(U: ArrayLike, nu: int, horizon: int | None = None) -> FloatArr
 
 
 def check_bounds(
-    name: str, low: Sequence[float] | FloatArray, high: Sequence[float] | FloatArray, size: int
+    name: str, low: ArrayLike, high: ArrayLike, size: int
 ) -> tuple[FloatArray, FloatArray]:
-    """Validate a (low, high) box of length ``size`` with low <= high."""
+    """Validate a (low, high) box of length ``size``: no NaN, low <= high.
+
+    -inf / +inf mean "no bound" on that side; NaN is refused (every comparison
+    with it is false, so clipping to it would pass NaN actions through).
+    """
     lo = as_float_vector(f"{name} low", low, size)
     hi = as_float_vector(f"{name} high", high, size)
+    for side, arr in (("low", lo), ("high", hi)):
+        bad = np.flatnonzero(np.isnan(arr)).tolist()
+        if bad:
+            raise ValueError(
+                f"{name}: {side} is NaN at indices {bad} ({arr}). Give a number for every "
+                "entry (-inf / +inf for no bound on that side)."
+            )
+    if np.any(lo == np.inf) or np.any(hi == -np.inf):
+        raise ValueError(
+            f"{name}: low must be < +inf and high > -inf (no action fits such a box), got "
+            f"low={lo}, high={hi}."
+        )
     if np.any(lo > hi):
         raise ValueError(f"{name}: low must be <= high elementwise, got low={lo}, high={hi}.")
     return lo, hi
+
+
+def check_plan(name: str, plan: ArrayLike, shape: tuple[int, int]) -> FloatArray:
+    """Validate a plan (warm start) of Shape=(H, nu): right shape, every entry finite.
+
+    A single NaN would spread through the proposals around it into every
+    returned action, silently, until the planner is reset.
+    """
+    arr = np.asarray(plan, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have Shape={shape}, got {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        bad = [tuple(int(i) for i in ix) for ix in np.argwhere(~np.isfinite(arr))]
+        raise ValueError(
+            f"{name} contains NaN/inf at (step, action) entries {bad[:10]}"
+            f"{' ...' if len(bad) > 10 else ''}. A plan must be finite: replace those entries "
+            "(e.g. with the neutral action) before passing it."
+        )
+    return np.ascontiguousarray(arr)
 
 
 def states_buffer(out: FloatArray | None, shape: tuple[int, int, int]) -> FloatArray:
@@ -113,3 +150,25 @@ def states_buffer(out: FloatArray | None, shape: tuple[int, int, int]) -> FloatA
             f"out must be a float64 array of shape {shape}, got {out.dtype} {out.shape}."
         )
     return out
+
+
+@contextmanager
+def user_numba_function(expected: str) -> Iterator[None]:
+    """Turn Numba's typing dump for a user's function into a short ``TypeError``.
+
+    Args:
+        expected: what the function should have been, e.g. ``"StageCost: stage must be
+            @njit stage(x (nx,), u (nu,), t, params) -> float"``.
+
+    Raises:
+        TypeError: ``expected``, then the gist of Numba's complaint (its first lines).
+    """
+    try:
+        yield
+    except TypingError as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        # Numba's first line names its pipeline step, later ones its internals: skip those.
+        useful = [ln for ln in lines if not ln.startswith(("Failed in", "During:"))]
+        gist = " ".join(useful[:2])
+        gist = gist if len(gist) <= 300 else gist[:297] + "..."
+        raise TypeError(f"{expected}. Numba could not compile it: {gist}") from None

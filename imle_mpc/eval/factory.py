@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from imle_mpc.core.validation import require_int_at_least
 from imle_mpc.tasks.base import Task
 from imle_mpc.tasks.experts import observation
 from planners import (
@@ -90,7 +91,9 @@ def _make_learned_planner(
         if generator is None or isinstance(generator, str | Path)
         else generator
     )
-    n = num_samples or IMLEMPCConfig().num_imle  # one set of defaults: the config's
+    # One set of defaults: the config's. None only: 0 is an error, not "the default".
+    n = IMLEMPCConfig().num_imle if num_samples is None else num_samples
+    require_int_at_least("make_planner", "num_samples (generator chunks per step)", n, 1)
     if kind == "imle_policy":
         return IMLEPolicy(gen, observation, num_samples=n, seed=seed)
     if kind == "latent_imle":

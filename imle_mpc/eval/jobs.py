@@ -13,6 +13,7 @@ wall-clock fields ``TIMING_FIELDS`` (``comparable`` drops them).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -62,8 +63,11 @@ def fault_config(task: Any, spec: str, scale: float) -> FaultConfig:
     """The faults of ``spec`` at ``task``'s stated magnitudes (``Task.faults``) x ``scale``.
 
     Raises:
-        InputError: an unknown kind, or faults asked of a task that states none.
+        InputError: an unknown kind, faults asked of a task that states none, or a
+            scale that is not a finite number >= 0.
     """
+    if not (math.isfinite(scale) and scale >= 0):
+        raise InputError(f"the fault scale must be a finite number >= 0, got {scale!r}.")
     kinds = fault_kinds(spec)
     if not kinds:
         return FaultConfig()

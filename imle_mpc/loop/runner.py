@@ -12,7 +12,7 @@ import numpy as np
 
 from imle_mpc.core.io import write_atomic
 from imle_mpc.core.protocols import Planner
-from imle_mpc.core.validation import FloatArray, require_int_at_least
+from imle_mpc.core.validation import FloatArray, require_int_at_least, require_positive
 from imle_mpc.loop.plant import EpisodicRobot, Robot
 
 Progress = Callable[[int, FloatArray], None]
@@ -41,10 +41,7 @@ class LoopConfig:
 
     def __post_init__(self) -> None:
         require_int_at_least("LoopConfig", "steps", self.steps, 1)
-        if not self.control_period > 0:
-            raise ValueError(
-                f"LoopConfig.control_period must be > 0 seconds, got {self.control_period!r}."
-            )
+        require_positive("LoopConfig", "control_period (seconds)", self.control_period)
 
 
 @dataclass

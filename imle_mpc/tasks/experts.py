@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from imle_mpc.core.protocols import BatchObservation
 from imle_mpc.core.validation import FloatArray
 from imle_mpc.learn.demos import DemoDataset, Episode
 from imle_mpc.tasks.base import Task
@@ -50,13 +51,24 @@ ExpertFactory = Callable[[Task, str, "np.random.Generator | None"], tuple[FloatA
 """``fn(task, route, rng) -> (x0 Shape=(nx,), controller)``; ``rng=None``: the nominal run."""
 
 
-def observation(state: ArrayLike) -> FloatArray:
+class StateObservation(BatchObservation):
     """The policy's observation of a state: the state itself, as a float64 copy.
 
     Shared by the demonstrations and the controller at run time, so the two can
-    never diverge. Works on one state Shape=(nx,) or a batch Shape=(..., nx).
+    never diverge. Works on one state Shape=(nx,) or a batch Shape=(..., nx), and
+    declares ``BatchObservation`` so the lookahead maps its states in one call.
     """
-    return np.array(state, dtype=np.float64, copy=True)
+
+    def __call__(self, state: ArrayLike) -> FloatArray:
+        return np.array(state, dtype=np.float64, copy=True)
+
+    def observe_batch(self, states: ArrayLike) -> FloatArray:
+        """States Shape=(N, nx) -> observations Shape=(N, nx)."""
+        return self(states)
+
+
+observation = StateObservation()
+"""The shipped tasks' observation function (``StateObservation``)."""
 
 
 @dataclass(frozen=True)

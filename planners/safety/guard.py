@@ -279,8 +279,7 @@ class SafetyGuard(PlannerWrapper):
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
         self._neutral = neutral_action(dynamics)
         self._rollout = fast_rollout(dynamics)
-        if action_delay < 0:
-            raise ValueError(f"action_delay must be >= 0 control steps, got {action_delay}.")
+        require_int_at_least("SafetyGuard", "action_delay (control steps)", action_delay, 0)
         self.action_delay = int(action_delay)
         self._memory = self._fresh_memory()
 

@@ -96,6 +96,61 @@ def test_clear_errors(tmp_path: Path) -> None:
         model_from_urdf(not_urdf)
 
 
+@pytest.mark.parametrize("timestep", ["0", "-0.01"])
+def test_refuses_a_timestep_that_is_not_positive(timestep: str) -> None:
+    xml = PENDULUM.format(extra="").replace('timestep="0.01"', f'timestep="{timestep}"')
+    with pytest.raises(InputError, match="timestep"):
+        MujocoDynamics(xml)
+    compiled = mujoco.MjModel.from_xml_string(PENDULUM.format(extra=""))
+    compiled.opt.timestep = np.nan
+    with pytest.raises(InputError, match="timestep is nan"):
+        MujocoDynamics(compiled)
+
+
+_EMPTY_BATCH = f"""
+import numpy as np
+from dynamics.mujoco_model import MujocoDynamics
+model = MujocoDynamics({PENDULUM.format(extra="")!r})
+X = model.rollout([0.3, 0.0], np.zeros((0, 5, 1)))
+assert X.shape == (0, 6, 2), X.shape
+assert model.last_sensordata.shape == (0, 5, 2)
+print("ok")
+"""
+
+
+def test_an_empty_batch_gives_an_empty_result_like_the_analytic_models() -> None:
+    import subprocess
+    import sys
+
+    from dynamics import Pendulum
+
+    # In a subprocess: on the old code this crashed the interpreter (SIGSEGV in MuJoCo).
+    done = subprocess.run(
+        [sys.executable, "-c", _EMPTY_BATCH],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
+    assert Pendulum().rollout([0.3, 0.0], np.zeros((0, 5, 1))).shape == (0, 6, 2)
+
+
+def test_a_zero_horizon_gives_the_start_state_like_the_analytic_models() -> None:
+    from dynamics import Pendulum
+
+    model = _pendulum()
+    x0 = np.array([0.3, -0.1])
+    X = model.rollout(x0, np.zeros((3, 0, 1)))
+    assert X.shape == (3, 1, 2)
+    np.testing.assert_array_equal(X, Pendulum().rollout(x0, np.zeros((3, 0, 1))))
+    assert model.last_sensordata.shape == (3, 0, 2)
+    # and the buffers of a normal rollout afterwards are right again
+    U = np.random.default_rng(4).uniform(-2, 2, (3, 4, 1))
+    np.testing.assert_array_equal(model.rollout(x0, U), _reference(model.model, x0, U, 1))
+
+
 # --- the contract -------------------------------------------------------------------------
 
 

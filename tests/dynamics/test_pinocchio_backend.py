@@ -175,3 +175,10 @@ def test_clear_errors(tmp_path: Path, arm: PinocchioDynamics) -> None:
         PinocchioDynamics(arm.model, dt=0.0)
     with pytest.raises(InputError, match="no robot 'no_such_robot'"):
         PinocchioDynamics.from_example_robot("no_such_robot", dt=0.01)
+
+
+def test_a_nan_action_limit_is_refused(arm: PinocchioDynamics) -> None:
+    limit = np.full(7, 5.0)
+    limit[2] = np.nan  # every comparison with NaN is false: "<= 0" let it through
+    with pytest.raises(ValueError, match="action_limit must be > 0"):
+        PinocchioDynamics(arm.model, dt=0.01, action_limit=limit)

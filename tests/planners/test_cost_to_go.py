@@ -111,3 +111,54 @@ def test_models_without_batched_starts_give_the_same_continuation() -> None:
     plain = PolicyCostToGo(gen, observation, PlainModel(), GOAL_COST, 5).continuation(X)[0]
     np.testing.assert_allclose(plain, fast, atol=1e-12)
     assert np.isnan(plain[2, 1:]).all()
+
+
+def _per_state(x: np.ndarray) -> np.ndarray:
+    """The documented kind of observation function: one state in, one vector out."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape != (4,):
+        raise ValueError(f"one state at a time, got shape {x.shape}")
+    return x.copy()
+
+
+def test_a_per_state_observation_function_is_called_per_state() -> None:
+    gen = _generator()
+    X = np.random.default_rng(5).normal(size=(4, 3, 4))
+    per_state = PolicyCostToGo(gen, _per_state, MODEL, GOAL_COST, 5).continuation(X)
+    batched = PolicyCostToGo(gen, observation, MODEL, GOAL_COST, 5).continuation(X)
+    np.testing.assert_array_equal(per_state[0], batched[0])
+    np.testing.assert_array_equal(per_state[1], batched[1])
+
+
+def test_a_declared_batch_observation_gets_one_call_per_chunk() -> None:
+    from imle_mpc.tasks.experts import StateObservation
+
+    class Counting(StateObservation):
+        def __init__(self) -> None:
+            self.batch_calls = 0
+
+        def __call__(self, state):  # type: ignore[no-untyped-def]
+            raise AssertionError("a batch observation is not called per state")
+
+        def observe_batch(self, states):  # type: ignore[no-untyped-def]
+            self.batch_calls += 1
+            return np.array(states, dtype=np.float64)
+
+    obs = Counting()
+    PolicyCostToGo(_generator(action_horizon=3), obs, MODEL, GOAL_COST, 6).continuation(
+        np.zeros((4, 3, 4))
+    )
+    assert obs.batch_calls == 2  # 6 steps in chunks of 3
+
+
+def test_imle_mpc_with_the_lookahead_plans_with_a_per_state_observation() -> None:
+    from planners.imle import IMLEMPC, IMLEMPCConfig, IMLEProposals, Lookahead
+
+    gen = _generator()
+    config = IMLEMPCConfig(
+        horizon=5, num_samples=9, proposals=IMLEProposals(num_imle=4), lookahead=Lookahead(4)
+    )
+    planner = IMLEMPC(MODEL, GOAL_COST, gen, _per_state, config)
+    result = planner.plan(np.zeros(4))
+    assert result.actions.shape == (5, 2) and np.all(np.isfinite(result.actions))
+    assert "cost_to_go" in result.term_costs

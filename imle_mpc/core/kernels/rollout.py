@@ -30,7 +30,10 @@ def _require_njit(fn: Any, name: str, hint: str = "") -> None:
     if getattr(nb.config, "DISABLE_JIT", False) and callable(fn):
         return  # NUMBA_DISABLE_JIT=1: @njit returns plain functions; run them as Python.
     if not hasattr(fn, "py_func"):
-        raise TypeError(f"{name} must be a numba @njit function, got {type(fn).__name__}. {hint}")
+        raise TypeError(
+            f"{name} must be a numba @njit function, got {type(fn).__name__}: decorate it "
+            f"with @numba.njit. {hint}".rstrip()
+        )
 
 
 def inline_copy(fn: Any) -> Any:

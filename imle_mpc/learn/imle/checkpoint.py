@@ -116,7 +116,8 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> IMLE
 
     Checks, in order: the file exists; it is a complete safetensors file; it
     is an imle_mpc generator of this format version; the configs are valid;
-    every weight is present with the shape the configs imply. Each failure
+    every weight is present with the shape the configs imply; the weights and
+    the normalisation statistics are finite. Each failure
     raises ``CheckpointError`` naming the file and what to do.
 
     Args:
@@ -167,8 +168,8 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> IMLE
         config = GeneratorConfig.from_dict(meta["generator_config"])
         train = meta.get("train_config")
         train_config = None if train is None else TrainConfig.from_dict(train)
-        obs_norm = MinMaxNormalizer.from_dict(meta["obs_normalizer"])
-        act_norm = MinMaxNormalizer.from_dict(meta["action_normalizer"])
+        obs_norm = _normalizer(p, meta, "obs_normalizer")
+        act_norm = _normalizer(p, meta, "action_normalizer")
         obs_dim, nu = int(meta["obs_dim"]), int(meta["nu"])
         trained_for = TrainedFor.from_meta(meta.get("trained_for") or {})
     except (KeyError, TypeError, ValueError) as exc:
@@ -187,11 +188,42 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> IMLE
         ) from exc
     net = build_network(config, obs_dim, nu)
     _check_state_dict(p, net.state_dict(), tensors)
+    _check_finite(p, tensors)
     net.load_state_dict(tensors)
     return IMLEGenerator(
         net, config, obs_norm, act_norm, device=device, train_config=train_config,
         trained_for=trained_for,
     )  # fmt: skip
+
+
+def _normalizer(path: Path, meta: dict[str, Any], key: str) -> MinMaxNormalizer:
+    """The normaliser ``meta[key]``; a CheckpointError naming the file and the key if bad."""
+    try:
+        return MinMaxNormalizer.from_dict(meta[key])
+    except ValueError as exc:  # NaN/inf (or null) statistics, low > high, wrong shapes
+        raise CheckpointError(
+            f"{path}: the {key} statistics are invalid: {exc} {_RETRAIN}"
+        ) from exc
+
+
+def _non_finite(tensors: dict[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of ``tensors`` that hold a NaN or inf."""
+    return sorted(
+        name
+        for name, t in tensors.items()
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(t.isfinite().all())
+    )
+
+
+def _check_finite(path: Path, tensors: dict[str, Any], what: str = "weights") -> None:
+    """Refuse NaN/inf weights: such a network decodes NaN chunks, which become zero actions."""
+    bad = _non_finite(tensors)
+    if bad:
+        raise CheckpointError(
+            f"{path}: {what} {bad[:5]}{' ...' if len(bad) > 5 else ''} contain NaN/inf (a "
+            f"diverged training run, or a corrupted file), so the network cannot be used. "
+            f"{_RETRAIN}"
+        )
 
 
 def _check_state_dict(
@@ -248,4 +280,8 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
             f"{p} has training-state format version {version!r}; this library reads "
             f"{FORMAT_VERSION}. Train from scratch (resume=False)."
         )
+    for key in ("network", "ema"):
+        weights = state.get(key)
+        if isinstance(weights, dict):
+            _check_finite(p, weights, f"the {key} weights")
     return state

@@ -180,3 +180,48 @@ def test_crash_during_save_keeps_the_previous_file(
         save_generator(small_generator, path)
     assert path.read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_file_and_tensor(
+    tmp_path: Path, small_generator: IMLEGenerator, bad: float
+) -> None:
+    path = save_generator(small_generator, tmp_path / "gen.safetensors")
+    tensors, meta = st_load(path.read_bytes()), _metadata(path)
+    tensors["out.bias"][0] = bad  # one entry is enough to make every chunk NaN
+    _rewrite(path, tensors, meta)
+    with pytest.raises(
+        CheckpointError, match=r"gen\.safetensors: weights \['out\.bias'\] contain NaN/inf"
+    ):
+        load_generator(path)
+    all_nan = {k: torch.full_like(v, float("nan")) for k, v in tensors.items()}
+    _rewrite(path, all_nan, meta)
+    with pytest.raises(CheckpointError, match="contain NaN/inf"):
+        load_generator(path)
+
+
+@pytest.mark.parametrize("key", ["obs_normalizer", "action_normalizer"])
+@pytest.mark.parametrize("bad", [float("nan"), float("-inf"), None])
+def test_non_finite_normalisers_are_refused_naming_which(
+    tmp_path: Path, small_generator: IMLEGenerator, key: str, bad: float | None
+) -> None:
+    path = save_generator(small_generator, tmp_path / "gen.safetensors")
+    meta = _metadata(path)
+    meta[key]["low"][0] = bad
+    _rewrite(path, st_load(path.read_bytes()), meta)
+    with pytest.raises(
+        CheckpointError, match=rf"gen\.safetensors: the {key} statistics are invalid"
+    ):
+        load_generator(path)
+
+
+def test_a_training_state_with_nan_weights_is_refused(
+    tmp_path: Path, small_generator: IMLEGenerator
+) -> None:
+    from imle_mpc.learn.imle.checkpoint import load_training_state, save_training_state
+
+    weights = {k: v.clone() for k, v in small_generator.network.state_dict().items()}
+    weights["out.weight"][0, 0] = float("nan")
+    path = save_training_state(tmp_path / "training_state.pt", {"network": weights, "ema": {}})
+    with pytest.raises(CheckpointError, match=r"the network weights \['out\.weight'\] contain NaN"):
+        load_training_state(path)

@@ -1,0 +1,128 @@
+"""The CLI refuses bad option values with one line and exit 2, never a traceback.
+
+Every numeric option has a checking type (argparse's error: ``argument --X: must be ...``);
+what only a config can judge is caught at the top of ``main`` (``imle-mpc: error: ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from imle_mpc import cli
+from imle_mpc.cli import build_parser, main
+
+# (subcommand argv, option, bad values, what the message says). The test below checks that
+# this table covers every numeric option of every subcommand.
+BAD_OPTIONS = [
+    (["demo"], "--episodes", ["0", "-1", "x"], "must be a positive integer"),
+    (["demo"], "--samples", ["0", "-3"], "must be a positive integer"),
+    (["run", "point_mass"], "--episodes", ["0"], "must be a positive integer"),
+    (["run", "point_mass"], "--seed", ["-1"], "must be an integer >= 0"),
+    (["run", "point_mass"], "--samples", ["0", "-3", "2.5"], "must be"),
+    *[
+        (sub, option, values, message)
+        for sub in (["eval"], ["sweep"])
+        for option, values, message in [
+            ("--episodes", ["0", "-2"], "must be a positive integer"),
+            ("--seeds", ["0"], "must be a positive integer"),
+            ("--seed", ["-1"], "must be an integer >= 0"),
+            ("--samples", ["0", "-3"], "must be a positive integer"),
+            ("--fault-scale", ["-1", "nan", "inf", "x"], "must be a"),
+            ("--fault-scales", ["-0.5", "nan"], "must be a finite number"),
+            ("--workers", ["0", "-1"], "must be a positive integer"),
+        ]
+    ],
+    (["train"], "--epochs", ["0", "-1"], "must be a positive integer"),
+    (["train"], "--lr", ["nan", "inf", "0", "-1e-3"], "must be a finite number"),
+    (["train"], "--warmup", ["-1"], "must be an integer >= 0"),
+    (["train"], "--horizon", ["0"], "must be a positive integer"),
+    (["train"], "--obs-horizon", ["0"], "must be a positive integer"),
+    (["train"], "--action-horizon", ["0"], "must be a positive integer"),
+    (["train"], "--batch-size", ["0"], "must be a positive integer"),
+    (["train"], "--epsilon", ["-0.1", "nan"], "must be a finite number"),
+    (["train"], "--candidates", ["0"], "must be a positive integer"),
+    (["train"], "--checkpoint-every", ["0"], "must be a positive integer"),
+    (["train"], "--seed", ["-1"], "must be an integer >= 0"),
+    (["train"], "--threads", ["-1"], "must be an integer >= 0"),
+    (["train"], "--device", ["bogus", "cuda:", "cuda:x", ""], "must be a torch device"),
+]
+CASES = [
+    pytest.param(sub, option, value, message, id=f"{sub[0]}{option}={value}")
+    for sub, option, values, message in BAD_OPTIONS
+    for value in values
+]
+
+
+@pytest.mark.parametrize(("sub", "option", "value", "message"), CASES)
+def test_a_bad_option_value_is_one_line_and_exit_2(
+    sub: list[str], option: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*sub, f"{option}={value}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"imle-mpc {sub[0]}: error: argument ")
+    assert option in last.split(":")[2]  # argparse names --episodes/--seeds together
+    assert message in last, last
+
+
+def test_the_message_says_what_was_given() -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=r"must be a positive integer, got 0$"):
+        cli.positive_int("0")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"got -3$"):
+        cli.positive_int("-3")  # the value given, not one derived from it
+
+
+def _numeric_options() -> set[tuple[str, str]]:
+    """(subcommand, option) of every option that takes a number or a device."""
+    checking = {
+        cli.positive_int,
+        cli.non_negative_int,
+        cli.finite_float,
+        cli.positive_float,
+        cli.non_negative_float,
+        cli.torch_device,
+    }
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    found = set()
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            assert action.type not in (int, float), (
+                f"{name} {action.option_strings}: a bare int/float type lets 0, -1, nan "
+                "through; use one of the checking types in imle_mpc.cli"
+            )
+            if action.type in checking:
+                found |= {(name, opt) for opt in action.option_strings}
+    return found
+
+
+def test_the_table_covers_every_numeric_option() -> None:
+    covered = {(sub[0], option) for sub, option, _, _ in BAD_OPTIONS}
+    assert _numeric_options() <= covered, sorted(_numeric_options() - covered)
+
+
+def test_a_config_error_behind_valid_options_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # MPPI needs two samples: a positive integer passes the option type, the config refuses.
+    assert main(["run", "point_mass", "--samples", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "imle-mpc: error: MPPIConfig.num_samples must be an integer >= 2, got 1."
+    )
+
+
+def test_learned_planners_refuse_zero_chunks_instead_of_using_the_default() -> None:
+    from imle_mpc.eval.factory import make_planner
+    from imle_mpc.tasks import load_task
+
+    task = load_task("nav_one_obstacle")
+    for n in (0, -3):
+        with pytest.raises(ValueError, match=rf"num_samples .* must be an integer >= 1, got {n}\."):
+            make_planner("imle_mpc", task, num_samples=n)
