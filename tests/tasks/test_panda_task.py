@@ -152,6 +152,7 @@ def test_fused_sphere_constraint_equals_the_generic_one() -> None:
     U = np.zeros((5, 8, 7))
     np.testing.assert_allclose(fused.distances(X), generic.distances(X), atol=1e-12)
     np.testing.assert_allclose(fused.violation(X, U), generic.violation(X, U), atol=1e-12)
+    np.testing.assert_allclose(fused.swept_distances(X), generic.swept_distances(X), atol=1e-12)
     X[:, :, 0] += 0.3  # a new batch is computed afresh, not served from the cache
     np.testing.assert_allclose(fused.distances(X), generic.distances(X), atol=1e-12)
 
