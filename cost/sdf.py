@@ -109,34 +109,37 @@ def box_segment_distance(ax, ay, bx, by, cx, cy, half_w, half_h):  # pragma: no 
     Inside the box the signed distance along the segment, ``max(|u| - w, |v| - h)``
     with u, v affine in the segment parameter s, is piecewise linear: its smallest
     value lies at an end (s = 0, 1) or at a kink (u = 0, v = 0, or |u| - w = |v| - h
-    for one of the four sign pairs). If none of those candidates is inside the box,
-    the segment misses it and the distance is the nearest of the four edges.
+    for one of the four sign pairs). If none of those is inside the box, the segment
+    misses it, and the closest pair of two disjoint convex polygons has a vertex of
+    one of them: an end of the segment, or a corner of the box.
     """
-    u0, v0 = ax - cx, ay - cy
     eu, ev = bx - ax, by - ay
     best = min(
         box_distance(ax, ay, cx, cy, half_w, half_h), box_distance(bx, by, cx, cy, half_w, half_h)
     )
-    for i in range(6):
-        if i == 0:
-            num, den = -u0, eu
-        elif i == 1:
-            num, den = -v0, ev
-        else:  # sigma * u - tau * v = w - h, (sigma, tau) in {+-1}^2
-            sigma = 1.0 if i < 4 else -1.0
-            tau = 1.0 if i % 2 == 0 else -1.0
-            num, den = half_w - half_h - sigma * u0 + tau * v0, sigma * eu - tau * ev
-        if den != 0.0:
-            s = num / den
-            if 0.0 <= s <= 1.0:
-                best = min(best, box_distance(ax + s * eu, ay + s * ev, cx, cy, half_w, half_h))
-    if best <= 0.0:
-        return best
-    x0, x1, y0, y1 = cx - half_w, cx + half_w, cy - half_h, cy + half_h
-    d = segment_segment_distance(ax, ay, bx, by, x0, y0, x1, y0)
-    d = min(d, segment_segment_distance(ax, ay, bx, by, x1, y0, x1, y1))
-    d = min(d, segment_segment_distance(ax, ay, bx, by, x1, y1, x0, y1))
-    return min(d, segment_segment_distance(ax, ay, bx, by, x0, y1, x0, y0))
+    # Every point of the segment lies within half its length of an end (1-Lipschitz).
+    if best - 0.5 * np.sqrt(eu * eu + ev * ev) <= 0.0:
+        u0, v0 = ax - cx, ay - cy
+        for i in range(6):
+            if i == 0:
+                num, den = -u0, eu
+            elif i == 1:
+                num, den = -v0, ev
+            else:  # sigma * u - tau * v = w - h, (sigma, tau) in {+-1}^2
+                sigma = 1.0 if i < 4 else -1.0
+                tau = 1.0 if i % 2 == 0 else -1.0
+                num, den = half_w - half_h - sigma * u0 + tau * v0, sigma * eu - tau * ev
+            if den != 0.0:
+                s = num / den
+                if 0.0 <= s <= 1.0:
+                    best = min(best, box_distance(ax + s * eu, ay + s * ev, cx, cy, half_w, half_h))
+        if best <= 0.0:
+            return best
+    for i in range(4):
+        qx = cx + (half_w if i & 1 else -half_w)
+        qy = cy + (half_h if i & 2 else -half_h)
+        best = min(best, capsule_distance(qx, qy, ax, ay, bx, by, 0.0))
+    return best
 
 
 @nb.njit(cache=True)
@@ -145,16 +148,29 @@ def scene_segment_distance(ax, ay, bx, by, circles, boxes, capsules):  # pragma:
 
     The arrays are those of ``scene_distance``.
     """
+    # An obstacle whose lower bound (nearer end's distance minus half the length:
+    # 1-Lipschitz) is no better than the best so far cannot change the minimum.
+    half = 0.5 * np.sqrt((bx - ax) ** 2 + (by - ay) ** 2)
     d = np.inf
     for i in range(circles.shape[0]):
         c = circles[i]
         d = min(d, circle_segment_distance(ax, ay, bx, by, c[0], c[1], c[2]))
     for i in range(boxes.shape[0]):
         b = boxes[i]
-        d = min(d, box_segment_distance(ax, ay, bx, by, b[0], b[1], b[2], b[3]))
+        near = min(
+            box_distance(ax, ay, b[0], b[1], b[2], b[3]),
+            box_distance(bx, by, b[0], b[1], b[2], b[3]),
+        )
+        if near - half < d:
+            d = min(d, box_segment_distance(ax, ay, bx, by, b[0], b[1], b[2], b[3]))
     for i in range(capsules.shape[0]):
         c = capsules[i]
-        d = min(d, capsule_segment_distance(ax, ay, bx, by, c[0], c[1], c[2], c[3], c[4]))
+        near = min(
+            capsule_distance(ax, ay, c[0], c[1], c[2], c[3], c[4]),
+            capsule_distance(bx, by, c[0], c[1], c[2], c[3], c[4]),
+        )
+        if near - half < d:
+            d = min(d, capsule_segment_distance(ax, ay, bx, by, c[0], c[1], c[2], c[3], c[4]))
     return d
 
 

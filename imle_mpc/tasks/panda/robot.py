@@ -203,45 +203,54 @@ class FusedSphereConstraint:
     hard: bool = True
     weight: float = 1e3
     swept: bool = True
-    _last: list[tuple[FloatArray, FloatArray, FloatArray]] = field(
+    _last: list[tuple[FloatArray, FloatArray, FloatArray | None]] = field(
         default_factory=list, init=False, repr=False, compare=False
     )
 
-    def _path(self, X: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Point gaps Shape=(K, T) and swept gaps Shape=(K, T-1) (read-only, maybe cached)."""
+    def _path(self, X: FloatArray, swept: bool) -> tuple[FloatArray, FloatArray | None]:
+        """Point gaps Shape=(K, T), and with ``swept`` the swept gaps Shape=(K, T-1).
+
+        Read-only, maybe the cached ones; one FK pass for both.
+        """
         Q = np.asarray(X, dtype=np.float64)[..., : self.kinematics.nq]
         last = self._last[0] if self._last else None  # one read: safe across threads
-        if last is not None and last[0].shape == Q.shape and np.array_equal(last[0], Q):
+        hit = last is not None and last[0].shape == Q.shape and np.array_equal(last[0], Q)
+        if last is not None and hit and (not swept or last[2] is not None):
             return last[1], last[2]
-        d, swept = self.kinematics.path_clearance(Q, self.spheres, self.radii)
+        moved: FloatArray | None = None
+        if swept:
+            d, moved = self.kinematics.path_clearance(Q, self.spheres, self.radii)
+            moved.flags.writeable = False
+        else:
+            d = np.asarray(self.kinematics.clearance(Q, self.spheres, self.radii))
         d.flags.writeable = False
-        swept.flags.writeable = False
-        self._last[:] = [(Q.copy(), d, swept)]
-        return d, swept
+        self._last[:] = [(Q.copy(), d, moved)]
+        return d, moved
 
     def distances(self, X: FloatArray) -> FloatArray:
         """Smallest signed clearance of any robot sphere to any obstacle, Shape=(K, T).
 
         The result is read-only (it may be the cached one).
         """
-        return self._path(X)[0]
+        return self._path(X, self.swept)[0]
 
     def swept_distances(self, X: FloatArray) -> FloatArray:
         """Smallest signed clearance over each step's motion, Shape=(K, T-1) (read-only)."""
-        return self._path(X)[1]
+        moved = self._path(X, True)[1]
+        assert moved is not None  # asked for
+        return moved
 
     def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
-        d, swept = self._path(X)
-        return clearance_violation(self.margin, d, swept if self.swept else None)
+        return clearance_violation(self.margin, *self._path(X, self.swept))
 
 
 def panda_collision_constraint(
-    margin: float = PANDA_OBSTACLE_MARGIN, name: str = "ball"
+    margin: float = PANDA_OBSTACLE_MARGIN, name: str = "ball", swept: bool = True
 ) -> FusedSphereConstraint:
     """Every robot sphere ``margin`` clear of the ball (a ``FusedSphereConstraint``)."""
     return FusedSphereConstraint(
         panda_collision_kinematics(), np.array([PANDA_OBSTACLE]), panda_sphere_radii(), margin,
-        name,
+        name, swept=swept,
     )  # fmt: skip
 
 
