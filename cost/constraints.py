@@ -14,7 +14,10 @@ constrained one, where a squared penalty always leaves some violation.
 
 The obstacle constraints in the plane are ``cost.ObstacleConstraint`` over a
 ``cost.Scene`` (circles, boxes, capsules); ``SphereConstraint`` keeps points
-of a robot (end effector, link spheres) away from spheres in 3-D.
+of a robot (end effector, link spheres) away from spheres in 3-D. Both check the
+swept path by default (``swept=True``): the straight segment between consecutive
+states, not only the states, so a fast plan cannot cut a corner between two
+samples (``clearance_slack``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cost.composite import Term
+from imle_mpc.core.kernels.geometry import swept_sphere_clearance
 from imle_mpc.core.validation import FloatArray, require_non_negative
 
 ViolationFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -67,6 +71,45 @@ def _box_excess(values: np.ndarray, low: FloatArray, high: FloatArray) -> np.nda
         return np.zeros(values.shape[0])
     excess = np.maximum(np.maximum(low - values, values - high), 0.0)
     return np.asarray(excess.max(axis=(1, 2)))
+
+
+def clearance_slack(margin: float, points: FloatArray, segments: FloatArray | None) -> FloatArray:
+    """By how much each sample keeps ``margin`` (negative: by how much it does not), Shape=(K,).
+
+    The violation of an obstacle constraint is ``max(0, -slack)``.
+
+    Args:
+        margin: the clearance to keep (m).
+        points: signed distances of the states X[:, 0..H], Shape=(K, H+1). Column 0
+            is the current state; only X[:, 1:] is judged as a point.
+        segments: signed distances over the segments X[:, t] -> X[:, t+1], Shape=(K, H),
+            or None for the point check alone. (In exact arithmetic the segments
+            cover the states; taking both makes "never below the point check" hold
+            to the last bit.)
+
+    The first segment starts at the measured state, which no plan can choose: when that
+    state is already inside the margin, the first segment is only held to not come
+    closer than it (``min(margin, d(X[:, 0]))``); X[:, 1] must still keep the margin. So
+    the slack is never larger than the point check's, and a state pushed into the
+    margin band can still be left.
+    """
+    K = points.shape[0]
+    slack = points[:, 1:].min(axis=1) - margin if points.shape[1] > 1 else np.full(K, np.inf)
+    if segments is not None and segments.shape[1] > 0:
+        first = segments[:, 0] - np.minimum(margin, points[:, 0])
+        slack = np.minimum(slack, first)
+        if segments.shape[1] > 1:
+            slack = np.minimum(slack, segments[:, 1:].min(axis=1) - margin)
+    return np.asarray(slack)
+
+
+def clearance_violation(
+    margin: float, points: FloatArray, segments: FloatArray | None
+) -> FloatArray:
+    """``max(0, -clearance_slack(...))``: 0 for a safe sample, Shape=(K,); no states: 0."""
+    if points.shape[1] < 2:
+        return np.zeros(points.shape[0])
+    return np.asarray(np.maximum(-clearance_slack(margin, points, segments), 0.0))
 
 
 @dataclass(frozen=True)
@@ -195,6 +238,10 @@ class SphereConstraint:
         point_radii: radius of each robot sphere, Shape=(P,) or scalar (0 for points).
         spheres: obstacles, rows (cx, cy, cz, radius), Shape=(n, 4).
         margin: extra clearance (m), >= 0.
+        swept: also check each robot sphere's straight path between consecutive
+            states (its centre's segment from X[t] to X[t+1]) against the obstacles,
+            not only the states (``clearance_slack``). Default True: the robot spheres
+            move centimetres per step, as much as the margins.
     """
 
     points: PointsFn
@@ -204,6 +251,7 @@ class SphereConstraint:
     name: str = "spheres"
     hard: bool = True
     weight: float = DEFAULT_PENALTY_WEIGHT
+    swept: bool = True
     _spheres: FloatArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -216,26 +264,44 @@ class SphereConstraint:
         _check_weight(type(self).__name__, self.weight)
         object.__setattr__(self, "_spheres", spheres)
 
-    def distances(self, X: FloatArray) -> FloatArray:
-        """Smallest signed clearance of any robot sphere to any obstacle, Shape=(K, T)."""
+    def _points(self, X: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Robot sphere centres Shape=(K, T, P, 3) and radii Shape=(P,)."""
         P = np.asarray(self.points(np.asarray(X)), dtype=np.float64)
         if P.ndim != 4 or P.shape[-1] != 3 or P.shape[:2] != np.asarray(X).shape[:2]:
             raise ValueError(
                 f"SphereConstraint.points must return Shape=(K, T, P, 3) for X of shape "
                 f"{np.asarray(X).shape}, got {P.shape}."
             )
+        radii = np.broadcast_to(np.asarray(self.point_radii, dtype=np.float64), P.shape[2:3])
+        return P, np.ascontiguousarray(radii)
+
+    def _gaps(self, P: FloatArray, point_radii: FloatArray) -> FloatArray:
         centres, radii = self._spheres[:, :3], self._spheres[:, 3]
         gaps = np.linalg.norm(P[:, :, :, None, :] - centres, axis=-1) - radii
-        gaps -= np.broadcast_to(np.asarray(self.point_radii, dtype=np.float64), P.shape[2:3])[
-            :, None
-        ]
+        gaps -= point_radii[:, None]
         return np.asarray(gaps.min(axis=(2, 3)))
 
+    def _swept(self, P: FloatArray, point_radii: FloatArray) -> FloatArray:
+        out = np.empty((P.shape[0], max(P.shape[1] - 1, 0)))
+        swept_sphere_clearance(np.ascontiguousarray(P), point_radii, self._spheres, out)
+        return out
+
+    def distances(self, X: FloatArray) -> FloatArray:
+        """Smallest signed clearance of any robot sphere to any obstacle, Shape=(K, T)."""
+        return self._gaps(*self._points(X))
+
+    def swept_distances(self, X: FloatArray) -> FloatArray:
+        """Smallest signed clearance over each step's motion, Shape=(K, T-1).
+
+        Entry t: every robot sphere's centre on the segment from its place at X[:, t]
+        to X[:, t+1], against every obstacle sphere.
+        """
+        return self._swept(*self._points(X))
+
     def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
-        d = self.distances(np.asarray(X)[:, 1:])
-        if d.shape[1] == 0:
-            return np.zeros(d.shape[0])
-        return np.asarray(np.maximum(self.margin - d.min(axis=1), 0.0))
+        P, point_radii = self._points(X)
+        swept = self._swept(P, point_radii) if self.swept else None
+        return clearance_violation(self.margin, self._gaps(P, point_radii), swept)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Signed distances in the plane to circles, axis-aligned boxes and capsules (negative inside)."""
+"""Signed distances in the plane to circles, axis-aligned boxes and capsules (negative inside).
+
+Point forms (a position) and swept forms (the smallest signed distance over the straight
+segment between two positions, exact: the path a plan takes between its sampled states).
+"""
 
 from __future__ import annotations
 
@@ -61,3 +65,125 @@ def trajectory_distances(X, ix, iy, circles, boxes, capsules, out):  # pragma: n
     for k in nb.prange(K):
         for t in range(T):
             out[k, t] = scene_distance(X[k, t, ix], X[k, t, iy], circles, boxes, capsules)
+
+
+# --- swept checks: the straight segment between two consecutive positions -----------------
+#
+# Every obstacle here is convex, so its signed distance is convex along a line and the
+# smallest signed distance over a segment a-b is well defined and, below, exact.
+
+
+@nb.njit(cache=True)
+def segment_segment_distance(ax, ay, bx, by, cx, cy, dx, dy):  # pragma: no cover - compiled
+    """Distance between the segments a-b and c-d in the plane (0 where they cross or touch)."""
+    ux, uy = bx - ax, by - ay
+    vx, vy = dx - cx, dy - cy
+    o1 = ux * (cy - ay) - uy * (cx - ax)
+    o2 = ux * (dy - ay) - uy * (dx - ax)
+    o3 = vx * (ay - cy) - vy * (ax - cx)
+    o4 = vx * (by - cy) - vy * (bx - cx)
+    if o1 * o2 < 0.0 and o3 * o4 < 0.0:
+        return 0.0  # a proper crossing; touching and collinear cases give 0 below
+    d = capsule_distance(ax, ay, cx, cy, dx, dy, 0.0)
+    d = min(d, capsule_distance(bx, by, cx, cy, dx, dy, 0.0))
+    d = min(d, capsule_distance(cx, cy, ax, ay, bx, by, 0.0))
+    return min(d, capsule_distance(dx, dy, ax, ay, bx, by, 0.0))
+
+
+@nb.njit(cache=True)
+def circle_segment_distance(ax, ay, bx, by, cx, cy, radius):  # pragma: no cover - compiled
+    """Smallest signed distance from the segment a-b to a disc (negative inside)."""
+    return capsule_distance(cx, cy, ax, ay, bx, by, radius)
+
+
+@nb.njit(cache=True)
+def capsule_segment_distance(ax, ay, bx, by, px, py, qx, qy, radius):  # pragma: no cover
+    """Smallest signed distance from the segment a-b to the capsule p-q of ``radius``."""
+    return segment_segment_distance(ax, ay, bx, by, px, py, qx, qy) - radius
+
+
+@nb.njit(cache=True)
+def box_segment_distance(ax, ay, bx, by, cx, cy, half_w, half_h):  # pragma: no cover
+    """Smallest signed distance from the segment a-b to an axis-aligned box (negative inside).
+
+    Inside the box the signed distance along the segment, ``max(|u| - w, |v| - h)``
+    with u, v affine in the segment parameter s, is piecewise linear: its smallest
+    value lies at an end (s = 0, 1) or at a kink (u = 0, v = 0, or |u| - w = |v| - h
+    for one of the four sign pairs). If none of those is inside the box, the segment
+    misses it, and the closest pair of two disjoint convex polygons has a vertex of
+    one of them: an end of the segment, or a corner of the box.
+    """
+    eu, ev = bx - ax, by - ay
+    best = min(
+        box_distance(ax, ay, cx, cy, half_w, half_h), box_distance(bx, by, cx, cy, half_w, half_h)
+    )
+    # Every point of the segment lies within half its length of an end (1-Lipschitz).
+    if best - 0.5 * np.sqrt(eu * eu + ev * ev) <= 0.0:
+        u0, v0 = ax - cx, ay - cy
+        for i in range(6):
+            if i == 0:
+                num, den = -u0, eu
+            elif i == 1:
+                num, den = -v0, ev
+            else:  # sigma * u - tau * v = w - h, (sigma, tau) in {+-1}^2
+                sigma = 1.0 if i < 4 else -1.0
+                tau = 1.0 if i % 2 == 0 else -1.0
+                num, den = half_w - half_h - sigma * u0 + tau * v0, sigma * eu - tau * ev
+            if den != 0.0:
+                s = num / den
+                if 0.0 <= s <= 1.0:
+                    best = min(best, box_distance(ax + s * eu, ay + s * ev, cx, cy, half_w, half_h))
+        if best <= 0.0:
+            return best
+    for i in range(4):
+        qx = cx + (half_w if i & 1 else -half_w)
+        qy = cy + (half_h if i & 2 else -half_h)
+        best = min(best, capsule_distance(qx, qy, ax, ay, bx, by, 0.0))
+    return best
+
+
+@nb.njit(cache=True)
+def scene_segment_distance(ax, ay, bx, by, circles, boxes, capsules):  # pragma: no cover
+    """Smallest signed distance from the segment a-b to any obstacle; +inf for an empty scene.
+
+    The arrays are those of ``scene_distance``.
+    """
+    # An obstacle whose lower bound (nearer end's distance minus half the length:
+    # 1-Lipschitz) is no better than the best so far cannot change the minimum.
+    half = 0.5 * np.sqrt((bx - ax) ** 2 + (by - ay) ** 2)
+    d = np.inf
+    for i in range(circles.shape[0]):
+        c = circles[i]
+        d = min(d, circle_segment_distance(ax, ay, bx, by, c[0], c[1], c[2]))
+    for i in range(boxes.shape[0]):
+        b = boxes[i]
+        near = min(
+            box_distance(ax, ay, b[0], b[1], b[2], b[3]),
+            box_distance(bx, by, b[0], b[1], b[2], b[3]),
+        )
+        if near - half < d:
+            d = min(d, box_segment_distance(ax, ay, bx, by, b[0], b[1], b[2], b[3]))
+    for i in range(capsules.shape[0]):
+        c = capsules[i]
+        near = min(
+            capsule_distance(ax, ay, c[0], c[1], c[2], c[3], c[4]),
+            capsule_distance(bx, by, c[0], c[1], c[2], c[3], c[4]),
+        )
+        if near - half < d:
+            d = min(d, capsule_segment_distance(ax, ay, bx, by, c[0], c[1], c[2], c[3], c[4]))
+    return d
+
+
+@nb.njit(parallel=True, cache=True)
+def swept_trajectory_distances(X, ix, iy, circles, boxes, capsules, out):  # pragma: no cover
+    """out[k, t] = smallest scene distance over the segment X[k, t] -> X[k, t+1] (positions).
+
+    X Shape=(K, H+1, nx); out Shape=(K, H).
+    """
+    K, T, _ = X.shape
+    for k in nb.prange(K):
+        for t in range(T - 1):
+            out[k, t] = scene_segment_distance(
+                X[k, t, ix], X[k, t, iy], X[k, t + 1, ix], X[k, t + 1, iy], circles, boxes,
+                capsules,
+            )  # fmt: skip

@@ -226,17 +226,26 @@ def cost_function(
     return ca.Function("cost", [X, U], [symbolic_cost(cost, X, U, overrides)], ["X", "U"], ["J"])
 
 
-def obstacle_margins(constraint: Any, X: Expr, backoff: float = 0.0) -> list[Expr]:
-    """Expressions that are >= 0 exactly where an ``ObstacleConstraint`` holds.
+def obstacle_margins(
+    constraint: Any, X: Expr, backoff: float = 0.0, segment_points: int = 0
+) -> list[Expr]:
+    """Expressions that are >= 0 exactly where an ``ObstacleConstraint`` holds at the nodes.
 
     One per obstacle and running state ``t = 1..H``: ``d_i(p_t) - margin - backoff``
     (the constraint checks X[:, 1:], so the current state is not constrained).
+    With ``segment_points`` > 0 and a swept constraint, also that many evenly spaced
+    points inside every segment X[:, t] -> X[:, t+1]: an approximation of the
+    exact swept check from inside (the path between the points can still dip, by
+    about 1 / (segment_points + 1)^2 of what it would between the nodes alone; the
+    backoff covers the rest). On the first segment the margin is
+    ``min(margin, d_i(X[:, 0]))``, as in ``cost.constraints.clearance_slack``.
 
     Args:
         constraint: a ``cost.ObstacleConstraint``.
         X: states, Shape=(nx, H+1).
         backoff: extra clearance (m), so that a solution on the boundary still
             passes the NumPy check after solver and integration round-off.
+        segment_points: points constrained inside each segment (swept constraints only).
 
     Raises:
         TypeError: ``constraint`` is not an ``ObstacleConstraint``.
@@ -249,10 +258,19 @@ def obstacle_margins(constraint: Any, X: Expr, backoff: float = 0.0) -> list[Exp
             "casadi_constraints=[fn] with fn(X Shape=(nx, H+1), U Shape=(nu, H)) -> list of "
             "expressions that must be >= 0, or drop the constraint."
         )
+    scene, margin = constraint.scene, constraint.margin
     out = []
     for t in range(1, X.shape[1]):
-        for d in obstacle_distances(constraint.scene, X[:, t]):
-            out.append(d - constraint.margin - backoff)
+        for d in obstacle_distances(scene, X[:, t]):
+            out.append(d - margin - backoff)
+    if segment_points > 0 and constraint.swept:
+        start = [ca.fmin(margin, d) for d in obstacle_distances(scene, X[:, 0])]
+        for t in range(X.shape[1] - 1):
+            for j in range(1, segment_points + 1):
+                w = j / (segment_points + 1)
+                p = (1.0 - w) * X[:, t] + w * X[:, t + 1]
+                for i, d in enumerate(obstacle_distances(scene, p)):
+                    out.append(d - (start[i] if t == 0 else margin) - backoff)
     return out
 
 

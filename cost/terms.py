@@ -14,7 +14,17 @@ import numba as nb
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cost.sdf import box_distance, capsule_distance, circle_distance, trajectory_distances
+from cost.constraints import clearance_slack, clearance_violation
+from cost.sdf import (
+    box_distance,
+    box_segment_distance,
+    capsule_distance,
+    capsule_segment_distance,
+    circle_distance,
+    circle_segment_distance,
+    swept_trajectory_distances,
+    trajectory_distances,
+)
 from imle_mpc.core.kernels.fused import StageForm
 from imle_mpc.core.kernels.rollout import inline_copy, make_stage_cost_kernel
 from imle_mpc.core.validation import FloatArray, require_non_negative, user_numba_function
@@ -33,9 +43,10 @@ def wrap_angle(e):  # pragma: no cover - compiled
     return e - _TWO_PI * np.floor((e + np.pi) * _INV_TWO_PI)
 
 
-# Per-step forms of the built-in terms. The batch kernels below and the fused
-# planner kernel (imle_mpc.core.kernels.fused) both call these, so a term's value is
-# bitwise the same on either path: per-step sums, accumulated over t in order.
+# Per-step forms of the built-in terms, running(x_prev, x, U, t, params) with
+# x_prev = X[t], x = X[t+1]. The batch kernels below and the fused planner kernel
+# (imle_mpc.core.kernels.fused) both call these, so a term's value is bitwise the
+# same on either path: per-step sums, accumulated over t in order.
 
 
 @nb.njit(inline="always")
@@ -54,7 +65,7 @@ def _state_step(x, p):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _state_running(x, U, t, p):  # pragma: no cover - compiled
+def _state_running(x_prev, x, U, t, p):  # pragma: no cover - compiled
     return _state_step(x, p)
 
 
@@ -64,7 +75,7 @@ def _state_terminal(x, p):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _action_running(x, U, t, p):  # pragma: no cover - compiled
+def _action_running(x_prev, x, U, t, p):  # pragma: no cover - compiled
     """Order-0/1/2 action penalty at step t; p = (order, reference (nu), weights (nu))."""
     nu = U.shape[1]
     order = int(p[0])
@@ -82,27 +93,46 @@ def _action_running(x, U, t, p):  # pragma: no cover - compiled
     return acc
 
 
-@nb.njit(inline="always")
-def _proximity_running(x, U, t, p):  # pragma: no cover - compiled
-    """max(0, margin - d)^2 at one state.
+_SCENE_HEAD = 7
+"""Entries before the obstacles in a proximity term's parameters (see ``_proximity_running``)."""
 
-    p = (ix, iy, margin, nc, nb, ns, circles..., boxes..., capsules...).
+
+@nb.njit(inline="always")
+def _proximity_running(x_prev, x, U, t, p):  # pragma: no cover - compiled
+    """max(0, margin - d)^2 for one step: d at the state x, or over the segment x_prev -> x.
+
+    p = (ix, iy, margin, nc, nb, ns, swept, circles..., boxes..., capsules...).
     """
-    px = x[int(p[0])]
-    py = x[int(p[1])]
-    nc = int(p[3])
-    nbox = int(p[4])
-    ncap = int(p[5])
+    ix, iy = int(p[0]), int(p[1])
+    bx, by = x[ix], x[iy]
+    ax, ay = x_prev[ix], x_prev[iy]
+    swept = p[6] != 0.0
+    nc, nbox, ncap = int(p[3]), int(p[4]), int(p[5])
+    h = _SCENE_HEAD
     d = np.inf
     for c in range(nc):
-        o = 6 + 3 * c
-        d = min(d, circle_distance(px, py, p[o], p[o + 1], p[o + 2]))
+        o = h + 3 * c
+        if swept:
+            d = min(d, circle_segment_distance(ax, ay, bx, by, p[o], p[o + 1], p[o + 2]))
+        else:
+            d = min(d, circle_distance(bx, by, p[o], p[o + 1], p[o + 2]))
     for b in range(nbox):
-        o = 6 + 3 * nc + 4 * b
-        d = min(d, box_distance(px, py, p[o], p[o + 1], p[o + 2], p[o + 3]))
+        o = h + 3 * nc + 4 * b
+        if swept:
+            d = min(d, box_segment_distance(ax, ay, bx, by, p[o], p[o + 1], p[o + 2], p[o + 3]))
+        else:
+            d = min(d, box_distance(bx, by, p[o], p[o + 1], p[o + 2], p[o + 3]))
     for s in range(ncap):
-        o = 6 + 3 * nc + 4 * nbox + 5 * s
-        d = min(d, capsule_distance(px, py, p[o], p[o + 1], p[o + 2], p[o + 3], p[o + 4]))
+        o = h + 3 * nc + 4 * nbox + 5 * s
+        if swept:
+            d = min(
+                d,
+                capsule_segment_distance(
+                    ax, ay, bx, by, p[o], p[o + 1], p[o + 2], p[o + 3], p[o + 4]
+                ),
+            )
+        else:
+            d = min(d, capsule_distance(bx, by, p[o], p[o + 1], p[o + 2], p[o + 3], p[o + 4]))
     v = max(p[2] - d, 0.0)
     return v * v
 
@@ -122,8 +152,8 @@ def _proximity(X, params, out):  # pragma: no cover - compiled
     K, T, _ = X.shape
     for k in nb.prange(K):
         acc = 0.0
-        for t in range(1, T):
-            acc += _proximity_running(X[k, t], X[k], t, params)
+        for t in range(T - 1):
+            acc += _proximity_running(X[k, t], X[k, t + 1], X[k], t, params)
         out[k] = acc
 
 
@@ -134,7 +164,7 @@ def _quadratic_action(U, params, out):  # pragma: no cover - compiled
         acc = 0.0
         Uk = U[k]
         for t in range(H):
-            acc += _action_running(Uk[t], Uk, t, params)
+            acc += _action_running(Uk[t], Uk[t], Uk, t, params)
         out[k] = acc
 
 
@@ -377,6 +407,30 @@ class Scene:
         trajectory_distances(X, ix, iy, self._circles, self._boxes, self._capsules, out)
         return out
 
+    def swept_distances(self, X: FloatArray) -> FloatArray:
+        """Smallest signed distance over each segment X[:, t] -> X[:, t+1], Shape=(K, H).
+
+        Exact for every obstacle kind (``cost.sdf``): the straight path between two
+        sampled positions, where ``distances`` sees only its ends.
+        """
+        out = np.empty((X.shape[0], max(X.shape[1] - 1, 0)))
+        ix, iy = self.position_dims
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        swept_trajectory_distances(X, ix, iy, self._circles, self._boxes, self._capsules, out)
+        return out
+
+    def path_distances(self, X: FloatArray) -> FloatArray:
+        """Smallest signed distance along each whole path, Shape=(K,).
+
+        Over every position X[:, t] and every segment between consecutive ones
+        (one position: its distance). Negative: the path enters an obstacle.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        d = self.distances(X).min(axis=1)
+        if X.shape[1] > 1:
+            d = np.minimum(d, self.swept_distances(X).min(axis=1))
+        return np.asarray(d)
+
 
 @dataclass(frozen=True)
 class ObstacleProximity:
@@ -384,10 +438,17 @@ class ObstacleProximity:
 
     Grows smoothly as the path enters the margin band and keeps growing inside
     the obstacle, so the gradient of "how bad" stays informative for sampling.
+
+    ``swept=True`` makes ``d_t`` the smallest distance over the segment X[t] -> X[t+1]
+    instead of at X[t+1] (also in the fused kernel). Off by default: the hard
+    ``ObstacleConstraint`` is what keeps the path out (swept by default), and this
+    cost's job is shaping; switching it changes the planners' choices on the
+    shipped tasks, whose settings were tuned with the point form.
     """
 
     scene: Scene
     margin: float = 0.2
+    swept: bool = False
 
     def __post_init__(self) -> None:
         require_non_negative("ObstacleProximity", "margin", self.margin)
@@ -396,7 +457,10 @@ class ObstacleProximity:
         scene = self.scene
         circles, boxes, capsules = scene.circle_array, scene.box_array, scene.capsule_array
         ix, iy = scene.position_dims
-        head = [ix, iy, self.margin, circles.shape[0], boxes.shape[0], capsules.shape[0]]
+        head = [
+            ix, iy, self.margin, circles.shape[0], boxes.shape[0], capsules.shape[0],
+            float(self.swept),
+        ]  # fmt: skip
         return np.concatenate(
             [np.array(head, dtype=np.float64), circles.ravel(), boxes.ravel(), capsules.ravel()]
         )
@@ -418,7 +482,19 @@ class ObstacleProximity:
 
 @dataclass(frozen=True)
 class ObstacleConstraint:
-    """Obstacle constraint: violation ``max_t max(0, margin - d_t)``; 0 means safe.
+    """Obstacle constraint: violation ``max(0, margin - min d)``; 0 means safe.
+
+    ``swept=True`` (the default): ``d`` runs over the whole piecewise-straight
+    path, every segment X[t] -> X[t+1] (``Scene.swept_distances``, exact), so a
+    plan whose states all keep the margin but whose path between two of them
+    cuts a corner is rejected; see ``cost.constraints.clearance_slack`` for the
+    first segment, which starts at the measured state. ``swept=False``: only the
+    states X[:, 1:]. Why always on: at 2 m/s and dt = 0.1 a step is 0.2 m, twice
+    the navigation margin; a segment can cut a corner even at margin 0 (the
+    evaluation's check), so a "step longer than the margin" switch would not be
+    sound, and the swept check adds a few times the point check's cost, which is
+    a few milliseconds for K x H = 30 000 segments (``bench/swept_checks.py``).
+    The violation is never smaller than the point check's (both are taken).
 
     Hard by default (a violating sample is rejected); ``hard=False`` makes it
     the penalty ``weight * violation`` (see ``cost.constraints``).
@@ -429,14 +505,22 @@ class ObstacleConstraint:
     name: str = "obstacles"
     hard: bool = True
     weight: float = 1e3
+    swept: bool = True
 
     def __post_init__(self) -> None:
         require_non_negative("ObstacleConstraint", "margin", self.margin)
         require_non_negative("ObstacleConstraint", "weight", self.weight)
 
+    def _distances(self, X: FloatArray) -> tuple[FloatArray, FloatArray | None]:
+        X = np.asarray(X, dtype=np.float64)
+        return self.scene.distances(X), self.scene.swept_distances(X) if self.swept else None
+
+    def slack(self, X: FloatArray) -> FloatArray:
+        """By how much each sample keeps the margin (negative: violated), Shape=(K,)."""
+        return clearance_slack(self.margin, *self._distances(X))
+
     def violation(self, X: FloatArray, U: FloatArray) -> FloatArray:
-        d = self.scene.distances(X)[:, 1:]
-        return np.maximum(self.margin - d.min(axis=1), 0.0)
+        return clearance_violation(self.margin, *self._distances(X))
 
 
 _STAGE_SIGNATURE = (
@@ -477,12 +561,12 @@ _STAGE_RUNNING: dict[Any, Any] = {}
 
 
 def _stage_running(stage: Any) -> Any:
-    """Adapt a user's ``stage(x, u, t, params)`` to ``running(x, U, t, params)`` (cached)."""
+    """A user's ``stage(x, u, t, params)`` as ``running(x_prev, x, U, t, params)`` (cached)."""
     if stage not in _STAGE_RUNNING:
         fn = inline_copy(stage)
 
         @nb.njit(inline="always")
-        def running(x, U, t, p):  # pragma: no cover - compiled
+        def running(x_prev, x, U, t, p):  # pragma: no cover - compiled
             return fn(x, U[t], t, p)
 
         _STAGE_RUNNING[stage] = running

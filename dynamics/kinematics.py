@@ -45,6 +45,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from imle_mpc.core.errors import InputError
+from imle_mpc.core.kernels.geometry import point_segment_distance3
 from imle_mpc.core.validation import FloatArray
 
 _AXES = {"JointModelRX": 0, "JointModelRY": 1, "JointModelRZ": 2}
@@ -124,32 +125,49 @@ def _chain_points(Q, rot, trans, axes, point_joint, point_offset, out):  # pragm
 
 
 @nb.njit(parallel=True, cache=True)
-def _chain_clearance(
-    Q, rot, trans, axes, point_joint, point_offset, point_radius, spheres, out
+def _chain_path_clearance(
+    Q, rot, trans, axes, point_joint, point_offset, point_radius, spheres, out, swept
 ):  # pragma: no cover - compiled
-    """Smallest signed gap between any point sphere and any obstacle sphere, per configuration.
+    """Point gaps of every configuration and swept gaps of every step, in one FK pass.
 
     ``gap = |point - centre| - obstacle radius - point radius``; spheres rows
-    ``(cx, cy, cz, radius)``, Shape=(S, 4); out Shape=(N,).
+    ``(cx, cy, cz, radius)``, Shape=(S, 4). Q: trajectories, Shape=(K, T, nj);
+    out: the smallest gap of each configuration, Shape=(K, T); swept: Shape=(K, T-1),
+    entry t the smallest gap of any point sphere's centre on its straight segment
+    from configuration t to t+1 (T = 1: single configurations, nothing swept).
     """
-    N = Q.shape[0]
-    blocks = min(N, _BLOCKS)
+    K, T, _ = Q.shape
+    n = point_joint.shape[0]
+    blocks = min(K, _BLOCKS)
     for blk in nb.prange(blocks):
         R, p, A = _scratch(rot.shape[0])
-        for n in range(blk * N // blocks, (blk + 1) * N // blocks):
-            _chain_frames(Q[n], rot, trans, axes, R, p, A)
-            best = np.inf
-            for i in range(point_joint.shape[0]):
-                x = _point(R, p, point_joint[i], point_offset[i], 0)
-                y = _point(R, p, point_joint[i], point_offset[i], 1)
-                z = _point(R, p, point_joint[i], point_offset[i], 2)
-                for s in range(spheres.shape[0]):
-                    dx = x - spheres[s, 0]
-                    dy = y - spheres[s, 1]
-                    dz = z - spheres[s, 2]
-                    gap = np.sqrt(dx * dx + dy * dy + dz * dz) - spheres[s, 3] - point_radius[i]
-                    best = min(best, gap)
-            out[n] = best
+        prev = np.empty((n, 3))
+        here = np.empty((n, 3))
+        for k in range(blk * K // blocks, (blk + 1) * K // blocks):
+            for t in range(T):
+                _chain_frames(Q[k, t], rot, trans, axes, R, p, A)
+                best = np.inf
+                moved = np.inf
+                for i in range(n):
+                    for r in range(3):
+                        here[i, r] = _point(R, p, point_joint[i], point_offset[i], r)
+                    x, y, z = here[i, 0], here[i, 1], here[i, 2]
+                    for s in range(spheres.shape[0]):
+                        dx = x - spheres[s, 0]
+                        dy = y - spheres[s, 1]
+                        dz = z - spheres[s, 2]
+                        gap = np.sqrt(dx * dx + dy * dy + dz * dz) - spheres[s, 3] - point_radius[i]
+                        best = min(best, gap)
+                        if t > 0:
+                            d = point_segment_distance3(
+                                spheres[s, 0], spheres[s, 1], spheres[s, 2],
+                                prev[i, 0], prev[i, 1], prev[i, 2], x, y, z,
+                            )  # fmt: skip
+                            moved = min(moved, d - spheres[s, 3] - point_radius[i])
+                out[k, t] = best
+                if t > 0:
+                    swept[k, t - 1] = moved
+                prev, here = here, prev
 
 
 class ChainKinematics:
@@ -284,13 +302,44 @@ class ChainKinematics:
             raise ValueError(f"configurations must have Shape=(..., {self.nq}), got {Q.shape}.")
         obstacles = np.ascontiguousarray(spheres, dtype=np.float64).reshape(-1, 4)
         r = np.ascontiguousarray(np.broadcast_to(np.asarray(radii, np.float64), self.num_points))
-        flat = np.ascontiguousarray(Q.reshape(-1, self.nq))
-        out = np.empty(flat.shape[0])
-        _chain_clearance(
+        flat = np.ascontiguousarray(Q.reshape(-1, 1, self.nq))
+        out = np.empty(flat.shape[:2])
+        _chain_path_clearance(
             flat, self.rotations, self.translations, self.axes, self.point_joints,
-            self.point_offsets, r, obstacles, out,
+            self.point_offsets, r, obstacles, out, np.empty((flat.shape[0], 0)),
         )  # fmt: skip
         return out.reshape(Q.shape[:-1])
+
+    def path_clearance(
+        self, Q: ArrayLike, spheres: ArrayLike, radii: ArrayLike
+    ) -> tuple[FloatArray, FloatArray]:
+        """``clearance`` of every configuration of trajectories, and over every step between.
+
+        The swept gap of step t is the smallest ``dist(centre_s, segment) - radius_s -
+        radii_i`` over every point i's straight path from its place at ``Q[..., t, :]``
+        to ``Q[..., t+1, :]`` (one FK per configuration for both results).
+
+        Args:
+            Q: trajectories of configurations, Shape=(..., T, nq).
+            spheres, radii: as ``clearance``.
+
+        Returns:
+            Point gaps Shape=(..., T) and swept gaps Shape=(..., T-1).
+        """
+        Q = np.asarray(Q, dtype=np.float64)
+        if Q.ndim < 2 or Q.shape[-1] != self.nq:
+            raise ValueError(f"trajectories must have Shape=(..., T, {self.nq}), got {Q.shape}.")
+        obstacles = np.ascontiguousarray(spheres, dtype=np.float64).reshape(-1, 4)
+        r = np.ascontiguousarray(np.broadcast_to(np.asarray(radii, np.float64), self.num_points))
+        T = Q.shape[-2]
+        flat = np.ascontiguousarray(Q.reshape(-1, T, self.nq))
+        out = np.empty(flat.shape[:2])
+        swept = np.empty((flat.shape[0], max(T - 1, 0)))
+        _chain_path_clearance(
+            flat, self.rotations, self.translations, self.axes, self.point_joints,
+            self.point_offsets, r, obstacles, out, swept,
+        )  # fmt: skip
+        return out.reshape(Q.shape[:-1]), swept.reshape(*Q.shape[:-2], max(T - 1, 0))
 
     def __call__(self, X: ArrayLike) -> FloatArray:
         """Points of states ``(q, v, ...)``, Shape=(..., nx) -> (..., P, 3) (the first nq entries).

@@ -15,6 +15,8 @@ parameter)::
     s.t. x_{t+1} = f(x_t, u_t)                  (the model's step)
          action_low <= u_t <= action_high
          d_i(x_t) >= margin + margin_backoff   (every obstacle i, t = 1..H)
+         d_i(p) >= margin + margin_backoff     (points p inside each segment x_t -> x_t+1,
+                                                for a swept constraint)
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ class NMPCConfig:
         margin_backoff: metres of clearance added to every obstacle margin
             (>= 0), so a solution on the constraint boundary still passes the
             exact check of the Numba rollout after round-off.
+        segment_points: points constrained inside each segment between two nodes
+            for a swept ``ObstacleConstraint`` (``cost.symbolic.obstacle_margins``),
+            so the refined plan also passes the swept check, not only its nodes.
         verbose: print IPOPT's iteration log (off by default).
     """
 
@@ -71,6 +76,7 @@ class NMPCConfig:
     tolerance: float = 1e-6
     constraint_tolerance: float = 1e-6
     margin_backoff: float = 1e-3
+    segment_points: int = 2
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -79,6 +85,7 @@ class NMPCConfig:
         require_positive("NMPCConfig", "tolerance", self.tolerance)
         require_positive("NMPCConfig", "constraint_tolerance", self.constraint_tolerance)
         require_non_negative("NMPCConfig", "margin_backoff", self.margin_backoff)
+        require_int_at_least("NMPCConfig", "segment_points", self.segment_points, 0)
 
     def ipopt_options(self) -> dict[str, Any]:
         """Options for ``casadi.nlpsol(..., "ipopt", options)``."""
@@ -172,11 +179,12 @@ class PlanScore:
 def constraint_margin(constraint: Constraint, X: FloatArray, U: FloatArray) -> float:
     """Smallest margin of one constraint over ``X[0, 1:]`` (negative: violated).
 
-    ``ObstacleConstraint``: the smallest obstacle distance minus its margin;
+    ``ObstacleConstraint``: the smallest obstacle distance minus its margin, over
+    what it checks (the swept path by default, ``ObstacleConstraint.slack``);
     any other constraint: ``-violation``.
     """
     if isinstance(constraint, ObstacleConstraint):
-        return float(constraint.scene.distances(X)[0, 1:].min() - constraint.margin)
+        return float(constraint.slack(X)[0])
     return -float(np.asarray(constraint.violation(X, U))[0])
 
 
@@ -245,7 +253,9 @@ class NMPCRefiner:
                 inequalities.extend(form(X, U))
         else:
             for c in self.constraints:
-                inequalities.extend(obstacle_margins(c, X, config.margin_backoff))
+                inequalities.extend(
+                    obstacle_margins(c, X, config.margin_backoff, config.segment_points)
+                )
         g = ca.vertcat(*defects, *inequalities)
         n_eq = nx * H
         self._lbg = np.concatenate([np.zeros(n_eq), np.zeros(len(inequalities))])

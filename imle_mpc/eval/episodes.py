@@ -9,11 +9,17 @@ comes from the episode seed, so an episode is reproducible on its own.
 sums them up for the CLI, ``evaluate``, sweeps and reports alike.
 
 A *violation step* is a transition (x_t, u_t, x_t+1) of the executed
-trajectory on which any of the task's safety constraints is violated.
+trajectory on which any of the task's safety constraints is violated. The
+obstacle constraints judge the swept path: the straight segment from x_t to
+x_t+1, not only x_t+1 (``cost.constraints.clearance_slack``; a transition that
+starts inside an obstacle counts if it goes deeper or ends inside, and the one
+that entered counted already). ``point_violation_steps`` counts the same with
+the states alone, to show what the swept check adds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -103,12 +109,16 @@ class EpisodeOutcome:
 
     Attributes:
         route: the route taken (None for a task without routes).
-        min_clearance: smallest signed distance to the obstacles (nan: no measure).
+        violation_steps: transitions violating a safety constraint on the swept path.
+        point_violation_steps: the same, judged on the states alone.
+        min_clearance: smallest signed distance of the swept path to the obstacles
+            (nan: no measure).
     """
 
     seed: int
     success: bool
     violation_steps: int
+    point_violation_steps: int
     fallback_steps: int
     deadline_overruns: int
     overruns: int
@@ -125,11 +135,13 @@ class EpisodeOutcome:
         """The figures of ``record``, an episode of ``task`` (judged on its true states)."""
         states = record.states if record.true_states is None else record.true_states
         violations = violation_per_step(task.safety, states, record.actions)
+        point = violation_per_step(task.safety, states, record.actions, swept=False)
         times = np.asarray(record.plan_times, dtype=np.float64) * 1e3
         return cls(
             seed=int(record.info.get("seed", -1)),
             success=bool(record.success),
             violation_steps=int(np.count_nonzero(violations > 0)),
+            point_violation_steps=int(np.count_nonzero(point > 0)),
             fallback_steps=record.fallback_steps,
             deadline_overruns=record.deadline_overruns,
             overruns=record.overruns,
@@ -146,8 +158,15 @@ class EpisodeOutcome:
         return dict(self.__dict__)
 
 
+def _point_only(constraint: Any) -> Any:
+    """The constraint with its swept check off (``swept=False``), if it has one."""
+    if dataclasses.is_dataclass(constraint) and hasattr(constraint, "swept"):
+        return dataclasses.replace(constraint, swept=False)  # type: ignore[type-var]
+    return constraint
+
+
 def violation_per_step(
-    safety: Sequence[Any], states: FloatArray, actions: FloatArray
+    safety: Sequence[Any], states: FloatArray, actions: FloatArray, swept: bool = True
 ) -> FloatArray:
     """Total safety violation of each executed transition, Shape=(T,).
 
@@ -155,7 +174,11 @@ def violation_per_step(
         safety: constraints with ``violation(X, U)``.
         states: executed (true) states, Shape=(T+1, nx).
         actions: executed actions, Shape=(T, nu).
+        swept: as the constraints are (obstacles judged on the segment x_t -> x_t+1
+            where they check it, the default); False: on the states alone.
     """
+    if not swept:
+        safety = [_point_only(c) for c in safety]
     states = np.asarray(states, dtype=np.float64)
     actions = np.asarray(actions, dtype=np.float64)
     T = actions.shape[0]

@@ -13,7 +13,9 @@ def summarise(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Figures over episodes, each an ``EpisodeOutcome.to_dict()`` (or a sweep record).
 
     Returns:
-        ``episodes``, ``success_rate``, ``violation_steps``, ``violation_episodes``,
+        ``episodes``, ``success_rate``, ``violation_steps``, ``violation_episodes``
+        (judged on the swept path), ``point_violation_steps`` (judged on the states
+        alone; where every outcome has it),
         ``fallback_steps``, ``deadline_overruns``, ``overruns`` (plans longer than the
         control period), ``collisions`` (episodes whose clearance went below zero),
         ``min_clearance`` (None where the task has no clearance measure),
@@ -35,6 +37,8 @@ def summarise(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "plan_ms_mean": _mean([o["plan_ms_mean"] for o in outcomes]),
         "plan_ms_p95": max((float(o["plan_ms_p95"]) for o in outcomes), default=math.nan),
     }
+    if outcomes and all("point_violation_steps" in o for o in outcomes):
+        summary["point_violation_steps"] = int(sum(o["point_violation_steps"] for o in outcomes))
     routes = [o["route"] for o in outcomes if o.get("route") is not None]
     if routes:
         summary["routes"] = {r: routes.count(r) for r in sorted(set(routes))}

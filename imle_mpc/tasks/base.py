@@ -109,7 +109,9 @@ class Task:
             under (``imle_mpc.loop.faults.FaultConfig``; ``None``: not stated).
         routes: the task's modes and their classifier (``Routes``; None: one way).
         clearance: ``fn(states Shape=(T, nx)) -> float``, the smallest signed
-            distance of a trajectory to the obstacles. None: from ``scene``, if any.
+            distance of a trajectory to the obstacles, over its states and the
+            straight path between consecutive ones. None: from ``scene``
+            (``Scene.path_distances``), if any.
         demos: how demonstrations are made and what ships (``Demonstrations``;
             None: no learned planner for this task without your own generator).
     """
@@ -152,12 +154,15 @@ class Task:
         return self.routes.classify(np.asarray(states, dtype=np.float64))
 
     def min_clearance(self, states: FloatArray) -> float:
-        """Smallest signed distance of a trajectory Shape=(T, nx) to the obstacles (nan: none)."""
+        """Smallest signed distance of a trajectory Shape=(T, nx) to the obstacles (nan: none).
+
+        Over the states and the straight path between consecutive ones (the swept path).
+        """
         s = np.asarray(states, dtype=np.float64)
         if self.clearance is not None:
             return float(self.clearance(s))
         if self.scene is not None:
-            return float(self.scene.distances(s[None]).min())
+            return float(self.scene.path_distances(s[None])[0])
         return float("nan")
 
     def _demos(self) -> Demonstrations:

@@ -397,10 +397,11 @@ def planar_goal_cost(goal: FloatArray, scene: Scene) -> CostSum:
 
 
 def arrived_clear(scene: Scene, goal_xy: FloatArray, tolerance: float) -> Any:
-    """Success: no state inside an obstacle, and the last within ``tolerance`` of the goal."""
+    """Success: no part of the path (states and the segments between them) inside an
+    obstacle, and the last state within ``tolerance`` of the goal."""
 
     def success(states: FloatArray) -> bool:
-        clear = scene.distances(np.asarray(states)[None])[0].min() > 0.0
+        clear = scene.path_distances(np.asarray(states)[None])[0] > 0.0
         arrived = np.linalg.norm(states[-1, :2] - goal_xy) < tolerance
         return bool(clear and arrived)
 

@@ -211,6 +211,7 @@ def _every_term() -> CostSum:
         Term("rate", Smoothness(0.7, order=1), 0.3),
         Term("jerk", Smoothness([1.0, 0.2], order=2), 0.05),
         Term("clearance", ObstacleProximity(scene, margin=0.3), 50.0),
+        Term("swept", ObstacleProximity(scene, margin=1.0, swept=True), 20.0),  # reads X[t]
         Term("user", StageCost(_stage, _terminal, params=[0.4, 1.5]), 1.0),
     )
 

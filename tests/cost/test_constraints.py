@@ -71,9 +71,11 @@ def test_capsule_distance_matches_reference(batch) -> None:
     s = np.clip(((p - a) @ (b - a)) / ((b - a) @ (b - a)), 0.0, 1.0)
     expected = np.linalg.norm(p - (a + s[..., None] * (b - a)), axis=-1) - r
     np.testing.assert_allclose(scene.distances(X), expected, atol=1e-12)
-    # The soft term and the hard constraint see the capsule too.
-    v = ObstacleConstraint(scene, margin=0.1).violation(X, U)
+    # The soft term and the hard constraint see the capsule too; the point check
+    # judges the states, the swept check (default) also the segments between them.
+    v = ObstacleConstraint(scene, margin=0.1, swept=False).violation(X, U)
     np.testing.assert_allclose(v, np.maximum(0.1 - expected[:, 1:].min(axis=1), 0.0))
+    assert np.all(ObstacleConstraint(scene, margin=0.1).violation(X, U) >= v)
 
 
 def test_sphere_constraint_keeps_points_off_spheres(batch) -> None:
@@ -86,12 +88,16 @@ def test_sphere_constraint_keeps_points_off_spheres(batch) -> None:
         p[..., 1, 2] = 1.0
         return p
 
-    c = SphereConstraint(points, spheres=[[0.0, 0.0, 1.0, 0.5]], point_radii=[0.1, 0.2])
+    spheres, radii = [[0.0, 0.0, 1.0, 0.5]], [0.1, 0.2]
+    c = SphereConstraint(points, spheres=spheres, point_radii=radii, swept=False)
     d0 = np.linalg.norm(X[:, 1:, :2] - 0.0, axis=-1)
     d0 = np.sqrt(d0**2 + 1.0) - 0.5 - 0.1
     d1 = np.linalg.norm(X[:, 1:, :2], axis=-1) - 0.5 - 0.2
     expected = np.maximum(-np.minimum(d0, d1).min(axis=1), 0.0)
     np.testing.assert_allclose(c.violation(X, U), expected, atol=1e-12)
+    # Swept (the default): the points' paths between the states count too.
+    swept = SphereConstraint(points, spheres=spheres, point_radii=radii).violation(X, U)
+    assert np.all(swept >= expected) and np.any(swept > expected)
 
 
 def test_empty_box_and_bad_rows_name_the_fix() -> None:

@@ -96,7 +96,7 @@ def test_obstacle_terms(batch) -> None:
         ObstacleProximity(scene, 0.3)(X, U), (np.maximum(0.3 - d, 0) ** 2).sum(axis=1), rtol=1e-12
     )
     np.testing.assert_allclose(
-        ObstacleConstraint(scene, 0.1).violation(X, U),
+        ObstacleConstraint(scene, 0.1, swept=False).violation(X, U),
         np.maximum(0.1 - d.min(axis=1), 0),
         rtol=1e-12,
     )

@@ -50,6 +50,7 @@ def navigation() -> tuple[PointMass2D, CostSum, tuple[ObstacleConstraint, ...]]:
         Term("goal", StateTracking(goal, [1.0, 1.0, 0.05, 0.05])),
         Term("terminal", TerminalState(goal, [1.0, 1.0, 0.5, 0.5]), 10.0),
         Term("clearance", ObstacleProximity(scene, margin=0.3), 100.0),
+        Term("swept", ObstacleProximity(scene, margin=0.2, swept=True), 50.0),  # reads X[t]
         Term("effort", ControlEffort(), 0.01),
     )
     return PointMass2D(), cost, (ObstacleConstraint(scene, margin=0.05),)

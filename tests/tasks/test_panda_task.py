@@ -152,6 +152,13 @@ def test_fused_sphere_constraint_equals_the_generic_one() -> None:
     U = np.zeros((5, 8, 7))
     np.testing.assert_allclose(fused.distances(X), generic.distances(X), atol=1e-12)
     np.testing.assert_allclose(fused.violation(X, U), generic.violation(X, U), atol=1e-12)
+    np.testing.assert_allclose(fused.swept_distances(X), generic.swept_distances(X), atol=1e-12)
+    point = panda_collision_constraint(0.03, swept=False)  # the states alone, on both
+    generic_point = SphereConstraint(
+        panda_collision_kinematics(), [PANDA_OBSTACLE], panda_sphere_radii(), 0.03, swept=False
+    )
+    np.testing.assert_allclose(point.violation(X, U), generic_point.violation(X, U), atol=1e-12)
+    assert np.all(fused.violation(X, U) >= point.violation(X, U))
     X[:, :, 0] += 0.3  # a new batch is computed afresh, not served from the cache
     np.testing.assert_allclose(fused.distances(X), generic.distances(X), atol=1e-12)
 

@@ -37,13 +37,15 @@ __all__ = ["FusedKernels", "StageForm", "make_fused_kernels", "pack_params"]
 class StageForm:
     """A cost term written per step, so the fused kernel can charge it during the rollout.
 
-    ``term(X, U) == sum_t running(X[t+1], U, t, params) + terminal(X[H], params)``
+    ``term(X, U) == sum_t running(X[t], X[t+1], U, t, params) + terminal(X[H], params)``
     for every sample, with the sum over ``t`` accumulated in that order.
 
     Attributes:
-        running: ``@njit running(x Shape=(nx,), U Shape=(H, nu), t, params) -> float``,
-            the cost of step ``t`` charged on the state it leads to, ``x = X[t+1]``.
-            It may read ``U[:t+1]`` (e.g. for action differences). ``None``: no running cost.
+        running: ``@njit running(x_prev Shape=(nx,), x Shape=(nx,), U Shape=(H, nu), t,
+            params) -> float``, the cost of step ``t``: ``x = X[t+1]`` is the state it
+            leads to, ``x_prev = X[t]`` the one it starts from (for costs on the path
+            between them, e.g. a swept obstacle distance). It may read ``U[:t+1]``
+            (e.g. for action differences). ``None``: no running cost.
         terminal: ``@njit terminal(x Shape=(nx,), params) -> float`` on ``X[H]``, or ``None``.
         params: the term's parameters, Shape=(p,), float64.
     """
@@ -85,7 +87,7 @@ _KERNEL_CACHE: dict[tuple[Any, ...], FusedKernels] = {}
 
 
 @nb.njit(inline="always")
-def _no_running(x, U, t, P, acc):  # pragma: no cover - compiled
+def _no_running(x_prev, x, U, t, P, acc):  # pragma: no cover - compiled
     pass
 
 
@@ -96,9 +98,9 @@ def _no_terminal(x, P, acc):  # pragma: no cover - compiled
 
 def _link_running(prev: Any, fn: Any, i: int) -> Any:
     @nb.njit(inline="always")
-    def chained(x, U, t, P, acc):  # pragma: no cover - compiled
-        prev(x, U, t, P, acc)
-        acc[i] += fn(x, U, t, P[i])
+    def chained(x_prev, x, U, t, P, acc):  # pragma: no cover - compiled
+        prev(x_prev, x, U, t, P, acc)
+        acc[i] += fn(x_prev, x, U, t, P[i])
 
     return chained
 
@@ -187,7 +189,7 @@ def _build(step: Any, forms: Sequence[StageForm], inline: bool) -> FusedKernels:
             nxt = t + 1 if store else (t + 1) & 1
             for k in range(k0, k1):
                 step_fn(X[k, now], U[k, t], dyn_params, X[k, nxt])
-                running(X[k, nxt], U[k], t, P, parts[k])
+                running(X[k, now], X[k, nxt], U[k], t, P, parts[k])
         last = H if store else H & 1
         for k in range(k0, k1):
             acc = parts[k]

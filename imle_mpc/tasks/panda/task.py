@@ -29,10 +29,10 @@ from imle_mpc.tasks.panda.robot import (
     PANDA_TASK,
     SphereProximity,
     classify_panda_route,
-    panda_clearance,
     panda_collision_constraint,
     panda_joint_limits,
     panda_model,
+    panda_path_clearance,
     panda_target,
     panda_tcp,
 )
@@ -56,7 +56,7 @@ def panda_reach_around() -> Task:
         s = np.asarray(states)
         X = s[None]
         safe = all(float(c.violation(X, np.zeros((1, 0, 7)))[0]) == 0.0 for c in safety)
-        clear = float(panda_clearance(s).min()) > 0.0
+        clear = panda_path_clearance(s) > 0.0
         arrived = float(np.linalg.norm(panda_tcp(s[-1]) - target)) < PANDA_GOAL_TOLERANCE
         return bool(safe and clear and arrived)
 
@@ -76,7 +76,7 @@ def panda_reach_around() -> Task:
         velocity_dims=tuple(range(7, 14)),
         faults=PANDA_FAULTS,
         routes=Routes(PANDA_ROUTES, classify_panda_route),
-        clearance=lambda states: float(panda_clearance(states).min()),
+        clearance=panda_path_clearance,
         demos=Demonstrations(
             generate=generate_panda_demonstrations,
             num_demos=PANDA_DEMO_COUNT,
