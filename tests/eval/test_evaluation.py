@@ -108,9 +108,7 @@ def test_success_and_violations_are_judged_on_the_true_states(nav_task) -> None:
     record = run_episode(nav_task, planner, 0, faults=faults)
     assert record.true_states is not None
     measured = np.count_nonzero(violation_per_step(nav_task.safety, record.states, record.actions))
-    true = np.count_nonzero(
-        violation_per_step(nav_task.safety, record.true_states, record.actions)
-    )
+    true = np.count_nonzero(violation_per_step(nav_task.safety, record.true_states, record.actions))
     assert measured > 0 and true == 0, (measured, true)  # the seed makes the two differ
     assert not nav_task.success(record.states) and nav_task.success(record.true_states)
     result = EpisodeOutcome.of(nav_task, record)
