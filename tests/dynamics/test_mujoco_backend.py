@@ -228,8 +228,7 @@ def test_mppi_balances_gymnasium_inverted_pendulum() -> None:
     assert passive.terminated  # the same start falls over without control
 
 
-# A box pushed along a floor: sliding friction and the normal force come from contacts,
-# whose solver warm-starts from the previous step (state a rollout must not carry over).
+# A box pushed along a floor into a wall: friction and the normal forces are contacts.
 SLIDER = """
 <mujoco>
   <option timestep="0.01"/>
@@ -249,10 +248,10 @@ SLIDER = """
 """
 
 
-def test_rollouts_with_contacts_depend_only_on_x0_and_U() -> None:
-    """Protects: ``MujocoDynamics`` resetting the full physics state (contact warm start,
-    not only qpos/qvel/act) before every rollout. The same (x0, U) after unrelated
-    rollouts, in another batch and on a fresh instance gives the same states, bit for bit."""
+def test_rollouts_with_contacts_depend_only_on_x0_and_the_actions() -> None:
+    """Protects: ``MujocoDynamics`` setting the whole physics state from ``x0`` before every
+    rollout (its MjData are reused). The same (x0, U) after unrelated rollouts, alone
+    instead of in a batch, and on a fresh instance gives the same states, bit for bit."""
     model = MujocoDynamics(SLIDER, frame_skip=2)
     rng = np.random.default_rng(3)
     x0 = np.array([0.0, 0.0, 0.0, 0.0])
