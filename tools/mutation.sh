@@ -69,4 +69,4 @@ summary = {
 Path(sys.argv[1]).write_text(json.dumps(summary, indent=2) + "\n")
 print(json.dumps({k: v for k, v in summary.items() if k != "survivors"}, indent=2))
 PY
-cp mutmut.log "$repo/bench/results/mutation.log" 2>/dev/null || true
+tail -n 40 mutmut.log > "$repo/bench/results/mutation.log.tail" 2>/dev/null || true
