@@ -118,3 +118,34 @@ def test_own_task_example_from_demonstrations_to_eval(tmp_path: Path) -> None:
     assert ev["violation_steps"] == 0 and ev["episodes"] == 2
     # The routes are the task's own (its Routes hook), read back from the executed paths.
     assert set(run["routes"]) | set(ev["routes"]) <= {"above", "middle", "below"}
+
+
+def test_cli_train_resume_continues_to_the_same_generator(tmp_path: Path, capsys) -> None:
+    """``train --resume`` picks up the checkpoint: 2 epochs + resumed to 3 = 3 straight."""
+    tiny = ["train", "--task", "nav_one_obstacle", "--batch-size", "64", "--json"]
+    assert main([*tiny, "--epochs", "3", "--out", str(tmp_path / "straight")]) == 0
+    straight = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    parted = str(tmp_path / "parted")
+    assert main([*tiny, "--epochs", "2", "--checkpoint-every", "1", "--out", parted]) == 0
+    capsys.readouterr()
+    assert main([*tiny, "--epochs", "3", "--resume", "--out", parted]) == 0
+    resumed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert resumed["epochs"] == straight["epochs"] == 3
+    assert resumed["final_loss"] == straight["final_loss"]
+
+
+def test_cli_eval_no_offset_free_and_run_no_guard_switch_the_mechanisms_off(capsys) -> None:
+    args = ["eval", "--episodes", "1", "--faults", "mismatch", "--planner", "mppi", "--json"]
+    assert main(args) == 0
+    on = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main([*args, "--no-offset-free"]) == 0
+    off = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (on["guard"], on["offset_free"]) == (True, True)
+    assert (off["guard"], off["offset_free"]) == (True, False)
+    # The IMLE policy alone (no model): measured, the guard steps in on 10 steps of seed 0.
+    run = ["run", "nav_one_obstacle", "--planner", "imle_policy", "--json"]
+    assert main(run) == 0
+    guarded = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main([*run, "--no-guard"]) == 0
+    unguarded = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert guarded["fallback_steps"] > 0 and unguarded["fallback_steps"] == 0

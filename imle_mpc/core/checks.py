@@ -71,12 +71,13 @@ def check_dynamics(
             f"rollout returned shape {X.shape}.",
             f"return Shape=(K, H+1, nx) = {(num_samples, horizon + 1, nx)} with X[:, 0] = x0.",
         )
+    # Inputs first: a model that writes into x0 would otherwise be told its X[:, 0] is wrong.
+    if not np.array_equal(U, U_before) or not np.array_equal(x0, x_before):
+        _fail("rollout modified its inputs.", "never write into x0 or U; copy first.")
     if X.dtype != np.float64:
         _fail(f"rollout returned dtype {X.dtype}.", "return float64 states.")
     if not np.array_equal(X[:, 0], np.broadcast_to(x0, (num_samples, nx))):
         _fail("X[:, 0] differs from x0.", "write the initial state into X[:, 0].")
-    if not np.array_equal(U, U_before) or not np.array_equal(x0, x_before):
-        _fail("rollout modified its inputs.", "never write into x0 or U; copy first.")
     if not np.all(np.isfinite(X)):
         _fail("rollout produced NaN/inf from finite inputs.", "check the step function.")
     if not np.array_equal(np.asarray(dynamics.rollout(x0, U)), X):

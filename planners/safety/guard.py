@@ -282,6 +282,7 @@ class SafetyGuard(PlannerWrapper):
         require_int_at_least("SafetyGuard", "action_delay (control steps)", action_delay, 0)
         self.action_delay = int(action_delay)
         self._memory = self._fresh_memory()
+        self._warm_up_check()
 
     @property
     def events(self) -> list[GuardEvent]:
@@ -437,6 +438,15 @@ class SafetyGuard(PlannerWrapper):
         least = min(tried, key=lambda c: c.violation)
         least.name = f"least_violation:{least.name}"
         return least
+
+    def _warm_up_check(self) -> None:
+        """Compile the check's rollout and constraints now, not on the first control step."""
+        # A model that rejects the zero state says so on the first real step instead.
+        with contextlib.suppress(Exception):
+            x = np.zeros(self.dynamics.nx)
+            self._candidate("hold", x, self._hold_plan())
+            if self.action_delay:
+                self.dynamics.rollout(x, self._memory.in_flight.pending[None])
 
     def _hold_plan(self) -> FloatArray:
         return np.tile(self._neutral, (self.horizon, 1))

@@ -85,3 +85,95 @@ def test_rollout_errors_name_the_fix() -> None:
         model.rollout(np.zeros(3), np.zeros((1, 5, 1)))
     with pytest.raises(TypeError, match="njit"):
         StepDynamics(lambda x, u, p, out: None, [0.0], nx=1, nu=1, dt=0.1)
+
+
+class _Good(_Leaky):
+    """A correct integrator: x_t = x0 + cumsum(u)."""
+
+    def rollout(self, x0, U, out=None):
+        U = np.asarray(U)
+        if U.ndim != 3 or U.shape[2] != 1:
+            raise ValueError("bad shape")
+        X = np.empty((U.shape[0], U.shape[1] + 1, 1))
+        X[:, 0] = x0
+        X[:, 1:, 0] = x0[0] + np.cumsum(U[:, :, 0], axis=1)
+        return X
+
+
+class _Drifting(_Good):
+    """Each call adds a little more: two rollouts of the same input differ."""
+
+    calls = 0
+
+    def rollout(self, x0, U, out=None):
+        self.calls += 1
+        X = super().rollout(x0, U)
+        X[:, 1:] += 1e-9 * self.calls
+        return X
+
+
+class _MutatesU(_Good):
+    def rollout(self, x0, U, out=None):
+        X = super().rollout(x0, U)
+        np.clip(U, -0.5, 0.5, out=U)  # clips in place: the caller's samples change
+        return X
+
+
+class _MutatesX0(_Good):
+    def rollout(self, x0, U, out=None):
+        X = super().rollout(x0, U)
+        x0 += 1.0
+        return X
+
+
+class _NaNSpreads(_Good):
+    """Exact with finite actions; one NaN reaches every sample (0 * NaN = NaN)."""
+
+    def rollout(self, x0, U, out=None):
+        X = super().rollout(x0, U)
+        X[:, 1:] += 0.0 * np.asarray(U).sum()
+        return X
+
+
+class _NaNFromFinite(_Good):
+    def rollout(self, x0, U, out=None):
+        X = super().rollout(x0, U)
+        X[0, -1, 0] = np.nan
+        return X
+
+
+class _WrongStart(_Good):
+    def rollout(self, x0, U, out=None):
+        X = super().rollout(x0, U)
+        X[:, 0] = X[:, 1]
+        return X
+
+
+class _Float32(_Good):
+    def rollout(self, x0, U, out=None):
+        return super().rollout(x0, U).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (_Good(), None),  # the control: the bad ones differ from it in one place each
+        (_Drifting(), "two rollouts of the same input differ"),
+        (_MutatesU(), "modified its inputs"),
+        (_MutatesX0(), "modified its inputs"),
+        (_NaNSpreads(), "NaN action in sample 0 changed other samples"),
+        (_NaNFromFinite(), "NaN/inf from finite inputs"),
+        (_WrongStart(), "X\\[:, 0\\] differs from x0"),
+        (_Float32(), "dtype float32"),
+    ],
+    ids=lambda v: type(v).__name__ if not isinstance(v, str | None) else "",
+)
+def test_each_contract_check_catches_its_bad_model(model, message) -> None:
+    """The determinism, input-mutation, NaN, start-state and dtype checks each fire on a
+    model broken in exactly that way (the MuJoCo and Pinocchio conformance rests on them)."""
+    state = np.array([0.3])
+    if message is None:
+        assert check_dynamics(model, state)["ok"]
+        return
+    with pytest.raises(ConformanceError, match=message):
+        check_dynamics(model, state)

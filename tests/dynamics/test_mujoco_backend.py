@@ -281,3 +281,41 @@ def test_mppi_balances_gymnasium_inverted_pendulum() -> None:
         if passive.done:
             break
     assert passive.terminated  # the same start falls over without control
+
+
+# A box pushed along a floor into a wall: friction and the normal forces are contacts.
+SLIDER = """
+<mujoco>
+  <option timestep="0.01"/>
+  <worldbody>
+    <geom type="plane" size="5 5 0.1" friction="0.8"/>
+    <geom type="box" size="0.1 1 0.3" pos="1.0 0 0.3"/>
+    <body pos="0 0 0.1">
+      <joint name="x" type="slide" axis="1 0 0"/>
+      <joint name="z" type="slide" axis="0 0 1"/>
+      <geom type="box" size="0.1 0.1 0.1" mass="1" friction="0.8"/>
+    </body>
+  </worldbody>
+  <actuator>
+    <motor joint="x" ctrllimited="true" ctrlrange="-30 30"/>
+  </actuator>
+</mujoco>
+"""
+
+
+def test_rollouts_with_contacts_depend_only_on_x0_and_the_actions() -> None:
+    """Protects: ``MujocoDynamics`` setting the whole physics state from ``x0`` before every
+    rollout (its MjData are reused). The same (x0, U) after unrelated rollouts, alone
+    instead of in a batch, and on a fresh instance gives the same states, bit for bit."""
+    model = MujocoDynamics(SLIDER, frame_skip=2)
+    rng = np.random.default_rng(3)
+    x0 = np.array([0.0, 0.0, 0.0, 0.0])
+    U = rng.uniform(0.0, 30.0, (4, 25, 1))  # pushes the box into the wall at x = 0.8
+    first = model.rollout(x0, U)
+    assert first[:, -1, 0].max() > 0.65  # it reached the wall: contacts with floor and wall
+    for _ in range(3):  # unrelated work that leaves contacts and warm starts behind
+        model.rollout(rng.uniform(-0.5, 0.7, 4), rng.uniform(-30.0, 30.0, (6, 25, 1)))
+    np.testing.assert_array_equal(model.rollout(x0, U), first)
+    np.testing.assert_array_equal(model.rollout(x0, U[2:3])[0], first[2])
+    np.testing.assert_array_equal(MujocoDynamics(SLIDER, frame_skip=2).rollout(x0, U), first)
+    assert check_dynamics(model, state=x0, num_samples=5, horizon=10)["ok"]

@@ -331,3 +331,25 @@ def test_a_long_ray_temp_dir_is_reached_through_a_short_link(tmp_path: Path) -> 
     assert not path.exists() and not path.parent.exists()
     with short_path(Path("/tmp/r")) as path:
         assert path == Path("/tmp/r")
+
+
+def test_a_sweep_with_faults_a_task_does_not_state_fails_before_any_episode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Protects: ``run_sweep``'s up-front fault check. point_mass states no fault
+    magnitudes; listed after a task that does, a sweep checking lazily would run (and
+    record) nav_one_obstacle's episodes first and fail half-way through."""
+    import imle_mpc.eval.jobs as jobs
+
+    def no_episode(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an episode ran before the fault settings were checked")
+
+    monkeypatch.setattr(jobs, "run_episode", no_episode)
+    config = SweepConfig(
+        tasks=("nav_one_obstacle", "point_mass"), planners=("mppi",), samples=(8,),
+        faults=("noise",), episodes=1,
+    )  # fmt: skip
+    out = tmp_path / "r.jsonl"
+    with pytest.raises(InputError, match="point_mass"):
+        run_sweep(config, out, progress=False)
+    assert not out.exists() or out.read_text() == ""

@@ -61,22 +61,30 @@ def test_dropped_planning_raises_at_the_stated_rate_and_is_logged() -> None:
     class Planner:
         horizon = 4
 
+        def __init__(self) -> None:
+            self.steps: list[int] = []  # the steps it was asked to plan (state[0])
+
         def plan(self, state: np.ndarray) -> PlanResult:
+            self.steps.append(int(state[0]))
             return PlanResult(np.zeros((4, 2)), 0.0, {}, 1, 0, np.zeros((5, 4)))
 
         def reset(self, seed: int | None = None) -> None:
             pass
 
     log = FaultLog()
-    dropping = DroppedPlanning(Planner(), 0.25, np.random.default_rng(1), log)
+    planner = Planner()
+    dropping = DroppedPlanning(planner, 0.25, np.random.default_rng(1), log)
     raised = 0
-    for _ in range(2000):
+    for step in range(2000):
         try:
-            dropping.plan(np.zeros(4))
+            dropping.plan(np.array([step, 0.0, 0.0, 0.0]))
         except PlanningTimeoutError:
             raised += 1
     assert raised == len(log.dropped)
     assert 0.22 < raised / 2000 < 0.28
+    # A dropped step never ran the planner (its result never arrives): the calls the
+    # planner saw are exactly the steps that were not dropped.
+    assert planner.steps == sorted(set(range(2000)) - set(log.dropped))
 
 
 def test_same_seed_same_faults() -> None:

@@ -162,3 +162,33 @@ def test_imle_mpc_with_the_lookahead_plans_with_a_per_state_observation() -> Non
     result = planner.plan(np.zeros(4))
     assert result.actions.shape == (5, 2) and np.all(np.isfinite(result.actions))
     assert "cost_to_go" in result.term_costs
+
+
+@pytest.mark.parametrize("hard", [True, False], ids=["hard", "soft"])
+@pytest.mark.parametrize("priced", [True, False], ids=["priced", "mechanism-off:no-constraints"])
+def test_the_continuation_pays_for_the_constraints_it_breaks(hard: bool, priced: bool) -> None:
+    """Protects: constraints priced into the lookahead (``PolicyCostToGo(constraints=...)``).
+
+    A wall at the median of the continuations' largest x: the candidates whose
+    continuation crosses it cost exactly ``weight * violation`` more than without the
+    wall, the others the same. Without the constraints (the mechanism off) a
+    continuation through the wall is as cheap as one that stops short of it.
+    """
+    from cost import StateBox
+
+    gen = _generator()
+    X = np.random.default_rng(6).normal(size=(8, 3, 4))
+    free = PolicyCostToGo(gen, observation, MODEL, GOAL_COST, 6)
+    states, actions = free.continuation(X)
+    wall = float(np.median(states[:, 1:, 0].max(axis=1)))
+    box = StateBox([-np.inf] * 4, [wall, np.inf, np.inf, np.inf], hard=hard, weight=50.0)
+    walled = PolicyCostToGo(gen, observation, MODEL, GOAL_COST, 6, [box] if priced else [])
+    U = np.zeros((8, 2, 2))
+    extra = walled(X, U) - free(X, U)
+    violation = box.violation(states, actions)
+    assert np.count_nonzero(violation) == 4  # half of the continuations cross the wall
+    if not priced:
+        assert np.all(extra == 0.0)  # blind to the wall: what the mechanism prevents
+        return
+    weight = 1e4 if hard else 50.0  # PolicyCostToGo's violation_weight, or the soft term's
+    np.testing.assert_allclose(extra, weight * violation, rtol=1e-9, atol=1e-9)

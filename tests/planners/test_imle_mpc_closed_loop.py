@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -22,19 +24,39 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("task_name", ["nav_one_obstacle", "nav_two_obstacles", "nav_trap"])
-def test_shipped_generator_proposes_every_route(task_name: str) -> None:
+def _policy_routes(task_name: str, rollouts: int = 128) -> Counter[str]:
+    """Routes of ``rollouts`` runs of the shipped generator alone, on the task's model.
+
+    Batched closed loop like ``IMLEPolicy`` with one chunk per run: every
+    ``action_horizon`` steps a fresh latent per run, decoded under its own history.
+    """
     task = make_task(task_name)
     gen = load_task_generator(task_name)
-    history = np.tile(observation(task.initial_state), (gen.obs_horizon, 1))
-    chunks = gen.sample(history, 256, np.random.default_rng(0))
-    assert chunks.shape == (256, gen.horizon, 2)
-    # Roll every chunk out and extend it with the demonstrations' route classifier on
-    # the first obstacle: the sign of the lateral displacement after one chunk.
-    X = task.dynamics.rollout(task.initial_state, chunks)
-    up = np.mean(X[:, -1, 1] > 0.0)
-    # 10/10 demonstrations per side; a generator that dropped a mode would give ~0 or ~1.
-    assert 0.2 < up < 0.8, f"share of proposals going above: {up:.2f}"
+    rng = np.random.default_rng(0)
+    oh, model = gen.obs_horizon, task.dynamics
+    path = [np.tile(task.initial_state, (rollouts, 1))] * oh
+    for _ in range(0, task.steps, gen.action_horizon):
+        history = np.stack([observation(x) for x in path[-oh:]], axis=1)
+        chunk = gen.sample_batch(history, 1, rng)[:, 0, : gen.action_horizon]
+        chunk = np.clip(chunk, model.action_low, model.action_high)
+        X = model.rollout_from_states(np.ascontiguousarray(path[-1]), np.ascontiguousarray(chunk))
+        path.extend(X[:, t] for t in range(1, X.shape[1]))
+    trajectories = np.stack(path[oh - 1 :], axis=1)
+    return Counter(task.route_of(x) for x in trajectories)
+
+
+@pytest.mark.parametrize("task_name", ["nav_one_obstacle", "nav_two_obstacles", "nav_trap"])
+def test_shipped_generator_proposes_every_route(task_name: str) -> None:
+    """Every route of the task, judged by its own classifier on whole runs of the generator.
+
+    Measured (128 runs, seed 0): nav_two_obstacles 29/31/17/22 for above-above,
+    above-below, below-above, below-below (the rest go through a disc: the generator
+    knows no obstacles); nav_one_obstacle 57/53; nav_trap 79/46. A generator that
+    dropped a route gives 0 there; >= 8 % (10 runs) leaves room under the smallest share.
+    """
+    routes = _policy_routes(task_name)
+    shares = {r: routes[r] / 128 for r in make_task(task_name).route_names}
+    assert min(shares.values()) >= 0.08, routes
 
 
 @pytest.mark.parametrize("seed", [0, 1])

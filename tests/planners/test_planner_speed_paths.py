@@ -17,6 +17,7 @@ from cost import (
     ObstacleConstraint,
     ObstacleProximity,
     Scene,
+    StateBox,
     StateTracking,
     Term,
     TerminalState,
@@ -217,3 +218,34 @@ def test_bench_torch_pendulum_matches_the_model() -> None:
         costs += bench.torch_running_cost(state, action)
         np.testing.assert_allclose(state.numpy(), X[:, t + 1], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(costs.numpy(), bench.our_cost()(X, U), rtol=1e-10)
+
+
+@pytest.mark.skipif(not JIT, reason="counts Numba compilations")
+def test_compilation_happens_in_the_constructor_never_on_the_first_step() -> None:
+    """Protects: ``SamplingPlanner.warmup`` in the constructor (the first control step of
+    a robot must not stall for the JIT). A step function defined here is new to Numba,
+    so its kernels cannot come from an earlier test: the constructors compile them
+    (numba:compile events > 0), the guarded first steps compile nothing. (The guard's
+    own check and delay prediction used to compile on the first step: 80 events.)"""
+    from numba.core import event
+
+    from imle_mpc import StepDynamics
+    from planners.safety.guard import SafetyGuard
+
+    @nb.njit
+    def drift(x, u, p, out):  # a fresh dispatcher per call of this test
+        out[0] = x[0] + p[0] * (x[1] + u[0])
+        out[1] = x[1] + p[0] * u[0]
+
+    model = StepDynamics(drift, [0.1], nx=2, nu=1, dt=0.1, action_low=[-1.0], action_high=[1.0])
+    cost = CostSum(Term("goal", StateTracking(np.array([1.0, 0.0]), [1.0, 0.1])))
+    box = StateBox([-np.inf, -0.5], [np.inf, 0.5])
+    # MPPI, CEM and predictive sampling are one SamplingPlanner: one of them stands for all.
+    config = MPPIConfig(num_samples=32, horizon=8, seed=0)
+    with event.install_recorder("numba:compile") as built:
+        planner = SafetyGuard(MPPI(model, cost, config, [box]), model, [box], action_delay=1)
+    with event.install_recorder("numba:compile") as stepped:
+        for _ in range(3):
+            planner.plan(np.array([0.0, 0.2]))
+    assert len(built.buffer) > 0  # the recorder sees this model's compilations
+    assert [data for _, data in stepped.buffer] == []

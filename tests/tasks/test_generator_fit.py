@@ -64,3 +64,23 @@ def test_what_it_was_trained_for_survives_the_checkpoint(tmp_path) -> None:  # t
         TrainedFor.from_meta({}).dt is None
     )  # an old checkpoint: nothing recorded, nothing checked
     TrainedFor().check(make_task("arm_reach_around").dynamics, obs_dim=99)
+
+
+def test_each_shipped_generator_records_the_shipped_demonstrations_it_was_trained_on() -> None:
+    """Ties a shipped generator to the shipped demonstrations: the checkpoint's
+    ``TrainedFor`` (task, control period, observation, actuator box) is the one read from
+    the shipped dataset's metadata, and the dataset's routes are all routes the
+    generator drives (``tests/planners/test_imle_mpc_closed_loop.py`` checks the shares
+    on whole runs). A dataset regenerated for another model, or a generator trained on
+    another task's demonstrations, fails here."""
+    from imle_mpc.tasks.shipped import load_default_dataset, load_task_generator
+
+    for name in shipped_generators():
+        dataset = load_default_dataset(name)
+        generator = load_task_generator(name)
+        assert generator.trained_for == TrainedFor.from_meta(dataset.meta), name
+        assert generator.trained_for.task == dataset.meta["task"] == name
+        assert (generator.obs_dim, generator.nu) == (dataset.obs_dim, dataset.nu)
+        task = make_task(name)
+        if task.routes is not None:
+            assert set(dataset.meta["modes"]) <= set(task.route_names), name

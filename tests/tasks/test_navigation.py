@@ -184,25 +184,26 @@ def test_arm_start_and_goal_are_straight_and_clear() -> None:
 
 @pytest.mark.slow
 def test_plain_mppi_on_nav_one_obstacle() -> None:
-    """Plain MPPI with the task's hints (horizon 16 = one IMLE chunk, 256 samples).
+    """Plain MPPI with the task's hints (horizon 16 = one IMLE chunk, 256 samples): the baseline.
 
-    Measured (seeds 0-3): MPPI succeeds here, passing above or below depending
-    on the seed, with 0.16-0.21 m clearance. It is not asserted: this records
-    the baseline. Where short-horizon MPPI does NOT cope — the same hints on
-    ``arm_reach_around`` (0/3 seeds: the arm wedges against the post; even
-    horizon 40 / 512 samples managed 1/2, overshooting) and the route collapse
-    on ``nav_two_obstacles`` (3/3 seeds took above-above, never the other three
-    routes) — is the motivation for IMLE proposals, which carry the routes of
-    the demonstrations into the sample set.
+    Measured: seeds 0 and 1 succeed, seed 0 above (0.22 m clearance) and seed 1 below
+    (0.20 m); asserted with a margin of a few cm under the 0.1 m planning margin. Where
+    short-horizon MPPI does NOT cope — the same hints on ``arm_reach_around`` (0/3
+    seeds: the arm wedges against the post; even horizon 40 / 512 samples managed 1/2,
+    overshooting), the route collapse on ``nav_two_obstacles`` (3/3 seeds took
+    above-above, never the other three routes) and ``nav_trap``
+    (``test_plain_mppi_is_stuck_in_the_trap``) — is the motivation for IMLE proposals,
+    which carry the routes of the demonstrations into the sample set.
     """
     from imle_mpc.eval.episodes import run_episode
     from imle_mpc.eval.factory import make_planner
 
     task = make_task("nav_one_obstacle")
-    record = run_episode(task, make_planner("mppi", task, seed=0), seed=0)
-    assert record.states.shape == (task.steps + 1, 4)
-    assert np.all(np.isfinite(record.states))
-    assert np.all(np.abs(record.actions) <= 2.0 + 1e-12)
-    route = classify_route("nav_one_obstacle", record.states)
-    if record.success:
-        assert route in task_routes("nav_one_obstacle")
+    routes = []
+    for seed in (0, 1):
+        record = run_episode(task, make_planner("mppi", task, seed=0), seed=seed)
+        assert record.success, seed
+        assert task.min_clearance(record.states) > 0.05
+        assert np.all(np.abs(record.actions) <= 2.0 + 1e-12)
+        routes.append(classify_route("nav_one_obstacle", record.states))
+    assert routes == ["above", "below"]  # no side is built into the sampler

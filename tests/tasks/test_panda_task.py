@@ -199,18 +199,31 @@ def test_guarded_imle_mpc_reaches_the_target_safely() -> None:
     assert np.all(np.abs(torques) <= task.dynamics.effort_limit)
 
 
-def test_guard_keeps_the_panda_safe_under_the_stated_faults() -> None:
+@pytest.mark.parametrize("guard", [True, False], ids=["guard", "mechanism-off:no-guard"])
+def test_guard_keeps_the_panda_safe_under_the_stated_faults(guard: bool) -> None:
+    """Protects: the safety guard (with its delay compensation and offset estimate).
+
+    Seeds 0-4 under the stated faults, measured: guarded 5/5 reach the target with
+    no violation and > 6 cm clearance; unguarded only seeds 0 and 2 arrive (2/5:
+    the one step of delay goes uncompensated). Both loops keep clear of the ball on
+    these seeds, so success is the figure that tells them apart.
+    """
     from imle_mpc.eval.episodes import EpisodeOutcome, run_episode
     from imle_mpc.eval.factory import make_planner
 
     task = panda_reach_around()
     assert task.faults is not None
     planner = make_planner("imle_mpc", task, seed=0)
-    for seed in range(3):
-        record = run_episode(task, planner, seed, faults=task.faults, guard=True)
-        outcome = EpisodeOutcome.of(task, record)
+    records = [run_episode(task, planner, s, faults=task.faults, guard=guard) for s in range(5)]
+    outcomes = [EpisodeOutcome.of(task, r) for r in records]
+    successes = sum(o.success for o in outcomes)
+    if not guard:
+        assert successes <= 3, [o.success for o in outcomes]
+        return
+    assert successes == 5
+    for record, outcome in zip(records, outcomes, strict=True):
         assert outcome.violation_steps == 0
-        assert panda_clearance(record.states).min() > 0.0
+        assert panda_clearance(record.true_states).min() > 0.0
 
 
 def test_cli_runs_the_task_with_imle_mpc(capsys, tmp_path: Path) -> None:

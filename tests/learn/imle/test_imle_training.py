@@ -297,3 +297,20 @@ def test_configs_are_frozen_and_round_trip() -> None:
     assert TrainConfig.from_dict(train.to_dict()) == train
     with pytest.raises(ValueError, match="no fields"):
         TrainConfig.from_dict({"epochz": 3})
+
+
+def test_the_trained_generator_samples_from_the_ema_weights(
+    tmp_path: Path, bimodal_dataset: DemoDataset
+) -> None:
+    """Protects: the EMA of the weights being what the generator samples with (returned
+    and saved), not the last optimiser iterate (which the training state also keeps)."""
+    from imle_mpc.learn.imle.checkpoint import TRAINING_STATE_FILE, load_training_state
+
+    config = TrainConfig(epochs=3, batch_size=32, lr=1e-2, warmup_steps=2, seed=0)
+    gen, _ = train_generator(bimodal_dataset, SMALL_GEN, config, out_dir=tmp_path, progress=False)
+    state = load_training_state(tmp_path / TRAINING_STATE_FILE)
+    sampled = gen.network.state_dict()
+    assert all(torch.equal(sampled[k].cpu(), state["ema"][k].cpu()) for k in sampled)
+    assert not all(torch.equal(sampled[k].cpu(), state["network"][k].cpu()) for k in sampled)
+    saved = load_generator(tmp_path / "generator.safetensors").network.state_dict()
+    assert all(torch.equal(saved[k].cpu(), state["ema"][k].cpu()) for k in saved)

@@ -140,6 +140,45 @@ def test_deadline_executes_the_next_action_of_the_previous_plan_and_never_blocks
     release.set()
 
 
+def test_reset_while_a_late_plan_runs_waits_for_it_and_starts_clean() -> None:
+    """Protects: ``SafetyGuard.reset`` with a late plan on the worker thread. The planner
+    is not reset under a running plan (it would be reseeded mid-step), and the next
+    episode's first step is planned, not refused as "the previous plan is still running"."""
+    release = threading.Event()
+    log: list[str] = []
+    plan = np.tile([0.0, 0.5], (H, 1))
+
+    class Slow(ScriptedPlanner):
+        def plan(self, state: np.ndarray) -> PlanResult:
+            if self.calls == 1:
+                self.calls += 1
+                log.append("late plan starts")
+                release.wait(timeout=30.0)
+                log.append("late plan ends")
+                return _result(self.plan_actions)
+            return super().plan(state)
+
+        def reset(self, seed: int | None = None) -> None:
+            log.append("reset")
+            super().reset(seed)
+
+    guard = _guard(Slow(plan), deadline=0.05)
+    guard.plan(np.zeros(4))
+    assert guard.plan(np.zeros(4)).deadline_missed  # the late plan is still running
+    resetting = threading.Thread(target=guard.reset, args=(3,))
+    resetting.start()
+    # Never a false failure: a correct reset is still blocked after any wait.
+    resetting.join(timeout=0.2)
+    assert resetting.is_alive(), "reset returned while the late plan was still running"
+    release.set()
+    resetting.join(timeout=30.0)
+    assert log == ["late plan starts", "late plan ends", "reset"]
+    first = guard.plan(np.zeros(4))  # a new episode: planned, on time, checked
+    assert first.fallback is None and not first.deadline_missed
+    np.testing.assert_array_equal(first.actions, plan)
+    assert guard.events == []
+
+
 def test_unsafe_plans_are_replaced_and_the_robot_never_collides() -> None:
     def run(planner: object) -> np.ndarray:
         robot = EnvRobot(DynamicsEnv(MODEL, np.zeros(4)), seed=0)
@@ -152,7 +191,10 @@ def test_unsafe_plans_are_replaced_and_the_robot_never_collides() -> None:
     guarded = run(guard)
     assert SCENE.distances(guarded[None]).min() > 0.0
     assert guard.events, "the guard should have stepped in"
-    assert {e.fallback.split(":")[-1] for e in guard.events} <= {"brake", "hold", "previous"}
+    # Every step-in found a fallback that passed the check: none was a least-violating
+    # "nothing passed" pick (named "least_violation:<name>"), none predicted a violation.
+    assert {e.fallback for e in guard.events} <= {"brake", "hold", "previous"}
+    assert all(e.violation == 0.0 for e in guard.events)
 
 
 def test_planner_exception_does_not_crash_the_loop() -> None:
