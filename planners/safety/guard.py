@@ -452,10 +452,17 @@ class SafetyGuard(PlannerWrapper):
         return np.tile(self._neutral, (self.horizon, 1))
 
     def _candidate(self, name: str, x: FloatArray, actions: FloatArray) -> _Candidate:
-        """Roll ``actions`` out from ``x`` and total its hard-constraint violation."""
+        """Roll ``actions`` out from ``x`` and total its hard-constraint violation.
+
+        A plan outside the actuator box fails the check by how far it is outside, and
+        is checked (and, as the least violating, executed) clipped to the box: what the
+        actuators can do is what is rolled out, and nothing outside the box is sent.
+        """
         actions = np.asarray(actions, dtype=np.float64)
         tol = self.config.action_tolerance
         outside = np.maximum(np.maximum(self._low - actions, actions - self._high), 0.0).max()
+        if outside > 0.0:
+            actions = np.clip(actions, self._low, self._high)
         U = np.ascontiguousarray(actions[None])
         # Shapes are checked already (x here, plans by _well_formed or by construction).
         X = self._rollout(np.ascontiguousarray(x), U, np.empty((1, U.shape[1] + 1, len(x))))

@@ -335,3 +335,16 @@ def test_brake_and_safe_plan_take_their_own_functions() -> None:
         raise RuntimeError("solver failed")
 
     assert SafePlan(broken).propose(x, context) is None
+
+
+def test_the_least_violating_plan_is_sent_inside_the_actuator_box() -> None:
+    # Inside the disc already: nothing passes, and the planner's plan is the least
+    # violating one; it is 0.0156 N outside the 2 N box (found by a property test).
+    plan = np.zeros((H, 2))
+    plan[0, 0] = 2.015625
+    guard = _guard(ScriptedPlanner(plan, {0: "infeasible"}))
+    result = guard.plan(np.array([2.0, 0.0, 0.0, 0.0]))
+    assert result.fallback is not None and "least_violation" in result.fallback
+    assert np.all(np.abs(result.actions) <= 2.0)
+    np.testing.assert_allclose(result.predicted_states, MODEL.rollout(
+        np.array([2.0, 0.0, 0.0, 0.0]), result.actions[None])[0])  # fmt: skip
