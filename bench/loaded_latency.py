@@ -4,7 +4,8 @@ A controller's step must stay short when other processes share its cores (a
 simulator, drivers, a second robot's controller). This benchmark runs guarded
 IMLE-MPC (``nav_trap``, N=16, with the lookahead) and guarded MPPI (K=256) in closed
 loop on the model, timing each guarded step (``OffsetFree`` + ``SafetyGuard`` + the
-planner), in four conditions:
+planner) at a fixed control period (50 Hz by default: the loop waits for its next
+tick, as a controller does), in four conditions:
 
 * thread policy: ``library`` (the default ``ThreadPolicy``: one Numba and one torch
   thread per step, ``imle_mpc.core.threads``) or ``unmanaged`` (``ThreadPolicy(None,
@@ -22,7 +23,7 @@ stdout line is ``loaded_p99_over_idle_p99: X``: the library policy's loaded p99
 over its idle p99, the worse of the two planners (target <= 3, with no step above
 20 ms).
 
-    .venv/bin/python bench/loaded_latency.py            # ~2 min on 2 cores
+    .venv/bin/python bench/loaded_latency.py            # ~4 min on 2 cores
     .venv/bin/python bench/loaded_latency.py --rounds 1 --steps 60 --json
 """
 
@@ -71,14 +72,19 @@ def _loop(task: Any, kind: str, options: dict[str, Any], policy_name: str) -> An
     return loop
 
 
-def _run(task: Any, loop: Any, steps: int, max_seconds: float) -> list[float]:
-    """Step times (s) of ``steps`` closed-loop steps (fewer if ``max_seconds`` runs out)."""
+def _run(task: Any, loop: Any, steps: int, max_seconds: float, period: float) -> list[float]:
+    """Step times (s) of ``steps`` closed-loop steps at a fixed ``period`` (fewer if
+    ``max_seconds`` runs out). A controller waits for its next tick between steps, as the
+    runner's real-time mode does; a loop that never waits is a CPU-bound process like the
+    competitors, and the scheduler shares the cores with it by time slices."""
     loop.reset(0)
     env = DynamicsEnv(task.dynamics, task.initial_state)
     x = task.initial_state.copy()
     times: list[float] = []
     start = time.perf_counter()
+    tick = start
     for step in range(steps):
+        tick += period
         t0 = time.perf_counter()
         result = loop.plan(x)
         times.append(time.perf_counter() - t0)
@@ -89,6 +95,7 @@ def _run(task: Any, loop: Any, steps: int, max_seconds: float) -> list[float]:
             x = task.initial_state.copy()
         if time.perf_counter() - start > max_seconds:
             break
+        time.sleep(max(tick - time.perf_counter(), 0.0))
     return times[WARMUP_STEPS:]
 
 
@@ -127,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=160, help="steps per run")
     parser.add_argument("--max-seconds", type=float, default=8.0, help="cap per run")
     parser.add_argument("--competitors", type=int, default=2)
+    parser.add_argument(
+        "--period", type=float, default=0.02, help="control period (s); 0: back to back"
+    )
     parser.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
     args = parser.parse_args(argv)
     load_average = os.getloadavg()
@@ -146,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                 policies = list(POLICIES) if r % 2 == 0 else list(POLICIES)[::-1]
                 for label, _, _ in PLANNERS if r % 2 == 0 else PLANNERS[::-1]:
                     for policy in policies:
-                        run = _run(task, loops[label, policy], args.steps, args.max_seconds)
+                        loop = loops[label, policy]
+                        run = _run(task, loop, args.steps, args.max_seconds, args.period)
                         times[label, policy, load] += run
                         print(
                             f"round {r} {load:<6} {label:<17} {policy:<9} "
@@ -182,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "competitors": args.competitors,
         "rounds": args.rounds,
         "steps_per_run": args.steps,
+        "control_period_s": args.period,
         "threads_unmanaged": {"numba": numba.config.NUMBA_NUM_THREADS, "torch": os.cpu_count()},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
