@@ -31,5 +31,13 @@ def run_without_jit(test_path: str, *extra: str) -> subprocess.CompletedProcess[
     )
 
 
+def run_python_snippet(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter from the repository root (for what could crash
+    the interpreter, e.g. a segfault in a compiled kernel, so that pytest survives it)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+
+
 def in_no_jit_rerun() -> bool:
     return os.environ.get("IMLE_MPC_NO_JIT_RERUN") == "1"

@@ -32,13 +32,17 @@ class _Leaky:
     action_low = np.array([-1.0])
     action_high = np.array([1.0])
 
+    crosstalk = True
+
     def rollout(self, x0, U, out=None):
         U = np.asarray(U)
         if U.ndim != 3 or U.shape[2] != 1:
             raise ValueError("bad shape")
         X = np.empty((U.shape[0], U.shape[1] + 1, 1))
         X[:, 0] = x0
-        X[:, 1:, 0] = x0[0] + np.cumsum(U[:, :, 0], axis=1) + U[:, :, 0].mean()  # cross-talk
+        X[:, 1:, 0] = x0[0] + np.cumsum(U[:, :, 0], axis=1)
+        if self.crosstalk:
+            X[:, 1:, 0] += U[:, :, 0].mean()  # every sample sees the batch's mean
         return X
 
 
@@ -90,14 +94,7 @@ def test_rollout_errors_name_the_fix() -> None:
 class _Good(_Leaky):
     """A correct integrator: x_t = x0 + cumsum(u)."""
 
-    def rollout(self, x0, U, out=None):
-        U = np.asarray(U)
-        if U.ndim != 3 or U.shape[2] != 1:
-            raise ValueError("bad shape")
-        X = np.empty((U.shape[0], U.shape[1] + 1, 1))
-        X[:, 0] = x0
-        X[:, 1:, 0] = x0[0] + np.cumsum(U[:, :, 0], axis=1)
-        return X
+    crosstalk = False
 
 
 class _Drifting(_Good):

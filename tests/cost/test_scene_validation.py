@@ -3,14 +3,11 @@ reads ``x[ix], x[iy]`` unchecked (an index past the state read neighbouring memo
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from cost import ObstacleConstraint, ObstacleProximity, Scene
+from tests.conftest import run_python_snippet
 
 CIRCLE = [[0.0, 0.0, 0.5]]
 
@@ -68,12 +65,6 @@ except ValueError as err:
 
 def test_a_huge_index_is_an_error_not_a_crash() -> None:
     # In a subprocess: on the old code this read far past the array (SIGSEGV).
-    done = subprocess.run(
-        [sys.executable, "-c", _HUGE_INDEX],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    done = run_python_snippet(_HUGE_INDEX)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("ValueError Scene.position_dims=(0, 1000000000)")

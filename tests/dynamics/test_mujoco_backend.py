@@ -14,6 +14,7 @@ mujoco = pytest.importorskip("mujoco", reason="the MuJoCo backend needs `pip ins
 from dynamics.mujoco_model import MujocoDynamics, model_from_urdf  # noqa: E402
 from imle_mpc.core.checks import check_dynamics  # noqa: E402
 from imle_mpc.core.errors import InputError  # noqa: E402
+from tests.conftest import run_python_snippet  # noqa: E402
 
 # A pendulum on a motor and one with a first-order filter actuator (na = 1), with sensors.
 PENDULUM = """
@@ -119,19 +120,10 @@ print("ok")
 
 
 def test_an_empty_batch_gives_an_empty_result_like_the_analytic_models() -> None:
-    import subprocess
-    import sys
-
     from dynamics import Pendulum
 
     # In a subprocess: on the old code this crashed the interpreter (SIGSEGV in MuJoCo).
-    done = subprocess.run(
-        [sys.executable, "-c", _EMPTY_BATCH],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    done = run_python_snippet(_EMPTY_BATCH)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
     assert Pendulum().rollout([0.3, 0.0], np.zeros((0, 5, 1))).shape == (0, 6, 2)
