@@ -396,12 +396,17 @@ class Scene:
     def capsule_array(self) -> FloatArray:
         return self._capsules
 
-    def distances(self, X: FloatArray) -> FloatArray:
-        """Signed distance of every predicted position, Shape=(K, H+1)."""
+    def _states(self, X: FloatArray) -> FloatArray:
+        """``X`` as contiguous float64 states Shape=(K, T, nx) the kernels may index."""
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 3:
-            raise ValueError(f"Scene.distances expects states Shape=(K, H+1, nx), got {X.shape}.")
+            raise ValueError(f"Scene distances expect states Shape=(K, H+1, nx), got {X.shape}.")
         self.check_state_size(X.shape[2])
+        return X
+
+    def distances(self, X: FloatArray) -> FloatArray:
+        """Signed distance of every predicted position, Shape=(K, H+1)."""
+        X = self._states(X)
         out = np.empty(X.shape[:2])
         ix, iy = self.position_dims
         trajectory_distances(X, ix, iy, self._circles, self._boxes, self._capsules, out)
@@ -413,9 +418,9 @@ class Scene:
         Exact for every obstacle kind (``cost.sdf``): the straight path between two
         sampled positions, where ``distances`` sees only its ends.
         """
+        X = self._states(X)
         out = np.empty((X.shape[0], max(X.shape[1] - 1, 0)))
         ix, iy = self.position_dims
-        X = np.ascontiguousarray(X, dtype=np.float64)
         swept_trajectory_distances(X, ix, iy, self._circles, self._boxes, self._capsules, out)
         return out
 

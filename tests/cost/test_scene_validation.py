@@ -68,3 +68,9 @@ def test_a_huge_index_is_an_error_not_a_crash() -> None:
     done = run_python_snippet(_HUGE_INDEX)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("ValueError Scene.position_dims=(0, 1000000000)")
+
+
+def test_the_swept_distances_check_the_state_size_too() -> None:
+    scene = Scene(circles=CIRCLE, position_dims=(0, 5))
+    with pytest.raises(ValueError, match="point outside the state of size nx=4"):
+        scene.swept_distances(np.zeros((2, 3, 4)))
