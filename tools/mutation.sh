@@ -37,6 +37,10 @@ path.write_text(text)
 PY
 fi
 export OMP_NUM_THREADS=1  # (NUMBA_NUM_THREADS=1 would fail the thread-count tests)
+# mutmut forks a child per mutant from a process that has run Numba parallel kernels;
+# GNU OpenMP aborts a forked child (SIGABRT, which mutmut counts as "suspicious"), the
+# workqueue layer does not.
+export NUMBA_THREADING_LAYER="${NUMBA_THREADING_LAYER:-workqueue}"
 status=0
 timeout "${MUTMUT_TIMEOUT:-3600}" "$python" -m mutmut run --max-children "${MUTMUT_CHILDREN:-1}" \
     > mutmut.log 2>&1 || status=$?
