@@ -24,9 +24,12 @@ The expert (``push_expert``): pure pursuit of a three-segment path for the block
 (out to the chosen side at 35 degrees, along, back in to the goal); the pusher
 keeps behind the block's -x face and moves along the path's direction (the
 pusher-block friction, 1.0, holds the push for directions within 45 degrees of
-the face's normal), slowing on the last 10 cm.
+the face's normal; the block never turns, so any point of the face pushes
+alike), slowing on the last 10 cm.
 
-Not here yet (issue 13): demonstrations, a trained generator, model mismatch
+The demonstration recipe is on the task (``Task.demos``, 20 by default); no dataset
+or generator ships yet. Not here yet (issue 13): shipped demonstrations, a trained
+generator, model mismatch
 (``loop.faults.mismatched_model`` scales dataclass fields, and ``MujocoDynamics``
 is not one) and the benchmark.
 """
@@ -50,8 +53,8 @@ from cost import (
 )
 from imle_mpc.core.validation import FloatArray
 from imle_mpc.loop.faults import FaultConfig
-from imle_mpc.tasks.base import DATA_DIR, PlannerHints, Routes, Task
-from imle_mpc.tasks.experts import Controller
+from imle_mpc.tasks.base import DATA_DIR, Demonstrations, PlannerHints, Routes, Task
+from imle_mpc.tasks.experts import Controller, ScriptedDemos, simulate
 from imle_mpc.tasks.navigation import Detour, NavLayout, classify_nav_route
 
 PUSH_XML = DATA_DIR / "push_block.xml"
@@ -180,6 +183,17 @@ def push_block() -> Task:
         velocity_dims=PUSHER_VELOCITY_DIMS,
         faults=PUSH_FAULTS,
         routes=Routes(("left", "right"), classify_push_route),
+        # The recipe only: no dataset or generator ships yet.
+        demos=Demonstrations(
+            generate=ScriptedDemos(
+                push_expert,
+                "pure pursuit of a three-segment block path (out at 35 degrees, along, "
+                "back in), pushing the block's -x face at 0.25 m/s, starts jittered 1 cm, "
+                "detour 10 %",
+                min_clearance=PUSH_EXPERT_MIN_CLEARANCE,
+            ),
+            num_demos=PUSH_NUM_DEMOS,
+        ),
     )
 
 
@@ -189,6 +203,10 @@ PUSH_EXPERT_SPEED = 0.25
 """The expert's pushing speed (m/s)."""
 PUSH_EXPERT_DETOUR = 0.14
 """How far (m) to the side of the post the expert's block path runs."""
+PUSH_EXPERT_MIN_CLEARANCE = 0.05
+"""Every kept demonstration keeps the pusher this far (m) from the post (they keep ~9 cm)."""
+PUSH_NUM_DEMOS = 20
+"""Demonstrations the recipe makes by default (none ship yet)."""
 
 
 def push_reference_path(
@@ -252,8 +270,12 @@ class PushExpert:
         heading = self._carrot(block) - block
         direction = heading / max(float(np.linalg.norm(heading)), 1e-9)
         speed = self.speed * min(1.0, to_goal / 0.1)
-        # Move along the path and pull onto the face's centre (pressing 3 mm in).
-        velocity = speed * direction + self.gain * (contact + np.array([0.003, 0.0]) - pusher)
+        # Move along the path, pressing 3 mm into the face; the block does not turn, so
+        # any point of the face pushes alike: pull back only off its middle half.
+        offset = pusher[1] - block[1]
+        slide = np.sign(offset) * max(abs(offset) - 0.5 * PUSH_BLOCK_HALF, 0.0)
+        error = np.array([contact[0] + 0.003 - pusher[0], -slide])
+        velocity = speed * direction + self.gain * error
         if to_goal < 0.01:
             velocity = np.zeros(2)
         return velocity
@@ -278,17 +300,11 @@ def push_expert(
 def run_push_expert(
     task: Task, route: str, rng: np.random.Generator | None = None
 ) -> tuple[FloatArray, FloatArray]:
-    """Run the expert on the task's MuJoCo model.
+    """Run the expert on the task's MuJoCo model (``rng``: jittered as ``push_expert``).
 
     Returns:
         ``(states Shape=(T+1, 8), actions Shape=(T, 2))``.
     """
     x0, controller = push_expert(task, route, rng)
-    model: Any = task.dynamics
-    X = np.empty((task.steps + 1, model.nx))
-    U = np.empty((task.steps, model.nu))
-    X[0] = x0
-    for t in range(task.steps):
-        U[t] = np.clip(controller(X[t], t), model.action_low, model.action_high)
-        X[t + 1] = model.step(X[t], U[t])
-    return X, U
+    run = simulate(task, x0, controller)
+    return run.states, run.actions
