@@ -117,15 +117,15 @@ def _rollout(
     controller: Controller,
     rng: np.random.Generator | None = None,
     pushes: DemoPushes | None = None,
+    min_clearance: float = EXPERT_MIN_CLEARANCE,
 ) -> tuple[FloatArray, FloatArray]:
-    """Run ``controller`` on the task's model (its own step), pushed now and then if asked.
+    """Run ``controller`` on the task's model, pushed now and then if asked.
 
-    A push that would put the state within ``EXPERT_MIN_CLEARANCE`` of an
-    obstacle is not applied. Returns ``(states Shape=(T+1, nx), actions Shape=(T, nu))``.
+    A push that would put the state within ``min_clearance`` of an obstacle is
+    not applied. Returns ``(states Shape=(T+1, nx), actions Shape=(T, nu))``.
     """
-    model: Any = task.dynamics  # a model with its own @njit step function
-    step_fn = model.step_function
-    params = model.params_vector()
+    step = _one_step(task.dynamics)
+    model = task.dynamics
     low, high = model.action_low, model.action_high
     steps = task.steps
     X = np.empty((steps + 1, model.nx))
@@ -133,13 +133,28 @@ def _rollout(
     X[0] = np.asarray(x0, dtype=np.float64)
     for t in range(steps):
         U[t] = np.clip(controller(X[t], t), low, high)
-        step_fn(X[t], U[t], params, X[t + 1])
+        step(X[t], U[t], X[t + 1])
         pushed_now = rng is not None and pushes is not None and t < steps - pushes.quiet_steps
         if pushed_now and rng.random() < pushes.probability:  # type: ignore[union-attr]
             pushed = X[t + 1] + rng.normal(0.0, 1.0, model.nx) * np.asarray(pushes.std)  # type: ignore[union-attr]
-            if task.min_clearance(pushed[None]) > EXPERT_MIN_CLEARANCE:
+            if task.min_clearance(pushed[None]) > min_clearance:
                 X[t + 1] = pushed
     return X, U
+
+
+def _one_step(model: Any) -> Callable[[FloatArray, FloatArray, FloatArray], None]:
+    """``step(x, u, out)``: the model's own @njit step where it has one (the analytic
+    models), else one ``rollout`` step (any ``Dynamics``: MuJoCo, Pinocchio)."""
+    if hasattr(model, "step_function") and hasattr(model, "params_vector"):
+        step_fn, params = model.step_function, model.params_vector()
+        return lambda x, u, out: step_fn(x, u, params, out)
+    U1 = np.zeros((1, 1, model.nu))
+
+    def step(x: FloatArray, u: FloatArray, out: FloatArray) -> None:
+        U1[0, 0] = u
+        out[:] = model.rollout(x, U1)[0, 1]
+
+    return step
 
 
 def simulate(task: Task, x0: ArrayLike, controller: Controller) -> ExpertRollout:
@@ -151,9 +166,11 @@ def simulate(task: Task, x0: ArrayLike, controller: Controller) -> ExpertRollout
     return ExpertRollout(route="", states=X, actions=U)
 
 
-def rollout_passes(task: Task, run: ExpertRollout) -> bool:
-    """The expert checks: task success, ``EXPERT_MIN_CLEARANCE``, and the intended route."""
-    clear = task.min_clearance(run.states) >= EXPERT_MIN_CLEARANCE
+def rollout_passes(
+    task: Task, run: ExpertRollout, min_clearance: float = EXPERT_MIN_CLEARANCE
+) -> bool:
+    """The expert checks: task success, ``min_clearance``, and the intended route."""
+    clear = task.min_clearance(run.states) >= min_clearance
     return clear and bool(task.success(run.states)) and task.route_of(run.states) == run.route
 
 
@@ -166,11 +183,14 @@ class ScriptedDemos:
         description: what the expert does (kept in the dataset's metadata).
         pushes: push the state off the reference now and then (``DemoPushes``), so
             the demonstrations show recoveries; None: clean runs.
+        min_clearance: every kept demonstration stays at least this far (m) from
+            every obstacle (``Task.min_clearance``), and no push goes closer.
     """
 
     expert: ExpertFactory
     description: str
     pushes: DemoPushes | None = None
+    min_clearance: float = EXPERT_MIN_CLEARANCE
 
     def rollout(self, task: Task, route: str, rng: np.random.Generator | None) -> ExpertRollout:
         """One expert run along ``route``; with pushes, redrawn until it passes the checks."""
@@ -182,9 +202,9 @@ class ScriptedDemos:
             reset = getattr(controller, "reset", None)  # a path follower keeps its progress
             if reset is not None:
                 reset()
-            X, U = _rollout(task, x0, controller, rng, self.pushes)
+            X, U = _rollout(task, x0, controller, rng, self.pushes, self.min_clearance)
             run = ExpertRollout(route=route, states=X, actions=U)
-            if rollout_passes(task, run):
+            if rollout_passes(task, run, self.min_clearance):
                 return run
         return run  # __call__'s checks name the failure
 
@@ -203,7 +223,7 @@ class ScriptedDemos:
         episodes = []
         for i, route in enumerate(labels):
             run = self.rollout(task, route, rng)
-            _check_rollout(task, run, i)
+            _check_rollout(task, run, i, self.min_clearance)
             obs = observation(run.states[:-1])
             episodes.append(Episode(obs, run.states[:-1].copy(), run.actions.copy()))
         model: Any = task.dynamics
@@ -234,11 +254,11 @@ def balanced_routes(task: Task, num: int, rng: np.random.Generator) -> list[str]
     return [labels[i] for i in rng.permutation(num)]
 
 
-def _check_rollout(task: Task, run: ExpertRollout, index: int) -> None:
-    if not rollout_passes(task, run):
+def _check_rollout(task: Task, run: ExpertRollout, index: int, min_clearance: float) -> None:
+    if not rollout_passes(task, run, min_clearance):
         raise RuntimeError(
             f"{task.name} expert run {index} (route {run.route!r}) failed its checks: "
             f"success={task.success(run.states)}, clearance="
-            f"{task.min_clearance(run.states):.3f} (need >= {EXPERT_MIN_CLEARANCE}), "
+            f"{task.min_clearance(run.states):.3f} (need >= {min_clearance}), "
             f"route taken {task.route_of(run.states)!r}."
         )

@@ -18,6 +18,7 @@ from imle_mpc.tasks.base import Task
 from imle_mpc.tasks.classic import cartpole_swingup, pendulum_swingup, point_mass_obstacle
 from imle_mpc.tasks.navigation import nav_one_obstacle, nav_trap, nav_two_obstacles
 from imle_mpc.tasks.panda import panda_reach_around
+from imle_mpc.tasks.push import push_block
 
 TASKS: dict[str, Callable[[], Task]] = {
     "pendulum": pendulum_swingup,
@@ -28,6 +29,7 @@ TASKS: dict[str, Callable[[], Task]] = {
     "nav_trap": nav_trap,
     "arm_reach_around": arm_reach_around,
     "panda_reach_around": panda_reach_around,
+    "push_block": push_block,
 }
 
 
