@@ -265,7 +265,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     print(f"generator written to {path}")
     return {
         "command": "train",
-        "task": args.task,
+        # With --data the demonstrations say whose they are, not the --task default.
+        "task": dataset.meta.get("task", args.task) if args.data else args.task,
         "generator": str(path),
         "epochs": history.epochs,
         "final_loss": float(history.loss[-1]),

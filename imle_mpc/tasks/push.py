@@ -183,7 +183,8 @@ def push_block() -> Task:
         velocity_dims=PUSHER_VELOCITY_DIMS,
         faults=PUSH_FAULTS,
         routes=Routes(("left", "right"), classify_push_route),
-        # The recipe only: no dataset or generator ships yet.
+        # Rebuild both: python -m imle_mpc.tasks.shipped (the dataset), then
+        # imle-mpc train --data imle_mpc/tasks/data/push_block_demos.npz --out DIR.
         demos=Demonstrations(
             generate=ScriptedDemos(
                 push_expert,
@@ -193,6 +194,8 @@ def push_block() -> Task:
                 min_clearance=PUSH_EXPERT_MIN_CLEARANCE,
             ),
             num_demos=PUSH_NUM_DEMOS,
+            dataset_file="push_block_demos.npz",
+            generator_file="push_block_generator.safetensors",
         ),
     )
 
