@@ -24,26 +24,26 @@ def test_every_shipped_generator_records_its_model_and_fits_its_task(name: str) 
     np.testing.assert_allclose(fit.action_high, task.dynamics.action_high)
 
 
-def test_a_generator_for_another_dt_is_refused_naming_both() -> None:
-    task = make_task("nav_one_obstacle")
-    slower = dataclasses.replace(
-        task, dynamics=PointMass2D(mass=1.0, drag=0.5, dt=0.05, max_force=2.0)
-    )
-    with pytest.raises(
-        InputError, match=r"trained for dt=0\.1 s but the planner's model has dt=0\.05 s"
-    ):
-        slower.load_generator()
-
-
-def test_a_generator_for_another_actuator_box_is_refused_naming_both() -> None:
-    task = make_task("nav_one_obstacle")
-    stronger = dataclasses.replace(
-        task, dynamics=PointMass2D(mass=1.0, drag=0.5, dt=0.1, max_force=3.0)
-    )
-    with pytest.raises(
-        InputError, match=r"action_low=\[-2\.0, -2\.0\].*action_low=\[-3\.0, -3\.0\]"
-    ):
-        stronger.load_generator()
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            PointMass2D(mass=1.0, drag=0.5, dt=0.05, max_force=2.0),
+            r"trained for dt=0\.1 s but the planner's model has dt=0\.05 s",
+        ),
+        (
+            PointMass2D(mass=1.0, drag=0.5, dt=0.1, max_force=3.0),
+            r"action_low=\[-2\.0, -2\.0\].*action_low=\[-3\.0, -3\.0\]",
+        ),
+    ],
+    ids=["another dt", "another actuator box"],
+)
+def test_a_generator_for_another_model_is_refused_naming_both(
+    model: PointMass2D, message: str
+) -> None:
+    task = dataclasses.replace(make_task("nav_one_obstacle"), dynamics=model)
+    with pytest.raises(InputError, match=message):
+        task.load_generator()
 
 
 def test_a_generator_for_another_state_size_is_refused() -> None:
