@@ -29,7 +29,6 @@ import functools
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from machine import cpu_name
 
 from imle_mpc import __version__
 from imle_mpc.core.io import write_json_atomic
@@ -112,16 +112,6 @@ class DenoisingLoop:
             y = x.cpu().numpy().reshape(n, gen.horizon, gen.nu)
         out = gen.action_normalizer.unnormalize(y)
         return np.ascontiguousarray(out)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _time_call(fn: Callable[[], Any], device: torch.device) -> float:
@@ -249,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "device": str(device),
         "device_name": (
-            torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+            torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
         ),
         "torch_threads": torch.get_num_threads(),
         "shape": {"obs_dim": OBS_DIM, "obs_horizon": OBS_HORIZON, "horizon": HORIZON, "nu": NU},

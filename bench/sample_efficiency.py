@@ -49,12 +49,10 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +60,7 @@ from typing import Any
 import numba
 import numpy as np
 import torch
+from machine import cpu_name, cpu_seconds, other_cpu_load, torch_threads
 from tqdm.auto import tqdm
 
 from imle_mpc import __version__
@@ -122,46 +121,6 @@ CONFIGS: tuple[Config, ...] = (
 )
 
 
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch threads, then restore the previous count.
-
-    Restoring matters: with torch left at 1 thread, the OpenMP runtime shared
-    with Numba's ``omp`` threading layer makes every parallel Numba kernel of
-    the planners ~50x slower on this 2-core machine (measured: 48 ms instead of
-    0.8 ms per IMLE-MPC plan).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _cpu_seconds() -> tuple[float, float, float] | None:
-    """(busy s of the whole machine excluding steal, steal s, this process's CPU s); Linux only."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    ticks = [int(v) for v in fields]
-    hz = os.sysconf("SC_CLK_TCK")
-    user, nice, system, _idle, _iowait, irq, softirq = ticks[:7]
-    steal = ticks[7] if len(ticks) > 7 else 0
-    own = time.process_time()
-    return ((user + nice + system + irq + softirq) / hz, steal / hz, own)
-
-
-def other_cpu_load(start: tuple[float, float, float] | None, wall: float) -> float | None:
-    """Cores used by other processes (and stolen by the hypervisor) since ``start``."""
-    end = _cpu_seconds()
-    if start is None or end is None or wall <= 0:
-        return None
-    busy, steal, own = (b - a for a, b in zip(start, end, strict=True))
-    return round(max(0.0, busy - own + steal) / wall, 3)
-
-
 def train_bc(task_name: str, gen_config: Any, steps: int) -> tuple[Any, dict[str, Any]]:
     """Train the MSE policy of ``task_name`` on its shipped demos (one torch thread)."""
     dataset = make_task(task_name).load_demonstrations()
@@ -213,7 +172,7 @@ def run_config(
     clearances, final_dists = [], []
     goal = np.asarray(layout.goal)
     t0 = time.perf_counter()
-    cpu0 = _cpu_seconds()
+    cpu0 = cpu_seconds()
     bar.set_postfix_str(f"{config.method} N={config.n}")
     for seed in seeds:
         record = run_episode(task, make(seed), seed=seed)
@@ -386,16 +345,6 @@ def save_plot(path: Path, tasks: dict[str, Any], episodes: int) -> Path | None:
     return path
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -443,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python bench/sample_efficiency.py", *cli_args]),
         "library_version": __version__,
         "torch": torch.__version__,
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "numba_threads": numba.get_num_threads(),

@@ -23,6 +23,7 @@ the last two observations; at the first step of an episode, repeat the first.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import BatchObservation
 from imle_mpc.core.validation import FloatArray
 from imle_mpc.learn.demos import DemoDataset, Episode
@@ -261,4 +263,52 @@ def _check_rollout(task: Task, run: ExpertRollout, index: int, min_clearance: fl
             f"success={task.success(run.states)}, clearance="
             f"{task.min_clearance(run.states):.3f} (need >= {min_clearance}), "
             f"route taken {task.route_of(run.states)!r}."
+        )
+
+
+class ControllerPlanner:
+    """A feedback controller run as a ``Planner``: each ``plan`` is its next action.
+
+    So a scripted expert goes through the same loop, guard and figures as the
+    planners it is compared with (``bench/push_efficiency.py``). The plan is one
+    step long (``horizon = 1``); its predicted states are the model's for that step.
+
+    Args:
+        dynamics: the model the predicted step is rolled out with (and whose
+            actuator box clips the action).
+        make_controller: ``fn(seed) -> controller``, called on every ``reset``
+            (``seed=None``: the nominal controller), so the controller's own
+            state (progress along a path) starts afresh each episode.
+    """
+
+    horizon = 1
+
+    def __init__(self, dynamics: Any, make_controller: Callable[[int | None], Controller]) -> None:
+        self.dynamics = dynamics
+        self._make = make_controller
+        self._controller = make_controller(None)
+        self._step = 0
+
+    def reset(self, seed: int | None = None) -> None:
+        self._controller = self._make(seed)
+        self._step = 0
+
+    def plan(self, state: ArrayLike) -> PlanResult:
+        """The controller's action in ``state`` Shape=(nx,) as a plan Shape=(1, nu)."""
+        t0 = time.perf_counter()
+        x = np.asarray(state, dtype=np.float64)
+        action = np.clip(
+            self._controller(x, self._step), self.dynamics.action_low, self.dynamics.action_high
+        )
+        self._step += 1
+        actions = np.asarray(action, dtype=np.float64).reshape(1, -1)
+        predicted = self.dynamics.rollout(x, actions[None])[0]
+        return PlanResult(
+            actions=actions,
+            cost=0.0,
+            term_costs={},
+            num_feasible=1,
+            best_index=0,
+            predicted_states=predicted,
+            timings={"total": time.perf_counter() - t0},
         )
