@@ -38,12 +38,13 @@ does not.
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import mujoco
 import numpy as np
@@ -351,6 +352,41 @@ class MujocoDynamics:
         start = int(self.model.sensor_adr[sensor_id])
         return slice(start, start + int(self.model.sensor_dim[sensor_id]))
 
+    def with_scaled_parameters(self, scales: Mapping[str, float]) -> MujocoDynamics:
+        """A copy on a copied ``MjModel`` with named model arrays scaled (``ScalableParameters``).
+
+        The plant of a model-mismatch fault (``FaultConfig.model_mismatch``). A name
+        is an ``MjModel`` array, ``"dof_damping"`` (every entry), or the array and
+        one element, ``"<array>:<name>"``:
+
+        * ``body_*:<body>``, e.g. ``body_mass:block``; a body's mass scales its
+          inertia with it (the same shape, denser);
+        * ``geom_*:<geom>``, e.g. ``geom_friction:pusher`` (all three coefficients);
+        * ``jnt_*:<joint>``, ``actuator_*:<actuator>``, ``site_*:<site>``,
+          ``tendon_*:<tendon>``;
+        * ``dof_*:<joint>`` or ``dof_*:<body>``: the joint's degrees of freedom, or
+          those of every joint of the body (``dof_frictionloss:block``).
+
+        Same ``frame_skip`` and thread count; ``self`` is left unchanged.
+
+        Raises:
+            InputError: an unknown array or element name, or a factor that is not a
+                finite number > 0.
+        """
+        model = copy.deepcopy(self.model)
+        for name, factor in scales.items():
+            if not (isinstance(factor, int | float) and np.isfinite(factor) and factor > 0):
+                raise InputError(
+                    f"the factor for {name!r} must be a finite number > 0, got {factor!r}."
+                )
+            field, _, element = name.partition(":")
+            array, rows = _parameter_rows(model, field, element)
+            array[rows] *= factor
+            if field == "body_mass":
+                model.body_inertia[rows] *= factor
+        mujoco.mj_setConst(model, mujoco.MjData(model))  # derived constants (subtree masses)
+        return MujocoDynamics(model, frame_skip=self.frame_skip, num_threads=self.num_threads)
+
     def close(self) -> None:
         """Stop the rollout threads. The model cannot roll out afterwards."""
         pool = getattr(self, "_pool", None)
@@ -398,3 +434,59 @@ class MujocoDynamics:
         bad = ~finite | bad_physics.reshape(K, H, self.frame_skip).any(axis=2)
         bad_from = np.logical_or.accumulate(bad, axis=1)
         out[:, 1:][bad_from] = np.nan
+
+
+_ELEMENT_TYPES = {
+    "body": mujoco.mjtObj.mjOBJ_BODY,
+    "jnt": mujoco.mjtObj.mjOBJ_JOINT,
+    "geom": mujoco.mjtObj.mjOBJ_GEOM,
+    "site": mujoco.mjtObj.mjOBJ_SITE,
+    "actuator": mujoco.mjtObj.mjOBJ_ACTUATOR,
+    "tendon": mujoco.mjtObj.mjOBJ_TENDON,
+}
+_COUNTS = {"body": "nbody", "jnt": "njnt", "geom": "ngeom", "site": "nsite",
+           "actuator": "nu", "tendon": "ntendon", "dof": "nv"}  # fmt: skip
+
+
+def _parameter_rows(model: mujoco.MjModel, field: str, element: str) -> tuple[np.ndarray, Any]:
+    """The array ``model.<field>`` and the rows of ``element`` in it (all rows if empty)."""
+    kind = field.split("_", 1)[0]
+    array = getattr(model, field, None) if kind in _COUNTS else None
+    if not isinstance(array, np.ndarray) or array.shape[:1] != (getattr(model, _COUNTS[kind]),):
+        per_element = sorted(f"{k}_*" for k in _COUNTS)
+        raise InputError(
+            f"{field!r} is not a per-element MjModel array; name one of the {per_element} "
+            "arrays (e.g. body_mass, geom_friction, dof_damping), optionally with "
+            "':<element name>'."
+        )
+    if not element:
+        return array, slice(None)
+    if kind == "dof":
+        return array, _dof_rows(model, element)
+    index = mujoco.mj_name2id(model, _ELEMENT_TYPES[kind], element)
+    if index < 0:
+        names = [mujoco.mj_id2name(model, _ELEMENT_TYPES[kind], i) for i in range(array.shape[0])]
+        raise InputError(
+            f"the model has no {kind} named {element!r}; it has {[n for n in names if n]}."
+        )
+    return array, index
+
+
+def _dof_rows(model: mujoco.MjModel, element: str) -> list[int]:
+    """The dofs of the joint ``element``, or of every joint of the body ``element``."""
+    joint = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, element)
+    body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, element)
+    if joint >= 0:
+        joints = [joint]
+    elif body >= 0:
+        joints = [j for j in range(model.njnt) if model.jnt_bodyid[j] == body]
+    else:
+        raise InputError(
+            f"dof parameters name a joint or a body; the model has neither named {element!r}."
+        )
+    width = {int(mujoco.mjtJoint.mjJNT_FREE): 6, int(mujoco.mjtJoint.mjJNT_BALL): 3}
+    return [
+        int(model.jnt_dofadr[j]) + k
+        for j in joints
+        for k in range(width.get(int(model.jnt_type[j]), 1))
+    ]

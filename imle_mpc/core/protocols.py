@@ -5,9 +5,9 @@ All arrays are float64. Anything with the right methods and shapes plugs in:
 a user's class, a Numba model, a MuJoCo or Pinocchio backend.
 
 Optional capabilities are small ``@runtime_checkable`` protocols of their own
-(``UncheckedRollout``, ``MultiStartRollout``, ``StepModel``, ``ReferenceSampler``,
-``ReferenceCost``, ``ReturnsSample``, ``ChunkDecoder``, ``ChunkSchedule``,
-``NominalSettable``, ``BatchObservation``): a caller asks
+(``UncheckedRollout``, ``MultiStartRollout``, ``StepModel``, ``ScalableParameters``,
+``ReferenceSampler``, ``ReferenceCost``, ``ReturnsSample``, ``ChunkDecoder``,
+``ChunkSchedule``, ``NominalSettable``, ``BatchObservation``): a caller asks
 ``isinstance(x, Capability)`` and takes the plain path otherwise. A class may
 also name them as bases to declare them.
 """
@@ -121,6 +121,24 @@ class StepModel(Protocol):
 
     def params_vector(self) -> Array:
         """The step function's parameters, Shape=(P,), float64."""
+        ...
+
+
+@runtime_checkable
+class ScalableParameters(Protocol):
+    """A model that copies itself with named physical parameters scaled (a mismatched plant).
+
+    ``imle_mpc.loop.faults.mismatched_model`` uses it for the fault ``model_mismatch``
+    (dataclass models need none: their fields are scaled). ``MujocoDynamics``
+    names MuJoCo's model arrays, e.g. ``body_mass:block``.
+    """
+
+    def with_scaled_parameters(self, scales: Mapping[str, float]) -> Dynamics:
+        """A new model with each named parameter times its factor; ``self`` unchanged.
+
+        Raises:
+            InputError: a name the model does not have (the message lists what it has).
+        """
         ...
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from imle_mpc.core.actions import DelayLine, neutral_action
 from imle_mpc.core.errors import PlanningTimeoutError
 from imle_mpc.core.plan_result import PlanResult
-from imle_mpc.core.protocols import Dynamics, Planner
+from imle_mpc.core.protocols import Dynamics, Planner, ScalableParameters
 from imle_mpc.core.validation import FloatArray, require_int_at_least
 from imle_mpc.core.wrapper import PlannerWrapper
 from imle_mpc.loop.plant import DynamicsEnv
@@ -160,13 +160,20 @@ class FaultConfig:
 
 
 def mismatched_model(model: Dynamics, mismatch: Mapping[str, float]) -> Dynamics:
-    """A copy of ``model`` with the named dataclass fields scaled (the plant's model)."""
+    """A copy of ``model`` with the named parameters scaled (the plant's model).
+
+    A ``ScalableParameters`` model copies itself (``MujocoDynamics``:
+    ``body_mass:block``); a dataclass model gets its named fields scaled.
+    """
     if not mismatch:
         return model
+    if isinstance(model, ScalableParameters):
+        return model.with_scaled_parameters(mismatch)
     if not dataclasses.is_dataclass(model):
         raise TypeError(
-            f"model mismatch needs a dataclass model (an AnalyticModel) to copy with scaled "
-            f"fields; {type(model).__name__} is not one."
+            f"model mismatch needs a dataclass model (an AnalyticModel) or one with "
+            f"with_scaled_parameters (ScalableParameters, e.g. MujocoDynamics) to copy with "
+            f"scaled parameters; {type(model).__name__} is neither."
         )
     names = {f.name for f in dataclasses.fields(model)}
     unknown = sorted(set(mismatch) - names)

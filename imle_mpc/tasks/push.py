@@ -3,7 +3,8 @@
 ``push_block``: MuJoCo is both the planner's model (``MujocoDynamics``, the
 ``mujoco.rollout`` pool) and the plant. The scene (``data/push_block.xml``) is a
 table, a square block (8 cm, 0.2 kg) on two slide joints (it translates, never
-rotates; its table friction is the joints' Coulomb ``frictionloss``, 0.8 N), a
+rotates; its table friction is the joints' damping, 3 N s/m, and Coulomb
+``frictionloss``, 0.02 N), a
 sphere pusher (radius 1.5 cm) driven by two velocity actuators (``ctrl`` = the
 commanded velocity, m/s, within +-0.3) and a post (radius 4 cm) at (0.3, 0),
 right between the block's start (0, 0) and its goal (0.6, 0). Two routes: push
@@ -27,11 +28,9 @@ pusher-block friction, 1.0, holds the push for directions within 45 degrees of
 the face's normal; the block never turns, so any point of the face pushes
 alike), slowing on the last 10 cm.
 
-The demonstration recipe is on the task (``Task.demos``, 20 by default); no dataset
-or generator ships yet. Not here yet (issue 13): shipped demonstrations, a trained
-generator, model mismatch
-(``loop.faults.mismatched_model`` scales dataclass fields, and ``MujocoDynamics``
-is not one) and the benchmark.
+The demonstrations (20, ten a side) and a generator trained on them ship; the
+task's demonstration recipe rebuilds them (``Task.demos``). Model mismatch is a
+copied MuJoCo model with named arrays scaled (``MujocoDynamics.with_scaled_parameters``).
 """
 
 from __future__ import annotations
@@ -147,14 +146,22 @@ def push_success(states: FloatArray) -> bool:
 
 PUSH_FAULTS = FaultConfig(
     observation_noise=(0.002, 0.002, 0.002, 0.002, 0.01, 0.01, 0.01, 0.01),
+    model_mismatch={
+        "body_mass:block": 1.5,
+        "dof_damping:block": 1.3,
+        "dof_frictionloss:block": 1.3,
+        "geom_friction:pusher": 0.8,
+    },
     push_probability=0.05,
     push_magnitude=0.05,
     push_dims=BLOCK_VELOCITY_DIMS,
     drop_probability=0.1,
 )
-"""Faults stated for ``push_block``: 2 mm position and 1 cm/s velocity noise (std), a
-5 cm/s push on the block on 5 % of the steps, 10 % of the plans dropped. No model
-mismatch yet (``mismatched_model`` needs a dataclass model)."""
+"""Faults stated for ``push_block``: 2 mm position and 1 cm/s velocity noise (std); a
+plant whose block is 50 % heavier, slides with 30 % more table friction (the block
+joints' damping and Coulomb friction) and grips the pusher with 20 % less friction
+(1.0 -> 0.8; MuJoCo takes the larger of the two geoms' coefficients);
+a 5 cm/s push on the block on 5 % of the steps; 10 % of the plans dropped."""
 
 
 def push_block() -> Task:
@@ -209,7 +216,7 @@ PUSH_EXPERT_DETOUR = 0.14
 PUSH_EXPERT_MIN_CLEARANCE = 0.05
 """Every kept demonstration keeps the pusher this far (m) from the post (they keep ~9 cm)."""
 PUSH_NUM_DEMOS = 20
-"""Demonstrations the recipe makes by default (none ship yet)."""
+"""Demonstrations the recipe makes by default (the shipped dataset has these)."""
 
 
 def push_reference_path(

@@ -311,3 +311,61 @@ def test_rollouts_with_contacts_depend_only_on_x0_and_the_actions() -> None:
     np.testing.assert_array_equal(model.rollout(x0, U[2:3])[0], first[2])
     np.testing.assert_array_equal(MujocoDynamics(SLIDER, frame_skip=2).rollout(x0, U), first)
     assert check_dynamics(model, state=x0, num_samples=5, horizon=10)["ok"]
+
+
+# --- scaled copies (the plant of a model-mismatch fault) ---------------------------------------
+
+
+def test_a_scaled_copy_changes_the_named_parameters_only() -> None:
+    model = _pendulum()
+    heavy = model.with_scaled_parameters({"body_mass": 2.0, "dof_damping:hinge": 3.0})
+    assert heavy is not model and heavy.model is not model.model
+    np.testing.assert_allclose(heavy.model.body_mass, 2.0 * model.model.body_mass)
+    np.testing.assert_allclose(heavy.model.body_inertia, 2.0 * model.model.body_inertia)
+    np.testing.assert_allclose(heavy.model.dof_damping, 3.0 * model.model.dof_damping)
+    np.testing.assert_allclose(heavy.model.geom_friction, model.model.geom_friction)
+    assert (heavy.frame_skip, heavy.num_threads, heavy.dt) == (
+        model.frame_skip, model.num_threads, model.dt
+    )  # fmt: skip
+    np.testing.assert_allclose(model.model.dof_damping, [0.05])  # the original is untouched
+    # Mass, inertia (scaled with the mass) and damping all doubled: the same swing
+    # (I q'' = -m g l sin q - b q' scales through); the damping alone: a slower one.
+    x0 = np.array([1.0, 0.0])
+    U = np.zeros((1, 50, 1))
+    nominal = model.rollout(x0, U)[0, -1]
+    doubled = model.with_scaled_parameters({"body_mass": 2.0, "dof_damping": 2.0})
+    np.testing.assert_allclose(doubled.rollout(x0, U)[0, -1], nominal, atol=1e-9)
+    assert abs(heavy.rollout(x0, U)[0, -1, 1] - nominal[1]) > 0.1
+
+
+def test_scaled_copies_name_elements_and_refuse_unknown_names() -> None:
+    model = MujocoDynamics(
+        """
+        <mujoco><worldbody>
+          <body name="a"><joint name="ax" type="slide" axis="1 0 0" damping="1"/>
+            <joint name="ay" type="slide" axis="0 1 0" damping="1"/>
+            <geom name="ga" type="sphere" size="0.1" mass="1"/></body>
+          <body name="b" pos="1 0 0"><joint name="bx" type="slide" axis="1 0 0" damping="1"/>
+            <geom name="gb" type="sphere" size="0.1" mass="1"/></body>
+        </worldbody><actuator><motor joint="ax"/></actuator></mujoco>
+        """
+    )
+    scaled = model.with_scaled_parameters(
+        {"dof_damping:a": 2.0, "body_mass:b": 0.5, "geom_friction:gb": 0.5}
+    )
+    np.testing.assert_allclose(scaled.model.dof_damping, [2.0, 2.0, 1.0])  # a's two joints
+    np.testing.assert_allclose(scaled.model.body_mass[1:], [1.0, 0.5])
+    np.testing.assert_allclose(scaled.model.body_subtreemass[0], 1.5)  # derived, recomputed
+    np.testing.assert_allclose(scaled.model.geom_friction[1], 0.5 * model.model.geom_friction[1])
+    np.testing.assert_allclose(scaled.model.geom_friction[0], model.model.geom_friction[0])
+    assert model.with_scaled_parameters({"dof_damping:bx": 4.0}).model.dof_damping[2] == 4.0
+    for name, message in (
+        ("body_mas", "not a per-element MjModel array"),
+        ("opt_timestep", "not a per-element MjModel array"),
+        ("body_mass:c", "no body named 'c'; it has ['world', 'a', 'b']"),
+        ("dof_damping:c", "name a joint or a body"),
+    ):
+        with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            model.with_scaled_parameters({name: 1.1})
+    with pytest.raises(InputError, match="finite number > 0"):
+        model.with_scaled_parameters({"body_mass": 0.0})
