@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import runpy
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from imle_mpc.cli import main
+from tests.conftest import run_python_snippet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,6 +40,92 @@ def test_escape_the_trap_example(capsys, tmp_path: Path) -> None:
     assert "MPPI, 1024 samples: success 0/1" in out
     assert "16 chunks + lookahead: success 1/1" in out
     assert (tmp_path / "trap.png").stat().st_size > 0
+
+
+# The example and a render of the same final state without the drawn paths, in a child
+# interpreter: the GL backend is picked when mujoco is imported (pytest's may have none).
+_GL_PROBE = """
+import os
+os.environ.setdefault("MUJOCO_GL", "egl")
+import mujoco
+with mujoco.Renderer(mujoco.MjModel.from_xml_string("<mujoco/>"), 8, 8) as renderer:
+    renderer.render()
+"""
+_PUSH_RENDER = """
+import runpy
+import numpy as np
+example = runpy.run_path({script!r})  # sets MUJOCO_GL before it imports mujoco
+import mujoco
+assert example["main"](["--out", {out!r}]) == 0
+episode = example["run_push"](0)  # the same episode (seeded) for the bare render
+camera = example["scene_camera"]()
+np.savez(
+    {out!r} + "/bare.npz",
+    image=example["render"](episode, 960, 600, overlay=False),
+    states=episode.states,
+    camera=[*camera.lookat, camera.distance, camera.azimuth, camera.elevation],
+    fovy=mujoco.MjModel.from_xml_path(str(example["PUSH_XML"])).vis.global_.fovy,
+)
+"""
+
+
+def _pixels(points: np.ndarray, camera: np.ndarray, fovy: float, width: int, height: int):
+    """Where MuJoCo's free camera (lookat xyz, distance, azimuth, elevation in degrees)
+    puts world points Shape=(N, 3): (rows, columns), each Shape=(N,)."""
+    lookat, distance = camera[:3], camera[3]
+    az, el = np.radians(camera[4]), np.radians(camera[5])
+    forward = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+    up = np.array([-np.sin(el) * np.cos(az), -np.sin(el) * np.sin(az), np.cos(el)])
+    right = np.cross(forward, up)
+    rel = points - (lookat - distance * forward)
+    depth = rel @ forward
+    focal = 0.5 * height / np.tan(np.radians(fovy) / 2)
+    cols = 0.5 * width + focal * (rel @ right) / depth
+    rows = 0.5 * height - focal * (rel @ up) / depth
+    return np.round(rows).astype(int), np.round(cols).astype(int)
+
+
+@pytest.mark.slow  # ~13 s: two episodes and two renders in a child interpreter
+def test_push_block_render_example_draws_the_paths_on_the_scene(tmp_path: Path) -> None:
+    # Not imported here: with a broken MUJOCO_GL, importing mujoco itself fails.
+    if importlib.util.find_spec("mujoco") is None:
+        pytest.skip("push_block needs `pip install mujoco`")
+    probe = run_python_snippet(_GL_PROBE)
+    if probe.returncode != 0:
+        pytest.skip(f"no offscreen GL (MUJOCO_GL=egl): {probe.stderr.strip()[-300:]}")
+    script = str(REPO / "examples" / "push_block_render.py")
+    done = run_python_snippet(_PUSH_RENDER.format(script=script, out=str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    assert "success True" in done.stdout and "violation steps 0" in done.stdout
+    assert str(tmp_path / "push_block.png") in done.stdout
+
+    from matplotlib.image import imread
+
+    picture = imread(tmp_path / "push_block.png")[..., :3] * 255.0
+    bare = np.load(tmp_path / "bare.npz")
+    image = bare["image"].astype(np.float64)
+    assert picture.shape == image.shape == (600, 960, 3)
+    change = np.abs(picture - image).sum(axis=2)
+    # The picture is the render at 1:1; the paths and the key change a small part of it.
+    assert 0.01 < np.mean(change > 30) < 0.2
+
+    def at(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _pixels(points, bare["camera"], float(bare["fovy"]), 960, 600)
+
+    # The projection is MuJoCo's: the post's top is red, the block's top orange.
+    final = bare["states"][-1]
+    (r,), (c,) = at(np.array([[0.3, 0.0, 0.1]]))
+    assert image[r, c, 0] > image[r, c, 1] + 60
+    (r,), (c,) = at(np.array([[final[2], final[3], 0.04]]))
+    assert image[r, c, 0] > image[r, c, 1] > image[r, c, 2] + 60
+    # Where the bare scene shows the table (grey: not the post, the block or the pusher)
+    # along the block's executed path (drawn 4 mm over the table), the picture shows the path.
+    path = np.column_stack([bare["states"][:, 2:4], np.full(len(bare["states"]), 0.004)])
+    pixels = np.unique(np.column_stack(at(path)), axis=0)
+    colours = image[pixels[:, 0], pixels[:, 1]]
+    table = colours.max(axis=1) - colours.min(axis=1) < 40
+    assert table.sum() > 30
+    assert np.mean(change[pixels[table, 0], pixels[table, 1]] > 30) > 0.95
 
 
 def test_run_json_summary_is_last_line(capsys, tmp_path: Path) -> None:
