@@ -67,9 +67,10 @@ from mujoco import rollout as mj_rollout
 from tqdm.auto import tqdm
 
 from imle_mpc import __version__
-from imle_mpc.core.io import write_atomic, write_json_atomic
+from imle_mpc.core.io import write_json_atomic
 from imle_mpc.eval.episodes import EpisodeOutcome, run_episode
 from imle_mpc.eval.factory import make_planner
+from imle_mpc.eval.plots import save_figure
 from imle_mpc.eval.report import wilson
 from imle_mpc.eval.results import RecordWriter
 from imle_mpc.tasks import Task, make_task
@@ -351,10 +352,7 @@ def save_plot(path: Path, rows: list[dict[str, Any]], episodes: int) -> Path | N
         ax.set_xlabel("trajectories rolled out per plan K (IMLE-MPC: 2N+1)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -125,7 +125,7 @@ def test_the_stated_mismatch_is_a_heavier_block_on_the_plant(task) -> None:  # t
 @pytest.mark.slow
 def test_push_block_goes_through_run_eval_sweep_and_report(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     """Every path a user has, on the MuJoCo task: ``run`` (real time), a guarded and
-    unguarded ``eval`` sweep with the stated faults (mismatch included), ``report``."""
+    unguarded ``sweep`` with the stated faults (mismatch included), ``report``."""
     from imle_mpc.cli import main
 
     args = ["run", "push_block", "--planner", "imle_mpc", "--real-time", "--json", "--out"]
@@ -134,9 +134,10 @@ def test_push_block_goes_through_run_eval_sweep_and_report(tmp_path, capsys) -> 
     assert run["task"] == "push_block" and run["success_rate"] == 1.0
     assert "overruns" in run
     sweep = tmp_path / "push.jsonl"
-    args = ["eval", "--task", "push_block", "--planners", "imle_mpc", "--samples", "8",
-            "--faults", "all", "--guard", "both", "--episodes", "1", "--out", str(sweep)]  # fmt: skip
-    assert main(args) == 0
+    grid = ["--planners", "imle_mpc", "--samples", "8", "--faults", "all", "--guard", "both"]
+    assert (
+        main(["sweep", "--task", "push_block", *grid, "--episodes", "1", "--out", str(sweep)]) == 0
+    )
     records = [json.loads(line) for line in sweep.read_text().splitlines()]
     assert sorted(r["guard"] for r in records) == [False, True]
     assert all("mismatch" in r["fault_kinds"] for r in records)
