@@ -17,10 +17,8 @@ from pathlib import Path
 import torch
 
 from imle_mpc.learn.config import GeneratorConfig, TrainConfig
-from imle_mpc.learn.imle.data import MinMaxNormalizer
 from imle_mpc.learn.imle.generator import IMLEGenerator
 from imle_mpc.learn.imle.networks import build_network
-from imle_mpc.learn.imle.trained_for import TrainedFor
 from imle_mpc.learn.model_file import (
     FORMAT_VERSION,
     CheckpointError,
@@ -32,6 +30,8 @@ from imle_mpc.learn.model_file import (
     save_training_state,
     write_model_file,
 )
+from imle_mpc.learn.pairs import MinMaxNormalizer
+from imle_mpc.learn.trained_for import TrainedFor
 
 GENERATOR_FILE = "generator.safetensors"
 TRAINING_STATE_FILE = "training_state.pt"

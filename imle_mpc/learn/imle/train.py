@@ -27,11 +27,11 @@ import torch
 from imle_mpc.learn.config import GeneratorConfig, TrainConfig
 from imle_mpc.learn.demos import DemoDataset
 from imle_mpc.learn.imle.checkpoint import GENERATOR_FILE, save_generator
-from imle_mpc.learn.imle.data import build_training_pairs, fit_normalizers
 from imle_mpc.learn.imle.generator import IMLEGenerator
 from imle_mpc.learn.imle.loss import rs_imle_loss
 from imle_mpc.learn.imle.networks import build_network
-from imle_mpc.learn.imle.trained_for import TrainedFor
+from imle_mpc.learn.pairs import build_training_pairs, fit_normalizers
+from imle_mpc.learn.trained_for import TrainedFor
 from imle_mpc.learn.training import (
     HISTORY_FILE,
     TrainingRun,
