@@ -84,6 +84,11 @@ def non_negative_float(text: str) -> float:
     return float(_number(text, float, "a finite number >= 0", lambda v: np.isfinite(v) and v >= 0))
 
 
+def open_fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (shares of a dataset)."""
+    return float(_number(text, float, "a number in (0, 1)", lambda v: 0.0 < v < 1.0))
+
+
 def torch_device(text: str) -> str:
     """A torch device string: a type of ``DEVICE_TYPES``, optionally ``:index``."""
     kind, _, index = text.partition(":")
@@ -663,7 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--held-out",
-        type=positive_float,
+        type=open_fraction,
         default=FLOW_DEFAULTS.held_out_fraction,
         help="flow: share of each route's episodes kept to calibrate the density threshold",
     )
