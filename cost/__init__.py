@@ -15,6 +15,7 @@ from cost.constraints import (
     StateBox,
     split_constraints,
 )
+from cost.density import DensityConstraint, DensityCost
 from cost.sdf import box_distance, capsule_distance, circle_distance, scene_distance
 from cost.terms import (
     ControlEffort,
@@ -31,6 +32,8 @@ __all__ = [
     "ActionBox",
     "ControlEffort",
     "CostSum",
+    "DensityConstraint",
+    "DensityCost",
     "FunctionConstraint",
     "JointLimits",
     "ObstacleConstraint",

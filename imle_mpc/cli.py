@@ -7,7 +7,8 @@ Subcommands:
     eval    guarded rollouts with injected faults: success, violations, fallbacks;
             or a sweep over tasks x planners x samples x faults x guard x seeds
     report  Markdown tables and plots of a sweep's results
-    train   train a generator with RS-IMLE on the shipped (or your) demonstrations
+    train   train a generator with RS-IMLE (or a flow, --model flow) on the shipped (or
+            your) demonstrations
 
 Every subcommand takes ``--json`` and then prints a one-line JSON summary last.
 """
@@ -33,7 +34,7 @@ from imle_mpc.eval.factory import PLANNERS, make_planner
 from imle_mpc.eval.report import config_rows, totals, write_report
 from imle_mpc.eval.summary import summarise
 from imle_mpc.eval.sweep import GUARD_CHOICES, BackendConfig, SweepConfig, fault_config, run_sweep
-from imle_mpc.learn.config import GeneratorConfig, TrainConfig
+from imle_mpc.learn.config import FlowConfig, GeneratorConfig, TrainConfig
 from imle_mpc.learn.demos import DemoDataset
 from imle_mpc.loop.runner import EpisodeRecord
 from imle_mpc.tasks import TASKS, Task, load_task
@@ -83,6 +84,11 @@ def non_negative_float(text: str) -> float:
     return float(_number(text, float, "a finite number >= 0", lambda v: np.isfinite(v) and v >= 0))
 
 
+def open_fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (shares of a dataset)."""
+    return float(_number(text, float, "a number in (0, 1)", lambda v: 0.0 < v < 1.0))
+
+
 def torch_device(text: str) -> str:
     """A torch device string: a type of ``DEVICE_TYPES``, optionally ``:index``."""
     kind, _, index = text.partition(":")
@@ -96,6 +102,7 @@ def torch_device(text: str) -> str:
 
 TRAIN_DEFAULTS = TrainConfig()
 GEN_DEFAULTS = GeneratorConfig()
+FLOW_DEFAULTS = FlowConfig()
 
 
 def _episodes(
@@ -233,8 +240,6 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     # torch only for this subcommand: the others start without it.
     import torch
 
-    from imle_mpc.learn.imle import train_generator
-
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -245,10 +250,6 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         DemoDataset.load(args.data) if args.data else load_task(args.task).load_demonstrations()
     )
     try:
-        gen_config = GeneratorConfig(
-            architecture=args.architecture, horizon=args.horizon, obs_horizon=args.obs_horizon,
-            action_horizon=args.action_horizon,
-        )  # fmt: skip
         train_config = TrainConfig(
             epochs=args.epochs, lr=args.lr, warmup_steps=args.warmup, seed=args.seed,
             device=args.device, batch_size=args.batch_size, epsilon=args.epsilon,
@@ -256,7 +257,31 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         )  # fmt: skip
     except ValueError as err:  # a config field: name it as the option it came from
         raise InputError(str(err)) from None
-    out = Path(args.out)
+    # With --data the demonstrations say whose they are, not the --task default.
+    task = dataset.meta.get("task", args.task) if args.data else args.task
+    trained = _train_flow if args.model == "flow" else _train_generator
+    return {
+        "command": "train",
+        "task": task,
+        "model": args.model,
+        **trained(args, dataset, train_config),
+    }
+
+
+def _train_generator(
+    args: argparse.Namespace, dataset: DemoDataset, train_config: TrainConfig
+) -> dict[str, Any]:
+    from imle_mpc.learn.imle import train_generator
+
+    obs_horizon = GEN_DEFAULTS.obs_horizon if args.obs_horizon is None else args.obs_horizon
+    try:
+        gen_config = GeneratorConfig(
+            architecture=args.architecture, horizon=args.horizon, obs_horizon=obs_horizon,
+            action_horizon=args.action_horizon,
+        )  # fmt: skip
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    out = Path(args.out or "out/generator")
     _, history = train_generator(
         dataset, gen_config, train_config, out_dir=out, resume=args.resume,
         progress=not args.json,
@@ -264,13 +289,47 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     path = out / "generator.safetensors"
     print(f"generator written to {path}")
     return {
-        "command": "train",
-        # With --data the demonstrations say whose they are, not the --task default.
-        "task": dataset.meta.get("task", args.task) if args.data else args.task,
         "generator": str(path),
         "epochs": history.epochs,
         "final_loss": float(history.loss[-1]),
         "rejected_fraction": float(history.rejected_fraction[-1]),
+        "train_seconds": float(sum(history.epoch_seconds)),
+    }
+
+
+def _train_flow(
+    args: argparse.Namespace, dataset: DemoDataset, train_config: TrainConfig
+) -> dict[str, Any]:
+    from imle_mpc.learn.flow import FLOW_FILE, train_flow
+
+    obs_horizon = FLOW_DEFAULTS.obs_horizon if args.obs_horizon is None else args.obs_horizon
+    try:
+        flow_config = FlowConfig(
+            horizon=args.horizon, obs_horizon=obs_horizon, action_horizon=args.action_horizon,
+            held_out_fraction=args.held_out,
+        )  # fmt: skip
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    out = Path(args.out or "out/flow")
+    flow, history = train_flow(
+        dataset, flow_config, train_config, out_dir=out, resume=args.resume,
+        progress=not args.json,
+    )  # fmt: skip
+    path = out / FLOW_FILE
+    calibration = flow.calibration
+    assert calibration is not None  # train_flow always calibrates
+    print(
+        f"flow written to {path}; held-out log-density 5 % quantile "
+        f"{flow.threshold(0.05):.2f} over {calibration.size} chunks of "
+        f"{calibration.episodes} held-out episodes"
+    )
+    return {
+        "flow": str(path),
+        "epochs": history.epochs,
+        "final_nll": float(history.loss[-1]),
+        "held_out_nll": float(history.held_out_nll[-1]),
+        "threshold_q05": flow.threshold(0.05),
+        "held_out_episodes": calibration.episodes,
         "train_seconds": float(sum(history.epoch_seconds)),
     }
 
@@ -572,10 +631,19 @@ def build_parser() -> argparse.ArgumentParser:
     common(rep)
     rep.set_defaults(func=cmd_report)
 
-    train = sub.add_parser("train", help="train a generator with RS-IMLE")
+    train = sub.add_parser("train", help="train a generator with RS-IMLE, or a flow")
+    train.add_argument(
+        "--model",
+        default="imle",
+        choices=("imle", "flow"),
+        help="imle: the RS-IMLE generator; flow: the conditional normalizing flow (density, "
+        "bounded latent; needs zuko, pip install -e '.[flow]')",
+    )
     train.add_argument("--task", default="nav_one_obstacle", help="shipped demonstrations to use")
     train.add_argument("--data", default=None, help="your own demonstrations (.npz) instead")
-    train.add_argument("--out", default="out/generator", help="directory for the checkpoint")
+    train.add_argument(
+        "--out", default=None, help="directory for the checkpoint (out/generator or out/flow)"
+    )
     train.add_argument("--epochs", type=positive_int, default=TRAIN_DEFAULTS.epochs)
     train.add_argument("--lr", type=positive_float, default=TRAIN_DEFAULTS.lr)
     train.add_argument(
@@ -594,8 +662,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--obs-horizon",
         type=positive_int,
-        default=GEN_DEFAULTS.obs_horizon,
-        help="observations conditioned on",
+        default=None,
+        help=f"observations conditioned on (generator {GEN_DEFAULTS.obs_horizon}, flow "
+        f"{FLOW_DEFAULTS.obs_horizon}: the density guard conditions on one)",
+    )
+    train.add_argument(
+        "--held-out",
+        type=open_fraction,
+        default=FLOW_DEFAULTS.held_out_fraction,
+        help="flow: share of each route's episodes kept to calibrate the density threshold",
     )
     train.add_argument(
         "--action-horizon",

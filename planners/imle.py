@@ -23,10 +23,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from cost.composite import CostSum, Term
-from imle_mpc.core.kernels.select import argmin_finite, elite_indices
+from imle_mpc.core.kernels.select import argmin_finite
 from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import (
+    BoundedLatent,
     ChunkGenerator,
     Constraint,
     Dynamics,
@@ -42,11 +43,13 @@ from planners.chunks import ChunkPlayer
 from planners.cost_to_go import PolicyCostToGo
 from planners.imle_config import (
     ArgminSelection,
+    EliteRefit,
     IMLEMPCConfig,
     IMLEProposals,
     LatentPlanConfig,
     Lookahead,
     ModeSoftmaxSelection,
+    SoftmaxRefit,
 )
 from planners.sampling import SamplingConfig, SamplingPlanner, as_cost_sum
 from planners.selectors import ArgminSelector, ModeAwareSelector
@@ -248,11 +251,15 @@ class IMLEMPC(SamplingPlanner):
 
 
 class LatentCEMSampler:
-    """Cross-entropy search over bounded generator latents.
+    """Cross-entropy (or MPPI) search over bounded generator latents.
 
     The latent mean carries over from one control step to the next: the same
     latent under a new observation decodes to the same mode, so the plan keeps
     its mode without a consistency cost. Row 0 is the warm start, as always.
+    ``config.update`` adapts the mean (and std) between iterations: CEM's elite
+    refit or MPPI's softmax average. A ``BoundedLatent`` generator (the flow) is
+    searched inside its own box too, so every candidate decodes into the
+    demonstrations' action range.
     """
 
     def __init__(
@@ -268,6 +275,10 @@ class LatentCEMSampler:
         self.low = np.asarray(action_low, dtype=np.float64)
         self.high = np.asarray(action_high, dtype=np.float64)
         self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim, observation_fn)
+        bound = config.latent_bound
+        if isinstance(generator, BoundedLatent):
+            bound = min(bound, float(generator.latent_bound))
+        self.bound = bound
         d = generator.latent_dim
         self.mean = np.zeros(d)
         self.sigma = np.full(d, config.init_sigma)
@@ -280,7 +291,7 @@ class LatentCEMSampler:
     def propose(
         self, state: FloatArray, nominal: FloatArray, rng: np.random.Generator, out: FloatArray
     ) -> FloatArray:
-        b = self.config.latent_bound
+        b = self.bound
         z = self._z
         z[:] = self.mean + self.sigma * rng.standard_normal(z.shape)
         np.clip(z, -b, b, out=z)
@@ -290,10 +301,10 @@ class LatentCEMSampler:
         return out
 
     def update(self, U: FloatArray, costs: FloatArray) -> None:
-        elites = elite_indices(costs[1:], self.config.num_elites) + 1  # latents live in rows 1:
-        if elites.size >= 2:
-            self.mean = self._z[elites].mean(axis=0)
-            self.sigma = np.maximum(self._z[elites].std(axis=0), self.config.min_sigma)
+        # latents live in rows 1: (row 0 is the warm start)
+        refit = self.config.update.refit(self._z[1:], costs[1:], self.config)
+        if refit is not None:
+            self.mean, self.sigma = refit
 
     def reset(self) -> None:
         self.history.clear()
@@ -441,6 +452,7 @@ __all__ = [
     "IMLEMPC",
     "ArgminSelection",
     "ConsistencyCost",
+    "EliteRefit",
     "IMLEMPCConfig",
     "IMLEPolicy",
     "IMLEProposals",
@@ -454,6 +466,7 @@ __all__ = [
     "ObservationFn",
     "ObservationHistory",
     "PlanReference",
+    "SoftmaxRefit",
     "check_generator_matches",
     "cost_to_go_terms",
 ]

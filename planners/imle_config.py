@@ -21,6 +21,9 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
+import numpy as np
+
+from imle_mpc.core.kernels.select import elite_indices
 from imle_mpc.core.protocols import Selector
 from imle_mpc.core.threads import PLANNING_THREADS, ThreadPolicy
 from imle_mpc.core.validation import (
@@ -321,19 +324,73 @@ def _selection(
 
 
 @dataclass(frozen=True)
+class EliteRefit:
+    """CEM in the latent: refit the latent mean and std to the ``num_elites`` cheapest samples."""
+
+    name: ClassVar[Literal["cem"]] = "cem"
+
+    def refit(
+        self, z: FloatArray, costs: FloatArray, config: LatentPlanConfig
+    ) -> tuple[FloatArray, FloatArray] | None:
+        """New mean and std Shape=(latent_dim,) from latents Shape=(n, d) and their costs."""
+        elites = elite_indices(costs, config.num_elites)
+        if elites.size < 2:
+            return None
+        return z[elites].mean(axis=0), np.maximum(z[elites].std(axis=0), config.min_sigma)
+
+
+@dataclass(frozen=True)
+class SoftmaxRefit:
+    """MPPI in the latent: move the mean to the latents' average weighted by
+    ``exp(-(cost - min cost) / temperature)``; the std stays at ``init_sigma``.
+
+    Attributes:
+        temperature: of the softmax, in cost units (> 0).
+    """
+
+    temperature: float = 1.0
+    name: ClassVar[Literal["mppi"]] = "mppi"
+
+    def __post_init__(self) -> None:
+        require_positive("SoftmaxRefit", "temperature", self.temperature)
+
+    def refit(
+        self, z: FloatArray, costs: FloatArray, config: LatentPlanConfig
+    ) -> tuple[FloatArray, FloatArray] | None:
+        """New mean (and the unchanged std) from latents Shape=(n, d) and their costs."""
+        finite = np.isfinite(costs)
+        if not finite.any():
+            return None
+        c = costs[finite]
+        w = np.exp(-(c - c.min()) / self.temperature)
+        mean = (w[:, None] * z[finite]).sum(axis=0) / w.sum()
+        return mean, np.full(z.shape[1], config.init_sigma)
+
+
+LatentUpdate = EliteRefit | SoftmaxRefit
+"""How the latent search adapts: CEM (``EliteRefit``) or MPPI (``SoftmaxRefit``)."""
+
+
+@dataclass(frozen=True)
 class LatentPlanConfig(SamplingConfig):
-    """CEM over the generator's latent space, kept inside a box (the CNF idea).
+    """CEM (or MPPI) over the generator's latent space, kept inside a box (the CNF idea).
 
     Every candidate is a decoded latent, so it stays on the demonstrated
     manifold; the box ``[-latent_bound, latent_bound]`` keeps the search away
-    from the tails of the latent prior, where the generator has seen nothing.
+    from the tails of the latent prior, where the generator has seen nothing. A
+    generator with a bounded latent (``BoundedLatent``: the flow, whose box [-1, 1]
+    decodes into the demonstrations' action range) is searched inside the smaller
+    of the two boxes.
 
     Attributes:
-        latent_bound: half-width of the latent box (in prior standard deviations).
+        latent_bound: half-width of the latent box (in prior standard deviations;
+            for a flow, in units of its box, of which 1 is all).
         init_sigma: latent std at the start of each step.
         min_sigma: floor on the refit latent std.
-        num_elites: samples the latent mean and std are refit to.
+        num_elites: samples the latent mean and std are refit to (CEM).
         cost_to_go_steps, cost_to_go_weight: as in ``IMLEMPCConfig``.
+        update: how the latent mean (and std) adapt between iterations and steps:
+            ``EliteRefit()`` (CEM, the default) or ``SoftmaxRefit(temperature)`` (MPPI).
     """
 
     horizon: int = 16
@@ -345,9 +402,15 @@ class LatentPlanConfig(SamplingConfig):
     num_elites: int = 8
     cost_to_go_steps: int = 0
     cost_to_go_weight: float = 1.0
+    update: LatentUpdate = EliteRefit()
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.update, EliteRefit | SoftmaxRefit):
+            raise TypeError(
+                f"LatentPlanConfig.update must be EliteRefit() or SoftmaxRefit(temperature), "
+                f"got {self.update!r}."
+            )
         require_int_at_least("LatentPlanConfig", "cost_to_go_steps", self.cost_to_go_steps, 0)
         require_non_negative("LatentPlanConfig", "cost_to_go_weight", self.cost_to_go_weight)
         require_positive("LatentPlanConfig", "latent_bound", self.latent_bound)

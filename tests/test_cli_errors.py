@@ -46,6 +46,7 @@ BAD_OPTIONS = [
     (["train"], "--checkpoint-every", ["0"], "must be a positive integer"),
     (["train"], "--seed", ["-1"], "must be an integer >= 0"),
     (["train"], "--threads", ["-1"], "must be an integer >= 0"),
+    (["train"], "--held-out", ["0", "1", "-0.2", "nan"], "must be a number in (0, 1)"),
     (["train"], "--device", ["bogus", "cuda:", "cuda:x", ""], "must be a torch device"),
 ]
 CASES = [

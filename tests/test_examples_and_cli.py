@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from imle_mpc.cli import main
+from imle_mpc.tasks import load_task
 from tests.conftest import run_python_snippet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,6 +174,17 @@ def test_train_writes_a_loadable_generator(tmp_path: Path) -> None:
 
     gen = load_generator(summary["generator"])
     assert gen.horizon == 16 and gen.nu == 2
+
+
+def test_train_model_flow_writes_a_calibrated_flow_the_task_accepts(tmp_path: Path, capsys) -> None:
+    args = ["train", "--model", "flow", "--task", "nav_one_obstacle", "--epochs", "2"]
+    assert main([*args, "--out", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["model"] == "flow" and summary["epochs"] == 2
+    assert summary["held_out_episodes"] == 4  # 20 % of each route's 10
+    flow = load_task("nav_one_obstacle").load_flow(summary["flow"])
+    assert flow.obs_horizon == 1 and flow.horizon == 16
+    assert flow.threshold(0.05) == pytest.approx(summary["threshold_q05"])
 
 
 def test_missing_generator_is_a_clean_error(capsys, tmp_path) -> None:

@@ -7,7 +7,8 @@ a user's class, a Numba model, a MuJoCo or Pinocchio backend.
 Optional capabilities are small ``@runtime_checkable`` protocols of their own
 (``UncheckedRollout``, ``MultiStartRollout``, ``StepModel``, ``ScalableParameters``,
 ``ReferenceSampler``, ``ReferenceCost``, ``ReturnsSample``, ``ChunkDecoder``,
-``ChunkSchedule``, ``NominalSettable``, ``BatchObservation``): a caller asks
+``ChunkSchedule``, ``BoundedLatent``, ``ChunkDensity``, ``NominalSettable``,
+``BatchObservation``): a caller asks
 ``isinstance(x, Capability)`` and takes the plain path otherwise. A class may
 also name them as bases to declare them.
 """
@@ -302,6 +303,50 @@ class ChunkGenerator(Protocol):
 
     def decode(self, obs_history: Array, z: Array) -> Array:
         """Chunks Shape=(n, H, nu) for latents ``z`` Shape=(n, latent_dim)."""
+        ...
+
+
+@runtime_checkable
+class BoundedLatent(Protocol):
+    """A generator whose latent prior is uniform on a box that decodes into the data's support.
+
+    Every latent in ``[-latent_bound, latent_bound]^latent_dim`` decodes to a chunk
+    inside the demonstrations' action range (a normalizing flow over a bounded
+    base, ``imle_mpc.learn.flow.ChunkFlow``), so a planner searching that box
+    needs no hand-tuned clipping: every candidate is in support by construction.
+    """
+
+    @property
+    def latent_bound(self) -> float:
+        """Half-width of the latent box."""
+        ...
+
+
+@runtime_checkable
+class ChunkDensity(Protocol):
+    """How likely action chunks are under the demonstrations, given an observation history.
+
+    ``log_prob`` is an exact log-density (a normalizing flow's change of variables):
+    higher is more typical of the demonstrations. ``cost.density`` turns it into a
+    cost term and a constraint; those live below the learning code and see only this.
+    """
+
+    @property
+    def obs_horizon(self) -> int:
+        """How many past observations the density is conditioned on."""
+        ...
+
+    @property
+    def obs_dim(self) -> int: ...
+
+    def log_prob(self, obs_history: Array, U: Array) -> Array:
+        """Log-density Shape=(K,) of each chunk (raw action units; -inf outside the support).
+
+        Args:
+            obs_history: Shape=(obs_horizon, obs_dim), oldest first, shared by all chunks;
+                or Shape=(K, obs_horizon, obs_dim), one history per chunk.
+            U: chunks, Shape=(K, H, nu).
+        """
         ...
 
 

@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 
 from imle_mpc.learn.demos import DemoDataset
 from imle_mpc.learn.imle import GeneratorConfig, IMLEGenerator, TrainConfig, build_network
-from imle_mpc.learn.imle.data import build_training_pairs, fit_normalizers
-from imle_mpc.learn.imle.train import learning_rate
+from imle_mpc.learn.pairs import build_training_pairs, fit_normalizers
+from imle_mpc.learn.training import learning_rate
 
 
 def train_mse_regressor(

@@ -1,4 +1,4 @@
-"""Configs of the IMLE generator and of its training: frozen, validated on construction.
+"""Configs of the IMLE generator, of the flow and of their training: frozen, validated.
 
 No torch here, so a config can be built, compared and serialised without
 loading a deep-learning backend.
@@ -154,7 +154,10 @@ class GeneratorConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of conditional RS-IMLE training.
+    """Settings of conditional RS-IMLE training (and of the flow's: the same optimiser).
+
+    The flow (``imle_mpc.learn.flow.train_flow``) uses every field but the two of
+    RS-IMLE, ``num_candidates`` and ``epsilon``.
 
     The defaults are the ones that work on the few-demonstration tasks here (and the
     ``imle-mpc train`` defaults, read from this class): 400 epochs at lr 1e-3 with
@@ -241,6 +244,78 @@ class TrainConfig:
         if values.get("grad_clip") == "inf":
             values["grad_clip"] = math.inf
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Shape of a conditional normalizing flow over action chunks, and what its training adds.
+
+    The flow maps a chunk (min-max normalised onto the box [-1, 1]^(H*nu)) onto a
+    latent uniformly distributed on the same box, through ``transforms`` coupling
+    layers of monotonic rational-quadratic splines defined on [-1, 1] (zuko's
+    ``GeneralCouplingTransform`` and ``MonotonicRQSTransform``). Each spline maps
+    the interval onto itself, so the flow is a bijection of the box: every latent
+    in it decodes to a chunk inside the demonstrations' action range, and the
+    density is exact (change of variables).
+
+    Attributes:
+        obs_horizon: past observations the flow is conditioned on (>= 1). The density
+            guard conditions on the state a plan starts from, so it needs 1 (the default).
+        horizon: H, actions per chunk (>= 1).
+        action_horizon: actions of a chunk meant to be executed before re-planning.
+        transforms: coupling layers (>= 1); each splits the chunk's entries at random
+            (seeded) into the half that conditions and the half that is transformed.
+        bins: spline bins per entry (>= 2).
+        hidden: widths of each coupling layer's hyper-network (ReLU MLP).
+        noise_std: std of the noise added to the normalised training chunks (>= 0),
+            reflected at the faces of the box. Demonstrated chunks are smooth and lie
+            near a low-dimensional set; without it the density collapses onto them and
+            held-out demonstrations look unlikely.
+        held_out_fraction: share of the episodes (per route, where the data names
+            them) kept out of training to calibrate the density threshold, in (0, 1).
+    """
+
+    obs_horizon: int = 1
+    horizon: int = 16
+    action_horizon: int = 8
+    transforms: int = 6
+    bins: int = 8
+    hidden: tuple[int, ...] = (128, 128)
+    noise_std: float = 0.01
+    held_out_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        require_int_at_least(owner, "obs_horizon", self.obs_horizon, 1)
+        require_int_at_least(owner, "horizon", self.horizon, 1)
+        require_int_at_least(owner, "action_horizon", self.action_horizon, 1)
+        if self.action_horizon > self.horizon:
+            raise ValueError(
+                f"{owner}.action_horizon={self.action_horizon} must be <= horizon="
+                f"{self.horizon}: only actions of the predicted chunk can be executed."
+            )
+        require_int_at_least(owner, "transforms", self.transforms, 1)
+        require_int_at_least(owner, "bins", self.bins, 2)
+        object.__setattr__(self, "hidden", _int_tuple(owner, "hidden", self.hidden, 1))
+        require_non_negative(owner, "noise_std", self.noise_std)
+        if not (0.0 < self.held_out_fraction < 1.0):
+            raise ValueError(
+                f"{owner}.held_out_fraction must be in (0, 1) (some episodes to calibrate "
+                f"on, the rest to train on), got {self.held_out_fraction!r}."
+            )
+
+    def latent_dim(self, nu: int) -> int:
+        """Size of the latent for actions of size ``nu``: ``horizon * nu`` (a bijection)."""
+        return self.horizon * nu
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FlowConfig:
+        """Inverse of ``to_dict``; unknown keys are an error naming them."""
+        return cls(**_known_fields(cls, data))
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:

@@ -232,3 +232,19 @@ class Task:
         # box proposes nonsense for this model: refuse it here, naming both values.
         generator.check_fits(self.dynamics, where=f"the generator {file}")
         return generator
+
+    def load_flow(self, path: str | Path) -> Any:
+        """The flow at ``path`` (``imle-mpc train --model flow --out DIR``), checked against
+        this task's model.
+
+        Raises:
+            CheckpointError: no readable flow there (the message says how to train one).
+            InputError: the flow was trained for another model (dt, observation size or
+                actuator box differ from ``dynamics``), naming both values.
+        """
+        # torch and zuko are imported only when a flow is asked for.
+        from imle_mpc.learn.flow import load_flow
+
+        flow = load_flow(path)
+        flow.check_fits(self.dynamics, where=f"the flow {path}")
+        return flow

@@ -13,7 +13,6 @@ from imle_mpc.learn.imle.checkpoint import (
     load_generator,
     save_generator,
 )
-from imle_mpc.learn.imle.data import MinMaxNormalizer, TrainingPairs, build_training_pairs
 from imle_mpc.learn.imle.generator import IMLEGenerator
 from imle_mpc.learn.imle.loss import RSIMLEStats, rs_imle_loss
 from imle_mpc.learn.imle.networks import (
@@ -23,7 +22,8 @@ from imle_mpc.learn.imle.networks import (
     parameter_count,
 )
 from imle_mpc.learn.imle.train import TrainHistory, train_generator
-from imle_mpc.learn.imle.trained_for import TrainedFor
+from imle_mpc.learn.pairs import MinMaxNormalizer, TrainingPairs, build_training_pairs
+from imle_mpc.learn.trained_for import TrainedFor
 
 __all__ = [
     "FORMAT_VERSION",

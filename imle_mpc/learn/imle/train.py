@@ -16,36 +16,40 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-from tqdm.auto import tqdm
 
-from imle_mpc.core.io import write_json_atomic
 from imle_mpc.learn.config import GeneratorConfig, TrainConfig
 from imle_mpc.learn.demos import DemoDataset
-from imle_mpc.learn.imle.checkpoint import (
-    GENERATOR_FILE,
-    TRAINING_STATE_FILE,
-    CheckpointError,
-    load_training_state,
-    save_generator,
-    save_training_state,
-)
-from imle_mpc.learn.imle.data import MinMaxNormalizer, build_training_pairs, fit_normalizers
+from imle_mpc.learn.imle.checkpoint import GENERATOR_FILE, save_generator
 from imle_mpc.learn.imle.generator import IMLEGenerator
 from imle_mpc.learn.imle.loss import rs_imle_loss
 from imle_mpc.learn.imle.networks import build_network
-from imle_mpc.learn.imle.trained_for import TrainedFor
+from imle_mpc.learn.pairs import build_training_pairs, fit_normalizers
+from imle_mpc.learn.trained_for import TrainedFor
+from imle_mpc.learn.training import (
+    HISTORY_FILE,
+    TrainingRun,
+    ema_decay,
+    ema_update,
+    learning_rate,
+)
 
 logger = logging.getLogger(__name__)
 
-HISTORY_FILE = "history.json"
+__all__ = [
+    "HISTORY_FILE",
+    "TrainHistory",
+    "ema_decay",
+    "ema_update",
+    "learning_rate",
+    "train_generator",
+]
 
 
 @dataclass
@@ -96,29 +100,6 @@ class TrainHistory:
         )
 
 
-def learning_rate(step: int, config: TrainConfig, total_steps: int) -> float:
-    """Linear warm-up to ``config.lr`` over ``warmup_steps``, then cosine decay to 0.
-
-    Args:
-        step: optimiser steps taken so far (0-based index of the next step).
-        config: holds ``lr`` and ``warmup_steps``.
-        total_steps: steps of the whole run.
-    """
-    warmup = config.warmup_steps
-    if step < warmup:
-        return config.lr * (step + 1) / warmup
-    span = max(total_steps - warmup, 1)
-    progress = min((step - warmup) / span, 1.0)
-    return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def ema_decay(step: int, config: TrainConfig) -> float:
-    """EMA decay after ``step`` optimiser steps (0 at the first: the EMA starts as a copy)."""
-    if step <= 0:
-        return 0.0
-    return min(config.ema_max_decay, 1.0 - (1.0 + step) ** -config.ema_power)
-
-
 def train_generator(
     dataset: DemoDataset,
     gen_config: GeneratorConfig | None = None,
@@ -151,7 +132,6 @@ def train_generator(
     train_config = TrainConfig() if train_config is None else train_config
     if resume and out_dir is None:
         raise ValueError("train_generator: resume=True needs the out_dir of the run to resume.")
-    out = None if out_dir is None else Path(out_dir)
     device = torch.device(train_config.device)
 
     pairs = build_training_pairs(dataset, gen_config.obs_horizon, gen_config.horizon)
@@ -168,44 +148,31 @@ def train_generator(
     gen = torch.Generator().manual_seed(train_config.seed)
     net = build_network(gen_config, dataset.obs_dim, dataset.nu, gen).to(device)
     ema = build_network(gen_config, dataset.obs_dim, dataset.nu).to(device)
-    ema.load_state_dict(net.state_dict())
-    ema.requires_grad_(False)
-    optimizer = torch.optim.AdamW(
-        net.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
+    run = TrainingRun(
+        net,
+        ema,
+        train_config,
+        math.ceil(N / train_config.batch_size),
+        gen,
+        None if out_dir is None else Path(out_dir),
+        {
+            "generator_config": gen_config.to_dict(),
+            "obs_normalizer": obs_norm.to_dict(),
+            "action_normalizer": act_norm.to_dict(),
+            "num_pairs": N,
+        },
+        TrainHistory(),
     )
-    steps_per_epoch = math.ceil(N / train_config.batch_size)
-    total_steps = steps_per_epoch * train_config.epochs
-    history = TrainHistory()
-    step = 0
-    start_epoch = 0
-
     if resume:
-        assert out is not None
-        state = load_training_state(out / TRAINING_STATE_FILE)
-        _check_resumable(out, state, gen_config, train_config, obs_norm, act_norm, N)
-        net.load_state_dict(state["network"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        gen.set_state(state["rng_state"])
-        step = int(state["step"])
-        start_epoch = int(state["epoch"])
-        history = TrainHistory.from_dict(state["history"])
-        logger.info("resuming %s at epoch %d (step %d)", out, start_epoch, step)
+        run.resume()
+        logger.info("resuming %s at epoch %d (step %d)", out_dir, run.epoch, run.step)
+
+    def generator() -> IMLEGenerator:
+        return IMLEGenerator(ema, gen_config, obs_norm, act_norm, device, train_config, trained_for)
 
     m = train_config.num_candidates
     latent_dim = gen_config.latent_dim(dataset.nu)
-    ema_params = list(ema.parameters())
-    net_params = list(net.parameters())
-    bar = tqdm(
-        range(start_epoch, train_config.epochs),
-        desc="RS-IMLE",
-        unit="epoch",
-        disable=not progress,
-        initial=start_epoch,
-        total=train_config.epochs,
-    )
-    net.train()
-    for epoch in bar:
+    for epoch in run.epochs("RS-IMLE", progress):
         t0 = time.perf_counter()
         loss_sum, used, skipped, rejected, candidates, skipped_steps = 0.0, 0, 0, 0, 0, 0
         order = torch.randperm(N, generator=gen).to(device)
@@ -224,24 +191,16 @@ def train_generator(
             if stats.num_used == 0:
                 skipped_steps += 1  # nothing to learn from: no step, no schedule/EMA advance
                 continue
-            lr = learning_rate(step, train_config, total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            stats.loss.backward()
-            if math.isfinite(train_config.grad_clip):
-                nn.utils.clip_grad_norm_(net_params, train_config.grad_clip)
-            optimizer.step()
-            step += 1
-            _ema_update(ema_params, net_params, ema_decay(step - 1, train_config))
+            run.optimise(stats.loss)
         seconds = time.perf_counter() - t0
+        history: TrainHistory = run.history
         history.loss.append(loss_sum / used if used else math.nan)
         history.rejected_fraction.append(rejected / candidates)
         history.skipped.append(skipped)
         history.skipped_steps.append(skipped_steps)
         history.epoch_seconds.append(seconds)
-        history.lr.append(learning_rate(max(step - 1, 0), train_config, total_steps))
-        bar.set_postfix(
+        history.lr.append(run.lr)
+        run.bar.set_postfix(
             loss=f"{history.loss[-1]:.4f}",
             rej=f"{history.rejected_fraction[-1]:.3f}",
             skip=skipped,
@@ -262,82 +221,8 @@ def train_generator(
             history.loss[-1],
             history.rejected_fraction[-1],
         )
-        last = epoch + 1 == train_config.epochs
-        if out is not None and ((epoch + 1) % train_config.checkpoint_every == 0 or last):
-            generator = IMLEGenerator(
-                ema, gen_config, obs_norm, act_norm, device, train_config, trained_for
-            )
-            save_generator(generator, out / GENERATOR_FILE)
-            save_training_state(
-                out / TRAINING_STATE_FILE,
-                {
-                    "network": net.state_dict(),
-                    "ema": ema.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "rng_state": gen.get_state(),
-                    "step": step,
-                    "epoch": epoch + 1,
-                    "history": history.to_dict(),
-                    "generator_config": gen_config.to_dict(),
-                    "train_config": train_config.to_dict(),
-                    "obs_normalizer": obs_norm.to_dict(),
-                    "action_normalizer": act_norm.to_dict(),
-                    "num_pairs": N,
-                },
-            )
-            write_json_atomic(out / HISTORY_FILE, history.to_dict())
+        if run.checkpoint_due(epoch):
+            run.checkpoint(epoch, lambda out: save_generator(generator(), out / GENERATOR_FILE))
         if callback is not None:
             callback(epoch, history)
-    bar.close()
-    generator = IMLEGenerator(
-        ema, gen_config, obs_norm, act_norm, device, train_config, trained_for
-    )
-    return generator, history
-
-
-@torch.no_grad()
-def _ema_update(
-    ema_params: Sequence[torch.Tensor], params: Sequence[torch.Tensor], decay: float
-) -> None:
-    """ema <- decay * ema + (1 - decay) * params."""
-    torch._foreach_lerp_(list(ema_params), list(params), 1.0 - decay)
-
-
-def _check_resumable(
-    out: Path,
-    state: dict[str, Any],
-    gen_config: GeneratorConfig,
-    train_config: TrainConfig,
-    obs_norm: MinMaxNormalizer,
-    act_norm: MinMaxNormalizer,
-    num_pairs: int,
-) -> None:
-    """Raise CheckpointError if ``state`` was trained on other data or another setup."""
-    where = out / TRAINING_STATE_FILE
-    try:
-        saved_gen = GeneratorConfig.from_dict(state["generator_config"])
-        saved_train = TrainConfig.from_dict(state["train_config"])
-        saved_obs = MinMaxNormalizer.from_dict(state["obs_normalizer"])
-        saved_act = MinMaxNormalizer.from_dict(state["action_normalizer"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{where} has invalid metadata: {exc!r}.") from exc
-    if saved_gen != gen_config:
-        raise CheckpointError(
-            f"cannot resume {where}: it was trained with {saved_gen}, not {gen_config}."
-        )
-    # Training longer, on another device or with other checkpoint spacing is
-    # allowed; every other setting must match.
-    theirs = saved_train.to_dict()
-    mine = train_config.to_dict()
-    free = {"epochs", "device", "checkpoint_every"}
-    diff = sorted(k for k in mine if k not in free and mine[k] != theirs[k])
-    if diff:
-        raise CheckpointError(
-            f"cannot resume {where}: TrainConfig fields {diff} differ from the saved run "
-            f"({ {k: theirs[k] for k in diff} }); only {sorted(free)} may change."
-        )
-    if state.get("num_pairs") != num_pairs or saved_obs != obs_norm or saved_act != act_norm:
-        raise CheckpointError(
-            f"cannot resume {where}: the dataset differs from the one it was trained on "
-            "(number of steps or value ranges changed). Train from scratch (resume=False)."
-        )
+    return generator(), run.history

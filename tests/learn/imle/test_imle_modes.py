@@ -8,7 +8,7 @@ from imle_toy import SMALL_GEN, H, mode_distances
 
 from imle_mpc.learn.demos import DemoDataset
 from imle_mpc.learn.imle import IMLEGenerator, TrainHistory, build_network, build_training_pairs
-from imle_mpc.learn.imle.data import fit_normalizers
+from imle_mpc.learn.pairs import fit_normalizers
 
 N_SAMPLES = 512
 # A sample "is" a mode when its RMS distance to the nominal chunk is below 0.15:

@@ -155,3 +155,41 @@ def fit_normalizers(dataset: DemoDataset) -> tuple[MinMaxNormalizer, MinMaxNorma
     obs = np.concatenate([ep.observations for ep in dataset.episodes])
     actions = np.concatenate([ep.actions for ep in dataset.episodes])
     return MinMaxNormalizer.fit(obs), MinMaxNormalizer.fit(actions)
+
+
+def condition_rows(
+    obs_histories: ArrayLike, normalizer: MinMaxNormalizer, obs_horizon: int, batch: bool
+) -> np.ndarray:
+    """Observation histories as a model's normalised, flattened float32 condition rows.
+
+    Shared by every model conditioned on a history (the generator, the flow).
+
+    Args:
+        obs_histories: Shape=(obs_horizon, obs_dim) (``batch=False``) or
+            Shape=(B, obs_horizon, obs_dim) (``batch=True``), oldest first, raw units.
+        normalizer: the observation normaliser, dim = obs_dim.
+        obs_horizon: the model's history length.
+        batch: which of the two shapes is expected.
+
+    Returns:
+        Shape=(1 or B, obs_horizon * obs_dim), float32, C-contiguous.
+
+    Raises:
+        ValueError: another shape, or a NaN/inf entry.
+    """
+    obs = np.asarray(obs_histories, dtype=np.float64)
+    want = (obs_horizon, normalizer.dim)
+    if not batch and obs.shape != want:
+        raise ValueError(
+            f"obs_history must have Shape={want} (obs_horizon, obs_dim), oldest first; got "
+            f"{obs.shape}. At an episode start repeat the first observation."
+        )
+    if batch and (obs.ndim != 3 or obs.shape[1:] != want or obs.shape[0] == 0):
+        raise ValueError(
+            f"obs_histories must have Shape=(B, {want[0]}, {want[1]}) with B >= 1; got {obs.shape}."
+        )
+    if not np.all(np.isfinite(obs)):
+        what = "obs_histories contain" if batch else "obs_history contains"
+        raise ValueError(f"{what} NaN/inf; check the observation source.")
+    rows = 1 if not batch else obs.shape[0]
+    return np.ascontiguousarray(normalizer.normalize(obs).astype(np.float32).reshape(rows, -1))
