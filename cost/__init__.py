@@ -26,6 +26,7 @@ from cost.terms import (
     StateTracking,
     TerminalState,
 )
+from cost.value import QuadraticTerminalValue, lqr_value
 
 __all__ = [
     "ActionBox",
@@ -36,6 +37,7 @@ __all__ = [
     "ObstacleConstraint",
     "ObstacleProximity",
     "Penalty",
+    "QuadraticTerminalValue",
     "RateLimit",
     "Scene",
     "Smoothness",
@@ -48,6 +50,7 @@ __all__ = [
     "box_distance",
     "capsule_distance",
     "circle_distance",
+    "lqr_value",
     "scene_distance",
     "split_constraints",
 ]
