@@ -161,8 +161,9 @@ class EnvRobot:
         env: any Gymnasium environment.
         seed: seed for ``env.reset``.
         state_fn: reads the planner's state from the env (default: the last
-            observation). For MuJoCo envs whose observation is not the full
-            state, pass e.g. ``lambda env: np.concatenate([qpos, qvel])``.
+            observation). For a Gymnasium MuJoCo env, whose observation is not the
+            full state, pass ``mujoco_state`` (``(qpos, qvel, act)``, the layout of
+            ``MujocoDynamics``).
     """
 
     def __init__(
