@@ -27,6 +27,7 @@ from cost.terms import (
     StateTracking,
     TerminalState,
 )
+from cost.value import QuadraticTerminalValue, lqr_value
 
 __all__ = [
     "ActionBox",
@@ -39,6 +40,7 @@ __all__ = [
     "ObstacleConstraint",
     "ObstacleProximity",
     "Penalty",
+    "QuadraticTerminalValue",
     "RateLimit",
     "Scene",
     "Smoothness",
@@ -51,6 +53,7 @@ __all__ = [
     "box_distance",
     "capsule_distance",
     "circle_distance",
+    "lqr_value",
     "scene_distance",
     "split_constraints",
 ]

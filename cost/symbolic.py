@@ -35,6 +35,7 @@ from cost.terms import (
     Smoothness,
     StateTracking,
 )
+from cost.value import QuadraticTerminalValue
 
 Expr = Any
 """A CasADi expression (``SX`` or ``MX``)."""
@@ -143,12 +144,25 @@ def _proximity(term: ObstacleProximity, X: Expr, U: Expr) -> Expr:
     return total
 
 
+def _terminal_value(term: QuadraticTerminalValue, X: Expr) -> Expr:
+    reference = term.operating_point
+    if X.shape[0] != reference.size:
+        raise ValueError(
+            f"QuadraticTerminalValue.reference has {reference.size} entries but the states "
+            f"have nx={X.shape[0]}; give the operating point as a full state."
+        )
+    dims = list(term.state_dims)
+    e = X[dims, X.shape[1] - 1] - reference[dims]
+    return ca.dot(e, ca.mtimes(ca.DM(term.matrix), e))
+
+
 def symbolic_term(fn: Any, X: Expr, U: Expr, name: str = "") -> Expr:
     """The CasADi form of one built-in cost term (unweighted).
 
     Args:
         fn: a ``StateTracking``, ``TerminalState``, ``ControlEffort``,
-            ``Smoothness`` or ``ObstacleProximity`` (or a nested ``CostSum``).
+            ``Smoothness``, ``ObstacleProximity``, ``QuadraticTerminalValue`` (or a
+            nested ``CostSum``).
         X: states, Shape=(nx, H+1).
         U: actions, Shape=(nu, H).
         name: the term's name, for the error message.
@@ -164,13 +178,16 @@ def symbolic_term(fn: Any, X: Expr, U: Expr, name: str = "") -> Expr:
         return _action_penalty(0, fn.reference, fn.weights, U)
     if isinstance(fn, ObstacleProximity):
         return _proximity(fn, X, U)
+    if isinstance(fn, QuadraticTerminalValue):
+        return _terminal_value(fn, X)
     if isinstance(fn, CostSum):
         return symbolic_cost(fn, X, U)
     label = f"cost term {name!r}" if name else "a cost term"
     raise TypeError(
         f"{label} ({type(fn).__name__}) has no CasADi form; built-in forms exist for "
-        "StateTracking, TerminalState, ControlEffort, Smoothness, ObstacleProximity and "
-        f"nested CostSum. Pass its form as casadi_cost={{{name or 'name'!r}: fn}} with "
+        "StateTracking, TerminalState, ControlEffort, Smoothness, ObstacleProximity, "
+        "QuadraticTerminalValue and nested CostSum. "
+        f"Pass its form as casadi_cost={{{name or 'name'!r}: fn}} with "
         "fn(X Shape=(nx, H+1), U Shape=(nu, H)) -> CasADi scalar, or drop the term."
     )
 

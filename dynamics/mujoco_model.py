@@ -51,12 +51,15 @@ import numpy as np
 from mujoco import rollout as mj_rollout
 from numpy.typing import ArrayLike
 
+from dynamics.linearize import finite_difference_jacobians
 from imle_mpc.core.errors import InputError
+from imle_mpc.core.protocols import Linearizable, MultiStartRollout
 from imle_mpc.core.validation import (
     FloatArray,
     check_actions,
     check_state,
     require_int_at_least,
+    require_positive,
     states_buffer,
 )
 
@@ -160,7 +163,7 @@ def model_from_urdf(
     return spec.compile()
 
 
-class MujocoDynamics:
+class MujocoDynamics(MultiStartRollout, Linearizable):
     """A MuJoCo model rolled out in parallel by ``mujoco.rollout``.
 
     State ``x = (qpos, qvel, act)`` Shape=(nq+nv+na,); action ``u = ctrl``
@@ -281,7 +284,98 @@ class MujocoDynamics:
         with self._lock:
             return self._rollout(x0, U, out)
 
+    def rollout_from_states(
+        self, X0: ArrayLike, U: ArrayLike, out: FloatArray | None = None
+    ) -> FloatArray:
+        """Simulate control sequence ``k`` from its own start ``X0[k]``, in one threaded call.
+
+        Args:
+            X0: initial states, Shape=(K, nx). A row that is not finite gives a NaN
+                rollout (it never reaches MuJoCo).
+            U: controls, Shape=(K, H, nu).
+            out: optional preallocated result, Shape=(K, H+1, nx).
+
+        Returns:
+            States, Shape=(K, H+1, nx), with ``X[:, 0] == X0``.
+        """
+        U = check_actions(U, self.nu)
+        K, H, _ = U.shape
+        starts = np.asarray(X0, dtype=np.float64)
+        if starts.shape != (K, self.nx):
+            raise ValueError(
+                f"X0 must have Shape=(K, nx)=({K}, {self.nx}) (one start per control "
+                f"sequence), got {starts.shape}."
+            )
+        out = states_buffer(out, (K, H + 1, self.nx))
+        finite: np.ndarray = np.asarray(np.isfinite(starts).all(axis=1))
+        with self._lock:
+            self._rollout(
+                np.where(finite[:, None], starts, self._state0[0, 1 : 1 + self.nx]), U, out
+            )
+        out[~finite] = np.nan
+        out[~finite, 0] = starts[~finite]
+        return out
+
+    def linearize(
+        self, x: ArrayLike, u: ArrayLike, eps: float = 1e-6
+    ) -> tuple[FloatArray, FloatArray]:
+        """Jacobians of one step at ``(x, u)``, by MuJoCo's ``mjd_transitionFD`` (``Linearizable``).
+
+        ``mjd_transitionFD`` differences one physics step (centred, ``eps``) in MuJoCo's
+        own state layout, ``(qpos tangent (nv), qvel, act)``; for a model whose
+        positions are all hinges and slides (``nq == nv``) that is this model's
+        ``x = (qpos, qvel, act)``. The ``frame_skip`` physics steps of one step, the
+        control held, compose by the chain rule along the simulated path:
+        ``A = A_fs ... A_1``, ``B = sum_i A_fs ... A_{i+1} B_i``, each physics step's
+        Jacobians taken at the state it starts from (exact, not only at an equilibrium).
+        ``mjd_transitionFD`` refuses the RK4 integrator (Gymnasium's classic control
+        models use it); for those the whole step is differenced through one batched
+        ``rollout_from_states`` call (``dynamics.linearize.finite_difference_jacobians``).
+
+        Args:
+            x: state ``(qpos, qvel, act)``, Shape=(nx,).
+            u: control, Shape=(nu,).
+            eps: the finite-difference step (> 0).
+
+        Returns:
+            ``(A Shape=(nx, nx), B Shape=(nx, nu))``.
+
+        Raises:
+            InputError: the model has ball or free joints (quaternions: ``nq != nv``),
+                where a change of ``qpos`` is not a vector the Jacobians act on.
+        """
+        m = self.model
+        if m.nq != m.nv:
+            raise InputError(
+                f"the MuJoCo model has nq={m.nq} position coordinates but nv={m.nv} degrees of "
+                "freedom (a ball or free joint's quaternion), so the state (qpos, qvel, act) is "
+                "not a vector space and its Jacobians are not defined in it. Linearise a model "
+                "with hinge and slide joints only, or work in MuJoCo's tangent space with "
+                "mujoco.mjd_transitionFD directly."
+            )
+        require_positive("MujocoDynamics.linearize", "eps", eps)
+        if m.opt.integrator == mujoco.mjtIntegrator.mjINT_RK4:
+            return finite_difference_jacobians(self, x, u, eps)
+        x = check_state(x, self.nx, "x")
+        control = np.asarray(u, dtype=np.float64).reshape(-1)
+        if control.shape != (self.nu,) or not np.all(np.isfinite(control)):
+            raise ValueError(f"u must be finite with shape ({self.nu},), got {control}.")
+        data = mujoco.MjData(m)
+        state = self._state0[0].copy()
+        state[1 : 1 + self.nx] = x  # the same start as a rollout: defaults, warm start zeroed
+        mujoco.mj_setState(m, data, state, _FULL)
+        data.ctrl[:] = control
+        A, B = np.eye(self.nx), np.zeros((self.nx, self.nu))
+        A_step, B_step = np.empty((self.nx, self.nx)), np.empty((self.nx, self.nu))
+        for _ in range(self.frame_skip):
+            mujoco.mjd_transitionFD(m, data, float(eps), True, A_step, B_step, None, None)
+            A = A_step @ A
+            B = A_step @ B + B_step
+            mujoco.mj_step(m, data)
+        return A, B
+
     def _rollout(self, x0: FloatArray, U: FloatArray, out: FloatArray) -> FloatArray:
+        """Roll out from ``x0`` Shape=(nx,) (every sample) or Shape=(K, nx) (one per sample)."""
         K, H, _ = U.shape
         if K == 0 or H == 0:  # nothing to simulate (MuJoCo's rollout crashes on K = 0)
             out[:, 0] = x0

@@ -6,9 +6,9 @@ a user's class, a Numba model, a MuJoCo or Pinocchio backend.
 
 Optional capabilities are small ``@runtime_checkable`` protocols of their own
 (``UncheckedRollout``, ``MultiStartRollout``, ``StepModel``, ``ScalableParameters``,
-``ReferenceSampler``, ``ReferenceCost``, ``ReturnsSample``, ``ChunkDecoder``,
-``ChunkSchedule``, ``BoundedLatent``, ``ChunkDensity``, ``NominalSettable``,
-``BatchObservation``): a caller asks
+``Linearizable``, ``ReferenceSampler``, ``ReferenceCost``, ``ReturnsSample``,
+``ChunkDecoder``, ``ChunkSchedule``, ``BoundedLatent``, ``ChunkDensity``,
+``NominalSettable``, ``BatchObservation``): a caller asks
 ``isinstance(x, Capability)`` and takes the plain path otherwise. A class may
 also name them as bases to declare them.
 """
@@ -139,6 +139,29 @@ class ScalableParameters(Protocol):
 
         Raises:
             InputError: a name the model does not have (the message lists what it has).
+        """
+        ...
+
+
+@runtime_checkable
+class Linearizable(Protocol):
+    """A model that gives the Jacobians of one of its steps itself (better than differencing
+    its rollout: ``MujocoDynamics`` uses MuJoCo's own ``mjd_transitionFD``).
+
+    ``dynamics.linearize.linearize`` uses it and differences ``rollout`` otherwise.
+    """
+
+    def linearize(self, x: Array, u: Array, eps: float = 1e-6) -> tuple[Array, Array]:
+        """``(A, B)`` of ``x_next = f(x, u)`` at ``(x, u)``: A Shape=(nx, nx), B Shape=(nx, nu).
+
+        Args:
+            x: state, Shape=(nx,).
+            u: action, Shape=(nu,), held for the whole step.
+            eps: finite-difference step (where the model differences numerically).
+
+        Raises:
+            InputError: the model's state is not a vector space the Jacobians can act on
+                (the message says why and what to do).
         """
         ...
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from imle_mpc.core.errors import InputError
 from imle_mpc.core.validation import FloatArray
 from imle_mpc.eval.factory import build_guarded
 from imle_mpc.loop.faults import (
@@ -35,7 +36,7 @@ from imle_mpc.loop.faults import (
     FaultyRobot,
     mismatched_model,
 )
-from imle_mpc.loop.plant import DynamicsEnv
+from imle_mpc.loop.plant import DynamicsEnv, Plant
 from imle_mpc.loop.runner import EpisodeRecord, LoopConfig, Progress, run_closed_loop
 from imle_mpc.tasks.base import Task
 from planners.safety.offset_free import OffsetFree
@@ -57,7 +58,8 @@ def run_episode(
     """One seeded episode of ``task`` with ``planner`` on a simulated plant.
 
     Args:
-        task: the task (its model is the plant's, mismatched by ``faults``).
+        task: the task (its model is the plant's, mismatched by ``faults``, unless the
+            task brings its own plant, ``Task.plant``).
         planner: any planner; it is reset with ``seed`` first.
         seed: the episode seed (planner, plant and faults).
         faults: fault magnitudes (None: none).
@@ -72,8 +74,9 @@ def run_episode(
         progress: called as ``progress(step, state)`` after each step.
 
     Returns:
-        The record; ``success`` is judged on the true states (``record.true_states``),
-        ``info`` holds the task, seed, faults and what they did.
+        The record; ``success`` is judged on the true states (``record.true_states``)
+        and fails when the plant terminated the episode; ``info`` holds the task, seed,
+        faults and what they did, and whether the plant terminated.
     """
     faults = FaultConfig() if faults is None else faults
     rng = np.random.default_rng([seed, 0xFA17])
@@ -86,21 +89,44 @@ def run_episode(
         loop_planner = build_guarded(
             task, inner, guard, faults.action_delay, deadline=deadline, offset_free=offset_free
         )
-    plant = DynamicsEnv(mismatched_model(task.dynamics, faults.model_mismatch), task.initial_state)
-    robot = FaultyRobot(plant, faults, rng, seed=seed, log=log)
+    robot = FaultyRobot(make_plant(task, faults), faults, rng, seed=seed, log=log)
     config = LoopConfig(
         steps=steps or task.steps, control_period=task.dynamics.dt, real_time=real_time
     )
     record = run_closed_loop(robot, loop_planner, config, progress=progress)
     record.true_states = np.array(log.true_states)
-    record.success = bool(task.success(record.true_states))
+    # A plant that terminated the episode (a Gymnasium pole fell) failed it.
+    record.success = bool(task.success(record.true_states)) and not robot.terminated
     record.info.update(
-        {"task": task.name, "seed": seed, "faults": faults.to_dict(), "guard": guard}
-    )
+        {
+            "task": task.name, "seed": seed, "faults": faults.to_dict(), "guard": guard,
+            "terminated": robot.terminated,
+        }
+    )  # fmt: skip
     if isinstance(loop_planner, OffsetFree):  # the final estimate of the plant's action offset
         record.info["action_offset"] = [float(v) for v in loop_planner.offset]
     record.info.update(log.to_dict())
     return record
+
+
+def make_plant(task: Task, faults: FaultConfig) -> Plant:
+    """The plant of one episode: the task's own (``Task.plant``), or its model simulated.
+
+    Raises:
+        InputError: model mismatch asked of a task with its own plant (a Gymnasium env
+            simulates itself; there is no model copy to scale).
+    """
+    if task.plant is None:
+        model = mismatched_model(task.dynamics, faults.model_mismatch)
+        return DynamicsEnv(model, task.initial_state)
+    if faults.model_mismatch:
+        raise InputError(
+            f"task {task.name!r} runs on its own plant (Task.plant, e.g. the Gymnasium "
+            "environment), which simulates itself: model mismatch scales a copy of the model "
+            "the library simulates, so it cannot be applied. Drop model_mismatch from the "
+            "faults, or change the environment's MjModel yourself."
+        )
+    return task.plant()
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ Six kinds of fault, each off by default, each seeded, each recorded:
   (all NaN) for the next ``dropout_steps`` reads; the guard's stale-state policy
   (``GuardConfig.stale_timeout``) then bridges or stops.
 
-``FaultyRobot`` wraps a ``DynamicsEnv`` plant and applies the plant-side
-faults; ``DroppedPlanning`` wraps a planner. ``FaultConfig.scaled(f)`` scales
+``FaultyRobot`` wraps a plant (``Plant``: a ``DynamicsEnv``, or a Gymnasium MuJoCo
+environment through ``MujocoEnvPlant``) and applies the plant-side faults;
+``DroppedPlanning`` wraps a planner. ``FaultConfig.scaled(f)`` scales
 every magnitude by ``f``, for the violation-rate-vs-magnitude curve.
 """
 
@@ -36,7 +37,7 @@ from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Dynamics, Planner, ScalableParameters
 from imle_mpc.core.validation import FloatArray, require_int_at_least
 from imle_mpc.core.wrapper import PlannerWrapper
-from imle_mpc.loop.plant import DynamicsEnv
+from imle_mpc.loop.plant import Plant
 
 FAULT_KINDS = ("noise", "delay", "mismatch", "push", "drop", "dropout")
 """Names for ``FaultConfig.only`` and the CLI's ``--faults`` list."""
@@ -208,6 +209,10 @@ class FaultyRobot:
 
     Args:
         env: the plant (its model may already be mismatched, see ``mismatched_model``).
+
+    Attributes:
+        done: the plant ended the episode (terminated or truncated).
+        terminated: the plant ended it as a failure (Gymnasium's ``terminated``).
         config: the fault magnitudes.
         rng: the faults' own generator (seeded per episode).
         seed: seed for ``env.reset``.
@@ -216,7 +221,7 @@ class FaultyRobot:
 
     def __init__(
         self,
-        env: DynamicsEnv,
+        env: Plant,
         config: FaultConfig,
         rng: np.random.Generator,
         seed: int | None = None,
@@ -234,6 +239,7 @@ class FaultyRobot:
         self._outage_left = 0  # reads still lost in the current sensor outage
         self.log.true_states.append(env.state)
         self.done = False
+        self.terminated = False
 
     def read_state(self) -> FloatArray:
         """The measured state: the true one plus noise, all NaN during a sensor outage."""
@@ -261,6 +267,7 @@ class FaultyRobot:
             self.env.apply_impulse(delta)
             self.log.pushes.append(self._step)
         self.log.true_states.append(self.env.state)
+        self.terminated = bool(terminated)
         self.done = bool(terminated or truncated)
         self._step += 1
 

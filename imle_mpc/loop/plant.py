@@ -4,6 +4,12 @@ The closed-loop runner talks only to ``Robot`` (read the state, send an
 action). ``EnvRobot`` adapts any Gymnasium ``Env`` to it, and ``DynamicsEnv``
 turns a ``Dynamics`` model into a Gymnasium ``Env``, so the same analytic
 model can be both the plant and (a possibly mismatched copy) the planner's model.
+
+A ``Plant`` is what the evaluation's simulated robot (``imle_mpc.loop.faults.FaultyRobot``)
+drives: a ``DynamicsEnv``, or ``MujocoEnvPlant``, a Gymnasium MuJoCo environment
+itself, its state ``mujoco_state(env)`` = ``(qpos, qvel, act)`` read from its
+``MjData`` (the layout of ``dynamics.mujoco_model.MujocoDynamics``). ``mujoco_state``
+is also the ``state_fn`` for ``EnvRobot`` on such an environment.
 """
 
 from __future__ import annotations
@@ -42,6 +48,41 @@ class EpisodicRobot(Robot, Protocol):
     @property
     def done(self) -> bool:
         """Whether the episode is over."""
+        ...
+
+
+@runtime_checkable
+class Plant(Protocol):
+    """A simulated plant the evaluation drives (``FaultyRobot``): ``DynamicsEnv``,
+    ``MujocoEnvPlant`` or your own.
+
+    ``step`` returns Gymnasium's ``(observation, reward, terminated, truncated, info)``;
+    ``terminated`` ends the episode as a failure (the system left where it may be),
+    ``truncated`` ends it on time.
+    """
+
+    @property
+    def dynamics(self) -> Dynamics:
+        """A model of the plant: its ``nx``, ``nu`` and actuator box."""
+        ...
+
+    @property
+    def state(self) -> FloatArray:
+        """A copy of the true state, Shape=(nx,)."""
+        ...
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Start an episode (seeded)."""
+        ...
+
+    def step(self, action: ArrayLike) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Apply ``action`` Shape=(nu,) for one control step."""
+        ...
+
+    def apply_impulse(self, delta: ArrayLike) -> None:
+        """Add ``delta`` Shape=(nx,) to the true state (a push)."""
         ...
 
 
@@ -120,8 +161,9 @@ class EnvRobot:
         env: any Gymnasium environment.
         seed: seed for ``env.reset``.
         state_fn: reads the planner's state from the env (default: the last
-            observation). For MuJoCo envs whose observation is not the full
-            state, pass e.g. ``lambda env: np.concatenate([qpos, qvel])``.
+            observation). For a Gymnasium MuJoCo env, whose observation is not the
+            full state, pass ``mujoco_state`` (``(qpos, qvel, act)``, the layout of
+            ``MujocoDynamics``).
     """
 
     def __init__(
@@ -153,3 +195,83 @@ class EnvRobot:
         self.total_reward += float(reward)
         self.terminated = bool(terminated)
         self.truncated = bool(truncated)
+
+
+def mujoco_state(env: gym.Env[Any, Any]) -> FloatArray:
+    """The state ``(qpos, qvel, act)`` of a Gymnasium MuJoCo environment, Shape=(nq+nv+na,).
+
+    Read from ``env.unwrapped.data``, in the layout of ``MujocoDynamics``; pass it as
+    ``EnvRobot(env, state_fn=mujoco_state)`` so the planner gets the state rather
+    than the observation (which may drop entries or take sines and cosines).
+    """
+    data = env.unwrapped.data  # type: ignore[attr-defined]
+    return np.concatenate([data.qpos, data.qvel, data.act]).astype(np.float64)
+
+
+class MujocoEnvPlant:
+    """A Gymnasium MuJoCo environment as the evaluation's plant (``Plant``).
+
+    Every step is the environment's own ``step`` (its physics, its frame skip, its
+    reward and its termination); the state is ``mujoco_state(env)``. Actions that are
+    not finite are refused, as by ``DynamicsEnv``; MuJoCo clamps the rest to the
+    actuator box itself.
+
+    Args:
+        env: the environment (``env.unwrapped`` a ``gymnasium.envs.mujoco.MujocoEnv``).
+        dynamics: the planner's model of it, ``MujocoDynamics`` on the same model and
+            frame skip (``imle_mpc.tasks.gym_env.gym_task`` builds both).
+
+    Attributes:
+        total_reward: the environment's return so far this episode.
+    """
+
+    def __init__(self, env: gym.Env[Any, Any], dynamics: Dynamics) -> None:
+        data = getattr(env.unwrapped, "data", None)
+        if data is None or not hasattr(data, "qpos"):
+            raise TypeError(
+                f"MujocoEnvPlant needs a Gymnasium MuJoCo environment (one with MjData at "
+                f"env.unwrapped.data); {type(env.unwrapped).__name__} is not one."
+            )
+        size = data.qpos.size + data.qvel.size + data.act.size
+        if size != dynamics.nx:
+            raise ValueError(
+                f"the environment's state (qpos, qvel, act) has {size} entries but the model "
+                f"has nx={dynamics.nx}; build the model from the environment's own MjModel."
+            )
+        self.env = env
+        self._dynamics = dynamics
+        self.total_reward = 0.0
+
+    @property
+    def dynamics(self) -> Dynamics:
+        return self._dynamics
+
+    @property
+    def state(self) -> FloatArray:
+        return mujoco_state(self.env)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[FloatArray, dict[str, Any]]:
+        _, info = self.env.reset(seed=seed, options=options)
+        self.total_reward = 0.0
+        return self.state, info
+
+    def step(self, action: ArrayLike) -> tuple[FloatArray, float, bool, bool, dict[str, Any]]:
+        u = np.asarray(action, dtype=np.float64).reshape(self._dynamics.nu)
+        if not np.all(np.isfinite(u)):
+            raise ValueError(f"action contains NaN/inf: {u}. The plant refuses it.")
+        _, reward, terminated, truncated, info = self.env.step(u)
+        self.total_reward += float(reward)
+        return self.state, float(reward), bool(terminated), bool(truncated), info
+
+    def apply_impulse(self, delta: ArrayLike) -> None:
+        """Add ``delta`` Shape=(nx,) to ``(qpos, qvel, act)`` (the next step starts there)."""
+        d = np.asarray(delta, dtype=np.float64).reshape(self._dynamics.nx)
+        if not np.all(np.isfinite(d)):
+            raise ValueError(f"impulse contains NaN/inf: {d}.")
+        data = self.env.unwrapped.data  # type: ignore[attr-defined]
+        nq, nv = data.qpos.size, data.qvel.size
+        data.qpos[:] += d[:nq]
+        data.qvel[:] += d[nq : nq + nv]
+        data.act[:] += d[nq + nv :]

@@ -18,6 +18,7 @@ from imle_mpc.core.protocols import Constraint, Dynamics
 from imle_mpc.core.validation import FloatArray
 from imle_mpc.learn.demos import DemoDataset
 from imle_mpc.loop.faults import FaultConfig
+from imle_mpc.loop.plant import Plant
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 """Where the shipped demonstrations and generators live."""
@@ -114,6 +115,11 @@ class Task:
             (``Scene.path_distances``), if any.
         demos: how demonstrations are made and what ships (``Demonstrations``;
             None: no learned planner for this task without your own generator).
+        plant: ``fn() -> Plant``, the plant an episode runs on (``run_episode`` makes
+            one per episode and resets it with the episode's seed, so the start comes
+            from the plant); None: ``DynamicsEnv(dynamics, initial_state)``, the model
+            itself. A Gymnasium task's plant is the environment
+            (``imle_mpc.loop.plant.MujocoEnvPlant``); its ``terminated`` fails the episode.
     """
 
     name: str
@@ -132,6 +138,7 @@ class Task:
     routes: Routes | None = None
     clearance: Callable[[FloatArray], float] | None = None
     demos: Demonstrations | None = None
+    plant: Callable[[], Plant] | None = None
 
     @property
     def safety(self) -> Sequence[Constraint]:

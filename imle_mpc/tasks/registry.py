@@ -33,6 +33,10 @@ TASKS: dict[str, Callable[[], Task]] = {
 }
 
 
+GYM_PREFIX = "gym:"
+"""``load_task("gym:InvertedPendulum-v5")``: a Gymnasium MuJoCo environment as a task."""
+
+
 def make_task(name: str) -> Task:
     """Build a registered task by name; the error lists the known names."""
     try:
@@ -42,7 +46,9 @@ def make_task(name: str) -> Task:
 
 
 def load_task(spec: str) -> Task:
-    """A registered task's name, or your own: ``package.module:function`` or ``file.py:function``.
+    """A registered task's name, a Gymnasium MuJoCo environment as ``gym:ENV_ID``
+    (``imle_mpc.tasks.gym_env.gym_task``), or your own: ``package.module:function`` or
+    ``file.py:function``.
 
     The function takes no arguments and returns a ``Task``.
 
@@ -53,10 +59,16 @@ def load_task(spec: str) -> Task:
     if ":" not in spec:
         if spec not in TASKS:
             raise InputError(
-                f"unknown task {spec!r}; choose one of {sorted(TASKS)}, or name your own "
-                "as module:function or path/to/file.py:function."
+                f"unknown task {spec!r}; choose one of {sorted(TASKS)}, a Gymnasium MuJoCo "
+                "environment as gym:ENV_ID, or name your own as module:function or "
+                "path/to/file.py:function."
             )
         return TASKS[spec]()
+    if spec.startswith(GYM_PREFIX):
+        # Imported here: gym_env loads mujoco, which ``import imle_mpc.tasks`` does not.
+        from imle_mpc.tasks.gym_env import gym_task
+
+        return gym_task(spec[len(GYM_PREFIX) :])
     where, _, attr = spec.rpartition(":")
     module = _import_file(Path(where)) if where.endswith(".py") else _import_module(where)
     builder = getattr(module, attr, None)
