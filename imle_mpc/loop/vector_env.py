@@ -229,14 +229,15 @@ class BatchedDynamicsEnv(VectorEnv[FloatArray, FloatArray, FloatArray]):
             )
         self._advance(A)
         x, u, x_next = self._x, self._u, self._x_next
+        # Copies: a reward or test may return a view of x_next, whose rows a reset rewrites.
         reward = (
-            np.asarray(self._reward(x, u, x_next), dtype=np.float64).reshape(n)
+            np.array(self._reward(x, u, x_next), dtype=np.float64).reshape(n)
             if self._reward is not None
             else np.zeros(n)
         )
         terminated = ~self._finite
         if self._terminate is not None:
-            terminated = terminated | np.asarray(self._terminate(x_next), dtype=np.bool_)
+            terminated = terminated | np.array(self._terminate(x_next), np.bool_).reshape(n)
         self._t += 1
         truncated = (
             self._t >= self._max_steps if self._max_steps is not None else np.zeros(n, np.bool_)

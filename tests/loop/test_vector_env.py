@@ -231,3 +231,29 @@ def test_mujoco_model_steps_through_the_rollout_pool() -> None:
                 o, _ = env.reset()
             assert tr == truncated[i]
             np.testing.assert_allclose(obs[i], o, rtol=0, atol=1e-12)
+
+
+def test_a_reward_that_is_a_view_of_the_next_state_survives_the_autoreset() -> None:
+    model = PointMass2D()
+    env = BatchedDynamicsEnv(
+        model, 4, np.zeros(4), max_episode_steps=1, reward=lambda X, U, Xn: Xn[:, 0]
+    )
+    env.reset(seed=0)
+    _, reward, _, truncated, info = env.step(np.ones((4, 2)))
+    assert truncated.all() and np.all(info["final_obs"][:, 0] > 0)
+    np.testing.assert_array_equal(reward, info["final_obs"][:, 0])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["pendulum", "cartpole", "point_mass", "nav_one_obstacle", "nav_two_obstacles", "nav_trap",
+     "arm_reach_around"],
+)  # fmt: skip
+def test_every_analytic_shipped_task_is_a_vector_env(name: str) -> None:
+    task = make_task(name)
+    env = vector_env(name, 8)
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs, np.tile(task.initial_state, (8, 1)))
+    obs, reward, _, _, info = env.step(env.action_space.sample())
+    assert obs.shape == (8, task.dynamics.nx) and np.isfinite(reward).all()
+    assert info.get("constraint_violation", np.zeros((8, 0))).shape == (8, len(task.safety))
