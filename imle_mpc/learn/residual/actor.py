@@ -1,0 +1,134 @@
+"""The trained residual: a small MLP ``observation -> r = tanh(mean)``, and its file.
+
+``ResidualNetwork`` is the deterministic part of SAC's actor (what is executed at
+evaluation: the mean, squashed), copied out of stable-baselines3's actor so that
+evaluating a residual needs torch only. ``ResidualActor.act`` maps one
+observation (NumPy, Shape=(obs_dim,)) to ``r`` Shape=(nu,) in (-1, 1).
+
+``residual.safetensors`` is one network file (``imle_mpc.learn.tensor_file``): the
+weights, and as JSON the network's sizes, the environment steps it was trained
+for, and the caller's ``refinement`` document (for ``imle-mpc refine``: the task,
+the setting, the base, the scale), written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from imle_mpc.learn.tensor_file import (
+    CheckpointError,
+    FileKind,
+    load_tensors,
+    read_tensor_file,
+    save_tensor_file,
+)
+
+RESIDUAL_FILE = "residual.safetensors"
+RESIDUAL_KIND = FileKind(
+    "imle_residual", "residual", "a residual actor", 1,
+    "Train it again with `imle-mpc refine --out DIR` (or --resume an interrupted run).",
+)  # fmt: skip
+"""How residual files are named in messages; format version 1."""
+
+
+class ResidualNetwork(nn.Module):
+    """``r = tanh(mu(latent(obs)))``: SAC's actor without the noise.
+
+    Args:
+        obs_dim: observation size.
+        nu: action size.
+        hidden: hidden-layer widths (ReLU after each), as the SAC actor's ``net_arch``.
+    """
+
+    def __init__(self, obs_dim: int, nu: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = obs_dim
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.latent = nn.Sequential(*layers)
+        self.mu = nn.Linear(width, nu)
+        self.obs_dim, self.nu, self.hidden = obs_dim, nu, tuple(hidden)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """``r`` Shape=(B, nu) for observations Shape=(B, obs_dim)."""
+        return torch.tanh(self.mu(self.latent(obs)))
+
+
+class ResidualActor:
+    """A trained residual for the control loop: ``act(observation) -> r``.
+
+    Args:
+        network: the trained network (kept in eval mode, no gradients).
+        meta: what it was trained for (``refinement``, ``steps``), from its file.
+    """
+
+    def __init__(self, network: ResidualNetwork, meta: dict[str, Any] | None = None) -> None:
+        self.network = network.eval().requires_grad_(False)
+        self.meta = dict(meta or {})
+
+    @property
+    def obs_dim(self) -> int:
+        return self.network.obs_dim
+
+    @property
+    def nu(self) -> int:
+        return self.network.nu
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        """``r`` Shape=(nu,) float64 in (-1, 1) for ``observation`` Shape=(obs_dim,).
+
+        Raises:
+            ValueError: the observation has another size.
+        """
+        obs = np.asarray(observation, dtype=np.float32)
+        if obs.shape != (self.obs_dim,):
+            raise ValueError(
+                f"the residual was trained on observations of Shape=({self.obs_dim},), "
+                f"got {obs.shape}."
+            )
+        with torch.no_grad():
+            r = self.network(torch.from_numpy(obs)[None])[0]
+        return r.numpy().astype(np.float64)
+
+
+def save_residual(actor: ResidualActor, path: str | Path) -> Path:
+    """Write ``actor`` (weights and ``meta``) to ``path`` atomically; a directory means
+    ``path / residual.safetensors``."""
+    target = Path(path)
+    if target.is_dir():
+        target = target / RESIDUAL_FILE
+    net = actor.network
+    meta = {"obs_dim": net.obs_dim, "nu": net.nu, "hidden": list(net.hidden), **actor.meta}
+    return save_tensor_file(target, net.state_dict(), meta, RESIDUAL_KIND)
+
+
+def load_residual(path: str | Path) -> ResidualActor:
+    """The residual saved at ``path`` (its file, or the ``imle-mpc refine --out`` directory).
+
+    Raises:
+        CheckpointError: no such file, or one that is unreadable, of another kind or
+            format version, with weights that do not fit its sizes or are not finite.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / RESIDUAL_FILE
+    if not p.is_file():
+        raise CheckpointError(f"no residual at {p}. {RESIDUAL_KIND.remedy}")
+    meta, raw = read_tensor_file(p, RESIDUAL_KIND)
+    try:
+        obs_dim, nu = int(meta.pop("obs_dim")), int(meta.pop("nu"))
+        hidden = tuple(int(h) for h in meta.pop("hidden"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{p} has invalid metadata: {exc!r}. {RESIDUAL_KIND.remedy}") from exc
+    net = ResidualNetwork(obs_dim, nu, hidden)
+    net.load_state_dict(load_tensors(p, raw, RESIDUAL_KIND, net.state_dict()))
+    for key in ("kind", "format_version", "library_version"):
+        meta.pop(key, None)
+    return ResidualActor(net, meta)
