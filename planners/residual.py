@@ -58,6 +58,15 @@ class Residual(Protocol):
         ...
 
 
+@runtime_checkable
+class EpisodicResidual(Residual, Protocol):
+    """A residual with state of its own over an episode (e.g. the time step it is at)."""
+
+    def reset(self) -> None:
+        """A new episode starts (``ResidualPlanner.reset`` calls it)."""
+        ...
+
+
 class ZeroResidual:
     """The residual that changes nothing (``ResidualPlanner`` then returns the base's plan)."""
 
@@ -148,6 +157,12 @@ class ResidualPlanner(PlannerWrapper):
             raise ValueError(f"ResidualPlanner.scale must be finite and >= 0, got {self.scale}.")
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Reset the base, and the residual where it keeps episode state (``EpisodicResidual``)."""
+        super().reset(seed)
+        if isinstance(self.residual, EpisodicResidual):
+            self.residual.reset()
 
     def plan(self, state: FloatArray) -> PlanResult:
         """The base's plan for ``state`` Shape=(nx,), its first action corrected."""

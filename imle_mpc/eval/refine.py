@@ -34,7 +34,9 @@ from imle_mpc.tasks.base import Refinement, Task
 from imle_mpc.tasks.registry import load_task
 from planners.residual import ResidualPlanner, residual_scale
 
-OBSERVATION = "state, then the base action scaled to [-1, 1] by the actuator box"
+OBSERVATION = (
+    "state, the base action scaled to [-1, 1] by the actuator box, the share of the episode left"
+)
 """The residual's observation (``imle_mpc.eval.residual_env.residual_observation``)."""
 
 
@@ -164,9 +166,8 @@ def refine(
         )  # fmt: skip
 
     def curve_point(actor: Any) -> dict[str, Any]:
-        planner = ResidualPlanner(
-            _base(meta, task, 0), PolicyResidual(actor, task), task.dynamics, scale
-        )
+        residual = PolicyResidual(actor, task, config.episode_steps)
+        planner = ResidualPlanner(_base(meta, task, 0), residual, task.dynamics, scale)
         summary = evaluate_refined(
             Refined(task, setting, planner, meta), config.eval_episodes, config.eval_seed,
             guard=config.guard, steps=config.episode_steps,
@@ -192,7 +193,7 @@ def load_refined(path: str | Path) -> Refined:
             "it was not written by imle-mpc refine."
         )
     task, setting = setting_of(meta["task"], meta["setting"])
-    residual = PolicyResidual(actor, task)
+    residual = PolicyResidual(actor, task, meta["episode_steps"])
     planner = ResidualPlanner(_base(meta, task, 0), residual, task.dynamics, meta["scale"])
     return Refined(task, setting, planner, {**meta, "steps": actor.meta.get("steps")})
 

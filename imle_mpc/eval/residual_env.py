@@ -8,14 +8,20 @@ around the same episode ``run_episode`` runs (``start_episode``: the faulty plan
 training and evaluation share one data path: the guard checks every executed
 action in both, and its interventions are counted.
 
-* Observation: ``residual_observation(state, a_base)``, the measured state and the
-  base's action for it scaled to [-1, 1] by the actuator box, float32, Shape=(nx+nu,).
-  The base plans before the learner acts (``PlannedAhead``), once per step.
+* Observation: ``residual_observation(state, a_base, time_left)``, the measured state,
+  the base's action for it scaled to [-1, 1] by the actuator box, and the share of
+  the episode still to go (1 at the first step, 1/T at the last), float32,
+  Shape=(nx+nu+1,). The base plans before the learner acts (``PlannedAhead``), once
+  per step.
 * Action: ``r`` in [-1, 1]^nu.
 * Reward: sparse, 1 on each step after which the true trajectory meets the
   setting's success test (for ``push_block``: the block is within the tolerance of
-  the goal), else 0. The episode is truncated after ``task.steps`` steps (SAC
-  bootstraps through a truncation), never terminated.
+  the goal), else 0. The episode ends (terminated: nothing comes after it) after
+  ``task.steps`` steps. The task is judged at its end, so the horizon is finite and
+  the time left is part of the state: the return counts the steps spent at the goal
+  up to the end, and passing through the goal region earns less than stopping in
+  it. (A first run without the time and with the end a truncation, SAC bootstrapping
+  past it, learnt to push on through the goal: 90 % at 25k steps, 0 % at 35k.)
 * Controlled exploration: at each reset the residual is switched on for the
   episode with probability ``ExplorationSchedule.probability(step)`` =
   ``min(step / horizon, 1)``, ``step`` the environment steps of the whole run so far
@@ -88,37 +94,54 @@ def action_box(task: Task) -> tuple[FloatArray, FloatArray]:
 
 
 def residual_observation(
-    state: FloatArray, base_action: FloatArray, centre: FloatArray, half_range: FloatArray
+    state: FloatArray,
+    base_action: FloatArray,
+    time_left: float,
+    centre: FloatArray,
+    half_range: FloatArray,
 ) -> np.ndarray:
-    """What the residual sees: the state and the base's action scaled to the box.
+    """What the residual sees: the state, the base's action scaled to the box, the time left.
 
     Args:
         state: the measured state, Shape=(nx,).
         base_action: the base's action, Shape=(nu,).
+        time_left: the share of the episode still to go, in (0, 1].
         centre, half_range: the actuator box (``action_box``), Shape=(nu,).
 
     Returns:
-        Shape=(nx + nu,), float32.
+        Shape=(nx + nu + 1,), float32.
     """
     scaled = (np.asarray(base_action) - centre) / half_range
-    return np.concatenate([np.asarray(state), scaled]).astype(np.float32)
+    return np.concatenate([np.asarray(state), scaled, [time_left]]).astype(np.float32)
 
 
 class PolicyResidual:
     """A trained residual as ``planners.residual.Residual``: ``act(observation) -> r``.
 
+    It counts its calls since ``reset`` (``ResidualPlanner.reset`` calls it) for the
+    observation's time left: one call per planned step.
+
     Args:
-        policy: anything with ``act(observation Shape=(nx+nu,)) -> r Shape=(nu,)``
+        policy: anything with ``act(observation Shape=(nx+nu+1,)) -> r Shape=(nu,)``
             (``imle_mpc.learn.residual.ResidualActor``).
         task: the task the residual was trained on (its actuator box).
+        steps: the episode length it was trained for (default ``task.steps``).
     """
 
-    def __init__(self, policy: Any, task: Task) -> None:
+    def __init__(self, policy: Any, task: Task, steps: int | None = None) -> None:
         self.policy = policy
+        self.steps = task.steps if steps is None else int(steps)
         self._centre, self._half = action_box(task)
+        self._step = 0
+
+    def reset(self) -> None:
+        """A new episode: the time left is 1 again."""
+        self._step = 0
 
     def __call__(self, state: FloatArray, base_action: FloatArray) -> FloatArray:
-        obs = residual_observation(state, base_action, self._centre, self._half)
+        time_left = max(1.0 - self._step / self.steps, 1.0 / self.steps)
+        self._step += 1
+        obs = residual_observation(state, base_action, time_left, self._centre, self._half)
         return np.asarray(self.policy.act(obs), dtype=np.float64)
 
 
@@ -176,7 +199,9 @@ class ResidualEnv(gym.Env[np.ndarray, np.ndarray]):
         self._ahead = PlannedAhead(base)
         self._residual = SetResidual(nu)
         self.planner = ResidualPlanner(self._ahead, self._residual, task.dynamics, scale)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(nx + nu,), dtype=np.float32)
+        self.observation_space = gym.spaces.Box(
+            -np.inf, np.inf, shape=(nx + nu + 1,), dtype=np.float32
+        )
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(nu,), dtype=np.float32)
         self.global_step = 0
         self.residual_on = False
@@ -208,7 +233,8 @@ class ResidualEnv(gym.Env[np.ndarray, np.ndarray]):
         assert self._episode is not None
         self._state = np.asarray(self._episode.robot.read_state(), dtype=np.float64)
         base = self._ahead.peek(self._state)
-        return residual_observation(self._state, base.action, self._centre, self._half)
+        time_left = max(1.0 - len(self._actions) / self.steps, 1.0 / self.steps)
+        return residual_observation(self._state, base.action, time_left, self._centre, self._half)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         episode = self._episode
@@ -229,14 +255,14 @@ class ResidualEnv(gym.Env[np.ndarray, np.ndarray]):
         self._interventions += int(intervened)
         true_states = np.asarray(episode.log.true_states)
         success = bool(self.task.success(true_states))
-        truncated = len(self._actions) >= self.steps
+        ended = len(self._actions) >= self.steps
         info: dict[str, Any] = {
             "action": self._actions[-1].copy(),
             "executed_residual": executed.astype(np.float32),
             "intervention": intervened,
             "residual_on": self.residual_on,
         }
-        if truncated:
+        if ended:
             violations = violation_per_step(self.task.safety, true_states, np.array(self._actions))
             info["episode_summary"] = {
                 "success": success,
@@ -245,7 +271,7 @@ class ResidualEnv(gym.Env[np.ndarray, np.ndarray]):
                 "residual_on": self.residual_on,
                 "seed": episode.seed,
             }
-        return self._observe(), float(success), False, truncated, info
+        return self._observe(), float(success), ended, False, info
 
 
 EnvFactory = Callable[[int], ResidualEnv]

@@ -56,13 +56,17 @@ def test_env_steps_the_same_guarded_episode_as_run_episode(push) -> None:  # typ
     # Residual switched off (step 0 of a scheduled run): the base alone, bit for bit.
     env = _env(push, ExplorationSchedule(1000), steps=25)
     obs, info = env.reset(seed=3)
-    assert not info["residual_on"] and obs.shape == (10,) and obs.dtype == np.float32
-    actions = []
+    assert not info["residual_on"] and obs.shape == (11,) and obs.dtype == np.float32
+    assert obs[-1] == 1.0  # the whole episode to go
+    actions, time_left = [], [obs[-1]]
     for _ in range(25):
         obs, _, terminated, truncated, step_info = env.step(np.ones(2))  # ignored: off
         assert not np.any(step_info["executed_residual"])
         actions.append(step_info["action"])
-    assert truncated and not terminated
+        time_left.append(obs[-1])
+    # The task is judged at its end: a finite horizon, the time left in the observation.
+    assert terminated and not truncated
+    np.testing.assert_allclose(time_left[:25], 1.0 - np.arange(25) / 25, rtol=1e-6)
     base = make_planner("imle_policy", push, seed=0)
     faults = push.refinement("heavy").faults
     record = run_episode(push, base, info["seed"], faults=faults, guard=True, steps=25)
@@ -80,7 +84,7 @@ def test_env_applies_the_residual_and_rewards_success(push) -> None:  # type: ig
     np.testing.assert_array_equal(step_info["executed_residual"], [0.0, 1.0])
     assert reward == 0.0  # the block is 60 cm from the goal
     # The observation's base action is scaled to the box: the IMLE policy's start is in it.
-    assert np.all(np.abs(obs[8:]) <= 1.0)
+    assert np.all(np.abs(obs[8:10]) <= 1.0)
     # A task whose success holds from the start rewards every step.
     easy = ResidualEnv(
         dataclasses.replace(push, success=lambda states: True),

@@ -119,6 +119,30 @@ def test_the_guard_refuses_a_residual_that_drives_into_the_post(push) -> None:  
     assert outcomes[False][0].violation_steps > 0  # unguarded, the pusher enters the post
 
 
+class Counting:
+    """A residual with episode state: how many steps it has corrected."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def reset(self) -> None:
+        self.calls = 0
+
+    def __call__(self, state: np.ndarray, base_action: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return np.zeros(2)
+
+
+def test_an_episodic_residual_resets_with_the_planner() -> None:
+    residual = Counting()
+    planner = ResidualPlanner(FixedPlan(), residual, MODEL, 0.1)
+    for _ in range(3):
+        planner.plan(np.zeros(4))
+    assert residual.calls == 3
+    planner.reset(1)
+    assert residual.calls == 0
+
+
 def test_planned_ahead_plans_once_per_step() -> None:
     base = FixedPlan()
     ahead = PlannedAhead(base)

@@ -225,6 +225,7 @@ def train_residual(
         model = build_sac(env, config)
         history = RefineHistory()
     hooks = _Hooks(out, config, meta, history, evaluate, eval_every, progress, callback)
+    hooks.last_checkpoint = model.num_timesteps if resume else -1  # what is on disk
     remaining = config.total_steps - model.num_timesteps
     if remaining > 0:
         # log_interval None: SB3 dumps no episode logs (its type says int; None is handled).

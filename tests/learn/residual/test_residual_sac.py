@@ -54,14 +54,16 @@ def _factory(push, schedule: ExplorationSchedule = ExplorationSchedule(0), steps
 
 
 def _vec(push, schedule: ExplorationSchedule, n: int = 2) -> DummyVecEnv:  # type: ignore[no-untyped-def]
-    return DummyVecEnv([partial(_factory(push, schedule), i) for i in range(n)])
+    env = DummyVecEnv([partial(_factory(push, schedule), i) for i in range(n)])
+    env.seed(0)
+    return env
 
 
 def _observations(n: int) -> np.ndarray:
     rng = np.random.default_rng(0)
-    obs = np.zeros((n, 10), dtype=np.float32)
+    obs = np.zeros((n, 11), dtype=np.float32)
     obs[:, :4] = rng.uniform(-0.2, 0.6, size=(n, 4))
-    obs[:, 8:] = rng.uniform(-1, 1, size=(n, 2))
+    obs[:, 8:] = rng.uniform(-1, 1, size=(n, 3))
     return obs
 
 
@@ -95,10 +97,10 @@ def test_sac_updates_lower_the_critic_loss(push) -> None:  # type: ignore[no-unt
     model = build_sac(env, SMALL)
     model.learn(SMALL.learning_starts)  # fill the buffer, no update yet
     losses = []
-    for _ in range(60):
+    for _ in range(150):
         model.train(gradient_steps=1, batch_size=SMALL.batch_size)
         losses.append(model.logger.name_to_value["train/critic_loss"])
-    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5]), losses
+    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:5]), losses
 
 
 class KilledError(Exception):
@@ -152,15 +154,15 @@ def test_resume_refuses_another_run(push, tmp_path: Path) -> None:  # type: igno
 
 
 def test_the_actor_file_round_trips_and_refuses_broken_ones(tmp_path: Path) -> None:
-    net = ResidualNetwork(10, 2, (16, 16))
+    net = ResidualNetwork(11, 2, (16, 16))
     actor = ResidualActor(net, {"refinement": {"task": "push_block"}, "steps": 7})
     path = save_residual(actor, tmp_path / "residual.safetensors")
     loaded = load_residual(tmp_path)
     obs = _observations(1)[0]
     np.testing.assert_array_equal(loaded.act(obs), actor.act(obs))
     assert loaded.meta == actor.meta and np.all(np.abs(loaded.act(obs)) < 1.0)
-    with pytest.raises(ValueError, match=r"Shape=\(10,\)"):
-        loaded.act(np.zeros(9))
+    with pytest.raises(ValueError, match=r"Shape=\(11,\)"):
+        loaded.act(np.zeros(10))
     raw = path.read_bytes()
     tensors, header_meta = st_load(raw), _header_meta(raw)
     tensors["mu.bias"][0] = float("nan")
