@@ -292,7 +292,7 @@ def cmd_refine(args: argparse.Namespace) -> dict[str, Any]:
     try:
         sac = ResidualSACConfig(
             total_steps=args.steps, num_envs=args.envs, learning_starts=args.learning_starts,
-            batch_size=args.batch_size, learning_rate=args.lr,
+            batch_size=args.batch_size, learning_rate=args.lr, n_steps=args.n_steps,
             checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device,
             train_every=_train_every(args.envs),
         )  # fmt: skip
@@ -716,6 +716,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ref.add_argument("--batch-size", type=positive_int, default=SAC_DEFAULTS.batch_size)
     ref.add_argument("--lr", type=positive_float, default=SAC_DEFAULTS.learning_rate)
+    ref.add_argument(
+        "--n-steps", type=positive_int, default=SAC_DEFAULTS.n_steps,
+        help="n-step returns for the critic's targets",
+    )  # fmt: skip
     ref.add_argument(
         "--eval-every", type=non_negative_int, default=REFINE_DEFAULTS.eval_every,
         help="steps between evaluations of the learning curve (0: none)",

@@ -55,6 +55,7 @@ BAD_OPTIONS = [
     (["refine"], "--learning-starts", ["-1"], "must be an integer >= 0"),
     (["refine"], "--batch-size", ["0"], "must be a positive integer"),
     (["refine"], "--lr", ["0", "nan"], "must be a finite number"),
+    (["refine"], "--n-steps", ["0"], "must be a positive integer"),
     (["refine"], "--eval-every", ["-1"], "must be an integer >= 0"),
     (["refine"], "--eval-episodes", ["0"], "must be a positive integer"),
     (["refine"], "--checkpoint-every", ["0"], "must be a positive integer"),

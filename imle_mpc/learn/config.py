@@ -285,6 +285,9 @@ class ResidualSACConfig:
         initial_log_std: the bias of the log-std layer at the start (exploration
             noise before the tanh: exp(-1) = 0.37).
         ent_coef: ``"auto"`` (tuned) or a fixed entropy coefficient as a string number.
+        n_steps: the critic's targets are n-step returns (SB3's ``NStepReplayBuffer``);
+            1: one-step targets, as the reference. With the reward only at the
+            episode's end, more steps carry it back faster.
         checkpoint_every: environment steps between resumable checkpoints.
         seed: seed of the networks, the random warm-up and the environments.
         device: torch device.
@@ -304,13 +307,21 @@ class ResidualSACConfig:
     actor_init_std: float = 0.01
     initial_log_std: float = -1.0
     ent_coef: str = "auto"
+    n_steps: int = 1
     checkpoint_every: int = 10_000
     seed: int = 0
     device: str = "cpu"
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
-        for name in ("total_steps", "num_envs", "batch_size", "train_every", "checkpoint_every"):
+        for name in (
+            "total_steps",
+            "num_envs",
+            "batch_size",
+            "train_every",
+            "checkpoint_every",
+            "n_steps",
+        ):
             require_int_at_least(owner, name, getattr(self, name), 1)
         for name in ("learning_starts", "buffer_size", "seed"):
             require_int_at_least(owner, name, getattr(self, name), 0)

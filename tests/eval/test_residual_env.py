@@ -85,13 +85,14 @@ def test_env_applies_the_residual_and_rewards_success(push) -> None:  # type: ig
     assert reward == 0.0  # the block is 60 cm from the goal
     # The observation's base action is scaled to the box: the IMLE policy's start is in it.
     assert np.all(np.abs(obs[8:10]) <= 1.0)
-    # A task whose success holds from the start rewards every step.
+    # A task judged a success from the start: rewarded at its end, and only there.
     easy = ResidualEnv(
         dataclasses.replace(push, success=lambda states: True),
-        make_planner("imle_policy", push, seed=0), residual_scale(push.dynamics, 0.1), steps=2,
+        make_planner("imle_policy", push, seed=0), residual_scale(push.dynamics, 0.1), steps=3,
     )  # fmt: skip
     easy.reset(seed=0)
-    assert easy.step(np.zeros(2))[1] == 1.0
+    rewards = [easy.step(np.zeros(2))[1] for _ in range(3)]
+    assert rewards == [0.0, 0.0, 1.0]
 
 
 def test_env_refuses_faults_that_change_the_state_planned_from(push) -> None:  # type: ignore[no-untyped-def]

@@ -148,6 +148,7 @@ def build_sac(env: DummyVecEnv, config: ResidualSACConfig) -> ResidualSAC:
         train_freq=(config.train_every // config.num_envs, "step"),
         gradient_steps=config.gradient_steps,
         ent_coef=ent_coef,
+        n_steps=config.n_steps,
         policy_kwargs={"net_arch": list(config.hidden)},
         seed=config.seed,
         device=config.device,
