@@ -293,6 +293,7 @@ def cmd_refine(args: argparse.Namespace) -> dict[str, Any]:
         sac = ResidualSACConfig(
             total_steps=args.steps, num_envs=args.envs, learning_starts=args.learning_starts,
             batch_size=args.batch_size, learning_rate=args.lr, n_steps=args.n_steps,
+            sde=not args.no_sde,
             checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device,
             train_every=_train_every(args.envs),
         )  # fmt: skip
@@ -719,6 +720,10 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument(
         "--n-steps", type=positive_int, default=SAC_DEFAULTS.n_steps,
         help="n-step returns for the critic's targets",
+    )  # fmt: skip
+    ref.add_argument(
+        "--no-sde", action="store_true",
+        help="explore with fresh Gaussian noise every step instead of gSDE",
     )  # fmt: skip
     ref.add_argument(
         "--eval-every", type=non_negative_int, default=REFINE_DEFAULTS.eval_every,

@@ -276,14 +276,21 @@ class ResidualSACConfig:
         update_to_data: gradient steps per environment step.
         train_every: environment steps (over all envs) between rounds of updates;
             a multiple of ``num_envs``, with ``train_every * update_to_data`` whole.
-        learning_starts: environment steps of uniformly random residuals before
-            the first update (in episodes the schedule switches on).
+        learning_starts: environment steps before the first update (the residual's
+            exploration noise around ~0 in episodes the schedule switches on;
+            uniformly random residuals without ``sde``).
         buffer_size: replay transitions kept (0: ``total_steps``).
         hidden: widths of the actor's and the critics' hidden layers (ReLU).
+        sde: explore with SB3's generalized state-dependent noise (gSDE): the noise
+            is a function of the state whose weights are drawn anew at each round of
+            updates (every ``train_every / num_envs`` steps of an env), so a residual
+            explored keeps its direction for a while. False: fresh Gaussian noise
+            every step, as the reference.
         actor_init_std: gain of the orthogonal init of the actor's last layers
-            (mean and log-std), so ``r = tanh(mean) ~ 0`` at the start.
-        initial_log_std: the bias of the log-std layer at the start (exploration
-            noise before the tanh: exp(-1) = 0.37).
+            (mean, and log-std without ``sde``), so ``r = tanh(mean) ~ 0`` at the start.
+        initial_log_std: the exploration noise's initial log std: the log-std
+            layer's bias without ``sde`` (-1: noise of std 0.37 before the tanh),
+            the noise weights' with it (SB3's ``log_std_init``, -3).
         ent_coef: ``"auto"`` (tuned) or a fixed entropy coefficient as a string number.
         n_steps: the critic's targets are n-step returns (SB3's ``NStepReplayBuffer``);
             1: one-step targets, as the reference. With the reward only at the
@@ -304,8 +311,9 @@ class ResidualSACConfig:
     learning_starts: int = 5_000
     buffer_size: int = 0
     hidden: tuple[int, ...] = (256, 256)
+    sde: bool = True
     actor_init_std: float = 0.01
-    initial_log_std: float = -1.0
+    initial_log_std: float = -3.0
     ent_coef: str = "auto"
     n_steps: int = 1
     checkpoint_every: int = 10_000

@@ -13,6 +13,7 @@ the setting, the base, the scale), written atomically.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +38,19 @@ RESIDUAL_KIND = FileKind(
 
 
 class ResidualNetwork(nn.Module):
-    """``r = tanh(mu(latent(obs)))``: SAC's actor without the noise.
+    """``r = tanh(clip(mu(latent(obs)), -c, c))``: SAC's actor without the noise.
 
     Args:
         obs_dim: observation size.
         nu: action size.
         hidden: hidden-layer widths (ReLU after each), as the SAC actor's ``net_arch``.
+        clip_mean: ``c``, where the mean is clipped before the tanh (SB3 does with
+            gSDE: 2); inf: not clipped.
     """
 
-    def __init__(self, obs_dim: int, nu: int, hidden: tuple[int, ...]) -> None:
+    def __init__(
+        self, obs_dim: int, nu: int, hidden: tuple[int, ...], clip_mean: float = math.inf
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = obs_dim
@@ -55,10 +60,12 @@ class ResidualNetwork(nn.Module):
         self.latent = nn.Sequential(*layers)
         self.mu = nn.Linear(width, nu)
         self.obs_dim, self.nu, self.hidden = obs_dim, nu, tuple(hidden)
+        self.clip_mean = float(clip_mean)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """``r`` Shape=(B, nu) for observations Shape=(B, obs_dim)."""
-        return torch.tanh(self.mu(self.latent(obs)))
+        mean = self.mu(self.latent(obs))
+        return torch.tanh(mean.clamp(-self.clip_mean, self.clip_mean))
 
 
 class ResidualActor:
@@ -105,7 +112,11 @@ def save_residual(actor: ResidualActor, path: str | Path) -> Path:
     if target.is_dir():
         target = target / RESIDUAL_FILE
     net = actor.network
-    meta = {"obs_dim": net.obs_dim, "nu": net.nu, "hidden": list(net.hidden), **actor.meta}
+    clip = None if math.isinf(net.clip_mean) else net.clip_mean  # JSON has no inf
+    meta = {
+        "obs_dim": net.obs_dim, "nu": net.nu, "hidden": list(net.hidden), "clip_mean": clip,
+        **actor.meta,
+    }  # fmt: skip
     return save_tensor_file(target, net.state_dict(), meta, RESIDUAL_KIND)
 
 
@@ -125,9 +136,11 @@ def load_residual(path: str | Path) -> ResidualActor:
     try:
         obs_dim, nu = int(meta.pop("obs_dim")), int(meta.pop("nu"))
         hidden = tuple(int(h) for h in meta.pop("hidden"))
+        clip = meta.pop("clip_mean", None)
+        clip_mean = math.inf if clip is None else float(clip)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{p} has invalid metadata: {exc!r}. {RESIDUAL_KIND.remedy}") from exc
-    net = ResidualNetwork(obs_dim, nu, hidden)
+    net = ResidualNetwork(obs_dim, nu, hidden, clip_mean)
     net.load_state_dict(load_tensors(p, raw, RESIDUAL_KIND, net.state_dict()))
     for key in ("kind", "format_version", "library_version"):
         meta.pop(key, None)

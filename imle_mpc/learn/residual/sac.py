@@ -13,10 +13,9 @@ saving of model and buffer. What the method needs and it lacks, written here:
 
 * The residual starts near zero. SB3 initialises the actor's mean layer like any
   ``nn.Linear`` (weights uniform in +-1/sqrt(fan_in)), so ``tanh(mean)`` is an
-  arbitrary residual of order 0.1-1 from the first step, and its log-std layer gives
-  a std of about 1. ``init_small_residual`` re-initialises both last layers
-  orthogonally with gain ``actor_init_std`` (0.01, the reference's) and sets the
-  log-std bias to ``initial_log_std``.
+  arbitrary residual of order 0.1-1 from the first step (and, without gSDE, its
+  log-std layer gives a std of about 1). ``init_small_residual`` re-initialises the
+  last layers orthogonally with gain ``actor_init_std`` (0.01, the reference's).
 * The buffer stores the residual that was executed. SB3 stores the action it
   sampled; where the schedule switched the residual off the env executed 0, and the
   sample would teach the critic the outcome of an action never taken.
@@ -124,11 +123,34 @@ class ResidualSAC(SAC):
         super()._store_transition(replay_buffer, executed, new_obs, reward, dones, infos)
 
 
+def _mean_layer(model: SAC) -> nn.Linear:
+    """The actor's mean layer (with gSDE it sits before SB3's clip of the mean)."""
+    mu = model.actor.mu
+    layer = mu[0] if isinstance(mu, nn.Sequential) else mu
+    assert isinstance(layer, nn.Linear)
+    return layer
+
+
+def _clip_mean(model: SAC) -> float:
+    """Where SB3 clips the actor's mean before the tanh (gSDE), else inf."""
+    mu = model.actor.mu
+    if isinstance(mu, nn.Sequential) and isinstance(mu[-1], nn.Hardtanh):
+        return float(mu[-1].max_val)
+    return math.inf
+
+
 def init_small_residual(model: SAC, std: float, log_std: float) -> None:
-    """Re-initialise the actor's mean and log-std layers so the residual starts at ~0."""
+    """Re-initialise the actor's last layers so the residual starts at ~0.
+
+    The mean layer gets an orthogonal init of gain ``std`` and a zero bias; the
+    Gaussian's log-std layer the same with the bias ``log_std`` (gSDE's noise weights
+    keep SB3's init, ``log_std_init``).
+    """
+    layers = [(_mean_layer(model), 0.0)]
+    if isinstance(model.actor.log_std, nn.Linear):
+        layers.append((model.actor.log_std, log_std))
     with torch.no_grad():
-        for layer, bias in ((model.actor.mu, 0.0), (model.actor.log_std, log_std)):
-            assert isinstance(layer, nn.Linear)
+        for layer, bias in layers:
             nn.init.orthogonal_(layer.weight, gain=std)
             nn.init.constant_(layer.bias, bias)
 
@@ -149,7 +171,9 @@ def build_sac(env: DummyVecEnv, config: ResidualSACConfig) -> ResidualSAC:
         gradient_steps=config.gradient_steps,
         ent_coef=ent_coef,
         n_steps=config.n_steps,
-        policy_kwargs={"net_arch": list(config.hidden)},
+        use_sde=config.sde,
+        use_sde_at_warmup=config.sde,
+        policy_kwargs={"net_arch": list(config.hidden), "log_std_init": config.initial_log_std},
         seed=config.seed,
         device=config.device,
         verbose=0,
@@ -164,9 +188,9 @@ def actor_of(model: SAC, meta: dict[str, Any]) -> ResidualActor:
     assert space is not None and space.shape is not None and model.action_space.shape is not None
     obs_dim, nu = int(np.prod(space.shape)), int(np.prod(model.action_space.shape))
     hidden = tuple(int(m.out_features) for m in model.actor.latent_pi if isinstance(m, nn.Linear))
-    net = ResidualNetwork(obs_dim, nu, hidden)
+    net = ResidualNetwork(obs_dim, nu, hidden, _clip_mean(model))
     net.latent.load_state_dict(model.actor.latent_pi.state_dict())
-    net.mu.load_state_dict(model.actor.mu.state_dict())
+    net.mu.load_state_dict(_mean_layer(model).state_dict())
     return ResidualActor(net, {**meta, "steps": int(model.num_timesteps)})
 
 

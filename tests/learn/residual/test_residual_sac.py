@@ -78,6 +78,19 @@ def test_the_residual_starts_near_zero_where_sb3s_init_does_not(push) -> None:  
     assert float(theirs.abs().mean()) > 5 * float(ours.abs().mean())
 
 
+@pytest.mark.parametrize("sde", [True, False])
+def test_the_exported_actor_is_sb3s_deterministic_policy(push, sde: bool) -> None:  # type: ignore[no-untyped-def]
+    config = ResidualSACConfig(**{**SMALL.to_dict(), "sde": sde, "actor_init_std": 30.0})
+    model = build_sac(_vec(push, ExplorationSchedule(0), n=1), config)
+    obs = _observations(64)
+    theirs, _ = model.predict(obs, deterministic=True)
+    ours = np.array([actor_of(model, {}).act(o) for o in obs])
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    assert np.abs(ours).max() > 0.9  # far from 0: with gSDE, SB3's clip of the mean matters
+    if sde:
+        assert np.abs(ours).max() <= np.tanh(2.0) + 1e-6
+
+
 def test_the_buffer_stores_the_executed_residual(push) -> None:  # type: ignore[no-untyped-def]
     # The schedule at step 0 switches the residual off: SAC samples random residuals (its
     # warm-up), the env executes 0, and 0 is what the critic must learn from.
