@@ -26,7 +26,9 @@ to ``bench/results/residual_refinement.json``.
 Training runs live in ``bench/results/residual_refinement/<setting>_<run>/`` and
 are resumed from their last checkpoint when the script is run again (a finished
 run is only evaluated). The last stdout line is ``refined_minus_base_success: X``
-(``heavy``; target >= 0.20 with 0 violations within 200k steps).
+(``heavy``; target >= 0.20 with 0 violations within 200k steps; the default run is
+100k steps, the library's defaults: ``alpha`` 0.3 of the range, H = 25k, gSDE, 8-step
+returns).
 
     .venv/bin/python bench/residual_refinement.py                  # the full run
     .venv/bin/python bench/residual_refinement.py --quick          # a smoke run, minutes
@@ -94,14 +96,22 @@ def refined_row(
         explore_steps=args.explore_steps if schedule else 0, eval_every=args.eval_every,
         eval_episodes=args.curve_episodes, sac=sac,
     )  # fmt: skip
+    committed = out / "checkpoint.json"
+    before = json.loads(committed.read_text())["step"] if committed.exists() else None
     cpu0, t0 = cpu_seconds(), time.perf_counter()
-    _, history = refine(config, out, resume=(out / "checkpoint.json").exists(), progress=True)
+    _, history = refine(config, out, resume=before is not None, progress=True)
     wall = time.perf_counter() - t0
+    # The machine's load while this script trained the run, kept beside it (a run
+    # trained before, or elsewhere, has none).
+    load_file = out / "bench_load.json"
+    if json.loads(committed.read_text())["step"] != before:
+        write_json_atomic(load_file, {"other_cpu_cores": other_cpu_load(cpu0, wall)})
+    load = json.loads(load_file.read_text()) if load_file.exists() else {}
     summary = evaluate_refined(load_refined(out), args.episodes)
     row = {
         "setting": setting, "run": run, "explore_steps": config.explore_steps,
         "steps": history.evaluations[-1]["step"] if history.evaluations else args.steps,
-        "train_s": round(history.seconds, 1), "other_cpu_cores": other_cpu_load(cpu0, wall),
+        "train_s": round(history.seconds, 1), "other_cpu_cores": load.get("other_cpu_cores"),
         **_figures(summary),
     }  # fmt: skip
     return row, {"label": f"{setting}: {run}", "points": history.evaluations}
@@ -146,13 +156,18 @@ def save_plot(path: Path, curves: list[dict[str, Any]], bases: dict[str, float])
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--settings", nargs="+", default=["heavy", "precise"])
-    parser.add_argument("--steps", type=int, default=200_000, help="environment steps a run")
+    refine_defaults, sac_defaults = RefineConfig(), ResidualSACConfig()
+    parser.add_argument(
+        "--steps", type=int, default=sac_defaults.total_steps, help="environment steps a run"
+    )
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes a row")
-    parser.add_argument("--scale", type=float, default=0.2, help="alpha, fraction of the range")
-    parser.add_argument("--explore-steps", type=int, default=50_000)
-    parser.add_argument("--learning-starts", type=int, default=5_000)
-    parser.add_argument("--eval-every", type=int, default=10_000)
-    parser.add_argument("--curve-episodes", type=int, default=20)
+    parser.add_argument(
+        "--scale", type=float, default=refine_defaults.fraction, help="alpha: of the half range"
+    )
+    parser.add_argument("--explore-steps", type=int, default=refine_defaults.explore_steps)
+    parser.add_argument("--learning-starts", type=int, default=sac_defaults.learning_starts)
+    parser.add_argument("--eval-every", type=int, default=refine_defaults.eval_every)
+    parser.add_argument("--curve-episodes", type=int, default=refine_defaults.eval_episodes)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--json", action="store_true", help="print a one-line JSON summary")
     args = parser.parse_args(argv)

@@ -52,9 +52,9 @@ from imle_mpc.loop.faults import FaultConfig
 from imle_mpc.tasks.base import Task
 from planners.residual import PlannedAhead, ResidualPlanner, SetResidual
 
-DEFAULT_EXPLORE_STEPS = 50_000
-"""The default exploration horizon: the residual acts in every episode after 50k
-environment steps (a quarter of the issue's 200k budget), in none at the start."""
+DEFAULT_EXPLORE_STEPS = 25_000
+"""The default exploration horizon: the residual acts in no episode at the start and in
+every one after 25k environment steps, a quarter of a default run (100k steps)."""
 
 
 @dataclass(frozen=True)

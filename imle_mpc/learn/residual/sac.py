@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -241,7 +242,11 @@ def train_residual(
     env = DummyVecEnv([partial(make_env, i) for i in range(config.num_envs)])
     if resume:
         state = _read_checkpoint(out, config, meta)
-        model = ResidualSAC.load(out / state["model"], env=env, device=config.device)
+        with warnings.catch_warnings():
+            # SB3 warns that n_steps is "ignored" when the saved buffer class is its own
+            # NStepReplayBuffer; the saved buffer kwargs carry the n-step setting.
+            warnings.filterwarnings("ignore", message=".*n_steps=.* is ignored")
+            model = ResidualSAC.load(out / state["model"], env=env, device=config.device)
         model.load_replay_buffer(out / state["buffer"])
         history = RefineHistory.from_dict(state["history"])
         env.seed(config.seed + model.num_timesteps)  # new episodes, not the first ones again
