@@ -9,6 +9,7 @@ Subcommands:
     report  Markdown tables and plots of a sweep's results
     train   train a generator with RS-IMLE (or a flow, --model flow) on the shipped (or
             your) demonstrations
+    refine  learn a residual on a frozen base online (Policy Decorator), guarded
 
 Every subcommand takes ``--json`` and then prints a one-line JSON summary last.
 """
@@ -31,10 +32,11 @@ from imle_mpc.eval import plots
 from imle_mpc.eval.episodes import EpisodeOutcome, run_episode
 from imle_mpc.eval.evaluation import EvalConfig, evaluate
 from imle_mpc.eval.factory import PLANNERS, make_planner
+from imle_mpc.eval.refine import RefineConfig, load_refined, refine, setting_of
 from imle_mpc.eval.report import config_rows, totals, write_report
 from imle_mpc.eval.summary import summarise
 from imle_mpc.eval.sweep import GUARD_CHOICES, BackendConfig, SweepConfig, fault_config, run_sweep
-from imle_mpc.learn.config import FlowConfig, GeneratorConfig, TrainConfig
+from imle_mpc.learn.config import FlowConfig, GeneratorConfig, ResidualSACConfig, TrainConfig
 from imle_mpc.learn.demos import DemoDataset
 from imle_mpc.loop.runner import EpisodeRecord
 from imle_mpc.tasks import TASKS, Task, load_task
@@ -100,9 +102,16 @@ def torch_device(text: str) -> str:
     return text
 
 
+def unit_fraction(text: str) -> float:
+    """A number in (0, 1] (a fraction of a range)."""
+    return float(_number(text, float, "a number in (0, 1]", lambda v: 0 < v <= 1))
+
+
 TRAIN_DEFAULTS = TrainConfig()
 GEN_DEFAULTS = GeneratorConfig()
 FLOW_DEFAULTS = FlowConfig()
+SAC_DEFAULTS = ResidualSACConfig()
+REFINE_DEFAULTS = RefineConfig()
 
 
 def _episodes(
@@ -334,6 +343,57 @@ def _train_flow(
     }
 
 
+def cmd_refine(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        sac = ResidualSACConfig(
+            total_steps=args.steps, num_envs=args.envs, learning_starts=args.learning_starts,
+            batch_size=args.batch_size, learning_rate=args.lr, n_steps=args.n_steps,
+            sde=not args.no_sde,
+            checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device,
+            train_every=_train_every(args.envs),
+        )  # fmt: skip
+        config = RefineConfig(
+            task=args.task, setting=args.setting, base=args.base, num_samples=args.samples,
+            generator=args.generator, fraction=args.scale, explore_steps=args.explore_steps,
+            guard=not args.no_guard, eval_every=args.eval_every,
+            eval_episodes=args.eval_episodes, sac=sac,
+        )  # fmt: skip
+    except ValueError as err:  # a config field: name it as the option it came from
+        raise InputError(str(err)) from None
+    try:
+        actor, history = refine(config, args.out, resume=args.resume, progress=not args.json)
+    except ModuleNotFoundError as err:
+        if err.name != "stable_baselines3":
+            raise
+        raise InputError(str(err)) from None
+    steps = history.episodes[-1]["step"] if history.episodes else 0
+    path = Path(args.out) / "residual.safetensors"
+    last = history.evaluations[-1] if history.evaluations else None
+    print(f"residual written to {path} ({history.seconds:.0f} s of training)")
+    if last is not None:
+        print(
+            f"last evaluation at {last['step']} steps ({last['episodes']} episodes): success "
+            f"{last['success_rate']:.1%}, violation steps {last['violation_steps']}, guard "
+            f"interventions {last['fallback_steps']}"
+        )
+    return {
+        "command": "refine", "task": args.task, "base": args.base,
+        "setting": actor.meta["refinement"]["setting"],
+        "residual": str(path), "episodes": len(history.episodes), "last_episode_step": steps,
+        "seconds": round(history.seconds, 1), "evaluation": last,
+    }  # fmt: skip
+
+
+def _train_every(envs: int) -> int:
+    """Environment steps between rounds of updates: 64 (the reference's) rounded up to a
+    multiple of the environments stepped together."""
+    return max(1, -(-SAC_DEFAULTS.train_every // envs)) * envs
+
+
 SWEEP_OPTIONS = (
     "tasks", "planners", "fault_scales", "guard", "workers", "ray", "ray_address",
     "ray_temp_dir", "resume", "store_states",
@@ -349,6 +409,10 @@ def _is_sweep(args: argparse.Namespace) -> bool:
 
 
 def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
+    if _is_sweep(args) and (args.residual or args.setting):
+        raise InputError(
+            "--residual and --setting evaluate one configuration; drop the sweep options."
+        )
     if _is_sweep(args):
         print(
             "note: eval with sweep options is `imle-mpc sweep` now; eval keeps running sweeps "
@@ -366,24 +430,54 @@ def cmd_sweep(args: argparse.Namespace) -> dict[str, Any]:
     return _eval_sweep(args)
 
 
+def _eval_subject(args: argparse.Namespace) -> tuple[Task, Any, Any, str, dict[str, Any]]:
+    """What ``eval`` runs: the task, the faults, a ready planner (None: from the task's
+    hints), its label, and figures for the summary; a residual or a refinement setting
+    brings its own task, plant and success test."""
+    if not (args.residual or args.setting):
+        task = load_task(args.task)
+        return task, fault_config(task, args.faults, args.fault_scale), None, args.planner, {}
+    if args.faults != "none":
+        raise InputError(
+            "--residual and --setting run on the refinement setting's plant; leave --faults "
+            "out (imle-mpc eval --faults ... measures the task's stated faults)."
+        )
+    if args.residual:
+        refined = load_refined(args.residual)
+        if args.setting not in (None, refined.setting.name):
+            raise InputError(
+                f"--setting {args.setting}: the residual {args.residual} was refined for "
+                f"{refined.setting.name!r}; leave --setting out."
+            )
+        task, setting, planner = refined.task, refined.setting, refined.planner
+        label = f"{refined.meta['base']}+residual"
+        extra = {"residual": str(args.residual), "residual_steps": refined.meta.get("steps")}
+    else:
+        task, setting = setting_of(args.task, args.setting)
+        planner = make_planner(
+            args.planner, task, seed=args.seed, num_samples=args.samples, generator=args.generator
+        )
+        label, extra = args.planner, {}
+    return task, setting.faults, planner, label, {"setting": setting.name, **extra}
+
+
 def _eval_one(args: argparse.Namespace) -> dict[str, Any]:
-    task = load_task(args.task)
-    faults = fault_config(task, args.faults, args.fault_scale)
+    task, faults, planner, name, extra = _eval_subject(args)
     config = EvalConfig(
         task=args.task, planner=args.planner, episodes=args.episodes, faults=faults,
         guard=not args.no_guard, offset_free=not args.no_offset_free,
         num_samples=args.samples, seed=args.seed, generator=args.generator,
     )  # fmt: skip
-    label = f"{task.name}/{args.planner}/{'guard' if config.guard else 'no guard'}"
+    label = f"{task.name}/{name}/{'guard' if config.guard else 'no guard'}"
     with tqdm(total=args.episodes, desc=label, disable=args.json, unit="ep") as bar:
 
         def tick(outcome: Any) -> None:
             bar.update(1)
             bar.set_postfix(violations=outcome.violation_steps, success=outcome.success)
 
-        summary, outcomes = evaluate(config, on_episode=tick, task=task)
-    summary["fault_scale"] = args.fault_scale
-    summary["fault_settings"] = faults.to_dict()
+        summary, outcomes = evaluate(config, on_episode=tick, planner=planner, task=task)
+    summary.update(planner=name, fault_scale=args.fault_scale, fault_settings=faults.to_dict())
+    summary.update(extra)
     print(
         f"{label}: {summary['episodes']} episodes, faults {summary['faults'] or 'none'}: "
         f"success {summary['success_rate']:.1%}, violation steps {summary['violation_steps']} "
@@ -613,6 +707,17 @@ def build_parser() -> argparse.ArgumentParser:
         "imle-mpc report.",
     )
     eval_options(ev)
+    refinement = ev.add_argument_group("residual refinement")
+    refinement.add_argument(
+        "--setting", default=None, metavar="NAME",
+        help="the task's refinement setting (its plant and success test), e.g. heavy for "
+        "push_block: measures the frozen base where it is short",
+    )  # fmt: skip
+    refinement.add_argument(
+        "--residual", default=None, metavar="DIR",
+        help="base + the residual of `imle-mpc refine --out DIR` (its task, setting and base; "
+        "--task and --planner are ignored)",
+    )  # fmt: skip
     ev.set_defaults(func=cmd_eval)
 
     sw = sub.add_parser(
@@ -630,6 +735,74 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="out/report", help="directory for report.md and plots")
     common(rep)
     rep.set_defaults(func=cmd_report)
+
+    ref = sub.add_parser(
+        "refine",
+        help="learn a residual on a frozen base online (Policy Decorator, SAC)",
+        description="Learns r for a = a_base + alpha * r with SAC (stable-baselines3, the rl "
+        "extra) in simulation, in the task's refinement setting, every executed action checked "
+        "by the safety guard; the residual acts in an episode with probability "
+        "min(step / --explore-steps, 1). Writes OUT/residual.safetensors and resumable "
+        "checkpoints (--resume continues a killed run); evaluate with imle-mpc eval --residual.",
+    )  # fmt: skip
+    ref.add_argument("--task", default="push_block", help=task_help)
+    ref.add_argument(
+        "--setting", default=None, help="the task's refinement setting (default: its first)"
+    )
+    ref.add_argument(
+        "--base", default=REFINE_DEFAULTS.base, choices=PLANNERS, help="the frozen base"
+    )
+    ref.add_argument("--generator", default=None, help=generator_help)
+    ref.add_argument("--samples", type=positive_int, default=None, help="the base's samples")
+    ref.add_argument(
+        "--scale", type=unit_fraction, default=REFINE_DEFAULTS.fraction,
+        help="alpha as a fraction of the actuator box's half range (the paper: 0.03-0.3)",
+    )  # fmt: skip
+    ref.add_argument(
+        "--steps", type=positive_int, default=SAC_DEFAULTS.total_steps, help="environment steps"
+    )
+    ref.add_argument(
+        "--envs",
+        type=positive_int,
+        default=SAC_DEFAULTS.num_envs,
+        help="environments stepped together",
+    )
+    ref.add_argument(
+        "--explore-steps", type=non_negative_int, default=REFINE_DEFAULTS.explore_steps,
+        help="steps until the residual acts in every episode (0: the schedule off)",
+    )  # fmt: skip
+    ref.add_argument(
+        "--learning-starts", type=non_negative_int, default=SAC_DEFAULTS.learning_starts
+    )
+    ref.add_argument("--batch-size", type=positive_int, default=SAC_DEFAULTS.batch_size)
+    ref.add_argument("--lr", type=positive_float, default=SAC_DEFAULTS.learning_rate)
+    ref.add_argument(
+        "--n-steps", type=positive_int, default=SAC_DEFAULTS.n_steps,
+        help="n-step returns for the critic's targets",
+    )  # fmt: skip
+    ref.add_argument(
+        "--no-sde", action="store_true",
+        help="explore with fresh Gaussian noise every step instead of gSDE",
+    )  # fmt: skip
+    ref.add_argument(
+        "--eval-every", type=non_negative_int, default=REFINE_DEFAULTS.eval_every,
+        help="steps between evaluations of the learning curve (0: none)",
+    )  # fmt: skip
+    ref.add_argument("--eval-episodes", type=positive_int, default=REFINE_DEFAULTS.eval_episodes)
+    ref.add_argument(
+        "--checkpoint-every", type=positive_int, default=SAC_DEFAULTS.checkpoint_every,
+        help="steps between resumable checkpoints",
+    )  # fmt: skip
+    ref.add_argument("--no-guard", action="store_true", help="train without the safety guard")
+    ref.add_argument("--out", default="out/residual", help="directory for the residual")
+    ref.add_argument("--seed", type=non_negative_int, default=0)
+    ref.add_argument("--device", type=torch_device, default="cpu", help="torch device")
+    ref.add_argument(
+        "--threads", type=non_negative_int, default=1, help="torch CPU threads (0: leave)"
+    )
+    ref.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
+    common(ref)
+    ref.set_defaults(func=cmd_refine)
 
     train = sub.add_parser("train", help="train a generator with RS-IMLE, or a flow")
     train.add_argument(

@@ -48,6 +48,21 @@ BAD_OPTIONS = [
     (["train"], "--threads", ["-1"], "must be an integer >= 0"),
     (["train"], "--held-out", ["0", "1", "-0.2", "nan"], "must be a number in (0, 1)"),
     (["train"], "--device", ["bogus", "cuda:", "cuda:x", ""], "must be a torch device"),
+    (["refine"], "--samples", ["0"], "must be a positive integer"),
+    (["refine"], "--scale", ["0", "1.5", "nan", "x"], "must be a number in (0, 1]"),
+    (["refine"], "--steps", ["0", "-5"], "must be a positive integer"),
+    (["refine"], "--envs", ["0"], "must be a positive integer"),
+    (["refine"], "--explore-steps", ["-1"], "must be an integer >= 0"),
+    (["refine"], "--learning-starts", ["-1"], "must be an integer >= 0"),
+    (["refine"], "--batch-size", ["0"], "must be a positive integer"),
+    (["refine"], "--lr", ["0", "nan"], "must be a finite number"),
+    (["refine"], "--n-steps", ["0"], "must be a positive integer"),
+    (["refine"], "--eval-every", ["-1"], "must be an integer >= 0"),
+    (["refine"], "--eval-episodes", ["0"], "must be a positive integer"),
+    (["refine"], "--checkpoint-every", ["0"], "must be a positive integer"),
+    (["refine"], "--seed", ["-1"], "must be an integer >= 0"),
+    (["refine"], "--threads", ["-1"], "must be an integer >= 0"),
+    (["refine"], "--device", ["bogus"], "must be a torch device"),
 ]
 CASES = [
     pytest.param(sub, option, value, message, id=f"{sub[0]}{option}={value}")
@@ -87,6 +102,7 @@ def _numeric_options() -> set[tuple[str, str]]:
         cli.positive_float,
         cli.non_negative_float,
         cli.torch_device,
+        cli.unit_fraction,
     }
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dynamics import Pendulum, PointMass2D
+from imle_mpc.eval.refine import RefineConfig
+from imle_mpc.learn.config import ResidualSACConfig
 from imle_mpc.loop.runner import LoopConfig
 from planners import CEMConfig, MPPIConfig, PredictiveSamplingConfig, SamplingConfig
 
@@ -31,6 +33,15 @@ from planners import CEMConfig, MPPIConfig, PredictiveSamplingConfig, SamplingCo
         (Pendulum, {"dt": -0.1}, "dt"),
         (PointMass2D, {"drag": -1.0}, "drag"),
         (PointMass2D, {"max_force": float("inf")}, "max_force"),
+        (ResidualSACConfig, {"gamma": 0.0}, "gamma"),
+        (ResidualSACConfig, {"train_every": 60}, "train_every"),
+        (ResidualSACConfig, {"update_to_data": 0.01}, "update_to_data"),
+        (ResidualSACConfig, {"ent_coef": "lots"}, "ent_coef"),
+        (ResidualSACConfig, {"n_steps": 0}, "n_steps"),
+        (ResidualSACConfig, {"hidden": ()}, "hidden"),
+        (RefineConfig, {"base": "oracle"}, "base"),
+        (RefineConfig, {"fraction": 0.0}, "fraction"),
+        (RefineConfig, {"eval_episodes": 0}, "eval_episodes"),
     ],
 )
 def test_bad_value_names_field(factory: type, kwargs: dict, field: str) -> None:
@@ -68,9 +79,9 @@ def test_one_set_of_defaults_for_training_and_imle_mpc() -> None:
     assert (args.batch_size, args.epsilon, args.candidates) == (
         train.batch_size, train.epsilon, train.num_candidates,
     )  # fmt: skip
-    assert (args.horizon, args.obs_horizon, args.action_horizon) == (
-        gen.horizon, gen.obs_horizon, gen.action_horizon,
-    )  # fmt: skip
+    # --obs-horizon left out means each model's own default (the generator's, the flow's).
+    assert args.obs_horizon is None
+    assert (args.horizon, args.action_horizon) == (gen.horizon, gen.action_horizon)
     task = make_task("nav_one_obstacle")
     built = make_planner("imle_mpc", task).config
     default = IMLEMPCConfig()

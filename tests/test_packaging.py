@@ -34,7 +34,10 @@ LAYERS: dict[str, set[str]] = {
 }
 """Layer -> the layers it may import (besides itself). The README draws the same table."""
 
-HEAVY = {"torch", "pinocchio", "mujoco", "casadi", "ray", "matplotlib", "example_robot_data"}
+HEAVY = {
+    "torch", "pinocchio", "mujoco", "casadi", "ray", "matplotlib", "example_robot_data",
+    "stable_baselines3",
+}  # fmt: skip
 """Third-party packages slow or optional enough to import only inside the function needing them."""
 
 
@@ -223,4 +226,4 @@ def test_cost_stays_light() -> None:
 
 def test_the_cli_starts_without_torch() -> None:
     loaded = _modules_after_import("import imle_mpc.cli")
-    assert not {"torch", "pinocchio", "casadi", "ray"} & loaded
+    assert not {"torch", "pinocchio", "casadi", "ray", "stable_baselines3"} & loaded

@@ -42,6 +42,84 @@ from imle_mpc.tasks.base import Task
 from planners.safety.offset_free import OffsetFree
 
 
+@dataclass
+class Episode:
+    """A started episode: the plant with its faults, the planner the loop calls, the fault log.
+
+    ``run_episode`` runs its closed loop at once; a step-by-step caller (the residual's
+    training environment) calls ``planner.plan(robot.read_state())`` and
+    ``robot.send_action(...)`` itself, then ``finish``.
+
+    Attributes:
+        task: the task.
+        seed: the episode seed.
+        faults: the fault magnitudes.
+        guard: as ``run_episode``'s ``guard``.
+        robot: the simulated plant (``log.true_states`` holds its true states).
+        planner: the planner chain the loop calls (the guard's, if any, outermost).
+        log: what the faults did.
+        loop: steps and control period of the closed loop.
+    """
+
+    task: Task
+    seed: int
+    faults: FaultConfig
+    guard: bool | None
+    robot: FaultyRobot
+    planner: Any
+    log: FaultLog
+    loop: LoopConfig
+
+    def finish(self, record: EpisodeRecord) -> EpisodeRecord:
+        """Judge ``record`` (this episode's) on the true states and fill in its ``info``."""
+        task = self.task
+        record.true_states = np.array(self.log.true_states)
+        # A plant that terminated the episode (a Gymnasium pole fell) failed it.
+        record.success = bool(task.success(record.true_states)) and not self.robot.terminated
+        record.info.update(
+            {"task": task.name, "seed": self.seed, "faults": self.faults.to_dict(),
+             "guard": self.guard, "terminated": self.robot.terminated}
+        )  # fmt: skip
+        if isinstance(self.planner, OffsetFree):  # the final estimate of the plant's action offset
+            record.info["action_offset"] = [float(v) for v in self.planner.offset]
+        record.info.update(self.log.to_dict())
+        return record
+
+
+def start_episode(
+    task: Task,
+    planner: Any,
+    seed: int = 0,
+    *,
+    faults: FaultConfig | None = None,
+    guard: bool | None = None,
+    offset_free: bool = True,
+    deadline: float | None = None,
+    real_time: bool = False,
+    steps: int | None = None,
+) -> Episode:
+    """Reset ``planner`` with ``seed``, wrap it as asked and build the faulty plant.
+
+    The arguments are ``run_episode``'s; the returned ``Episode`` has not stepped.
+    """
+    faults = FaultConfig() if faults is None else faults
+    rng = np.random.default_rng([seed, 0xFA17])
+    log = FaultLog()
+    planner.reset(seed)
+    inner = DroppedPlanning(planner, faults.drop_probability, rng, log)
+    if guard is None:
+        loop_planner: Any = inner
+    else:
+        loop_planner = build_guarded(
+            task, inner, guard, faults.action_delay, deadline=deadline, offset_free=offset_free
+        )
+    robot = FaultyRobot(make_plant(task, faults), faults, rng, seed=seed, log=log)
+    loop = LoopConfig(
+        steps=steps or task.steps, control_period=task.dynamics.dt, real_time=real_time
+    )
+    return Episode(task, seed, faults, guard, robot, loop_planner, log, loop)
+
+
 def run_episode(
     task: Task,
     planner: Any,
@@ -78,35 +156,12 @@ def run_episode(
         and fails when the plant terminated the episode; ``info`` holds the task, seed,
         faults and what they did, and whether the plant terminated.
     """
-    faults = FaultConfig() if faults is None else faults
-    rng = np.random.default_rng([seed, 0xFA17])
-    log = FaultLog()
-    planner.reset(seed)
-    inner = DroppedPlanning(planner, faults.drop_probability, rng, log)
-    if guard is None:
-        loop_planner: Any = inner
-    else:
-        loop_planner = build_guarded(
-            task, inner, guard, faults.action_delay, deadline=deadline, offset_free=offset_free
-        )
-    robot = FaultyRobot(make_plant(task, faults), faults, rng, seed=seed, log=log)
-    config = LoopConfig(
-        steps=steps or task.steps, control_period=task.dynamics.dt, real_time=real_time
-    )
-    record = run_closed_loop(robot, loop_planner, config, progress=progress)
-    record.true_states = np.array(log.true_states)
-    # A plant that terminated the episode (a Gymnasium pole fell) failed it.
-    record.success = bool(task.success(record.true_states)) and not robot.terminated
-    record.info.update(
-        {
-            "task": task.name, "seed": seed, "faults": faults.to_dict(), "guard": guard,
-            "terminated": robot.terminated,
-        }
+    episode = start_episode(
+        task, planner, seed, faults=faults, guard=guard, offset_free=offset_free,
+        deadline=deadline, real_time=real_time, steps=steps,
     )  # fmt: skip
-    if isinstance(loop_planner, OffsetFree):  # the final estimate of the plant's action offset
-        record.info["action_offset"] = [float(v) for v in loop_planner.offset]
-    record.info.update(log.to_dict())
-    return record
+    record = run_closed_loop(episode.robot, episode.planner, episode.loop, progress=progress)
+    return episode.finish(record)
 
 
 def make_plant(task: Task, faults: FaultConfig) -> Plant:

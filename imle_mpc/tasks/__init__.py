@@ -4,7 +4,15 @@
 your own (``module:function`` or ``file.py:function``).
 """
 
-from imle_mpc.tasks.base import DATA_DIR, Demonstrations, PlannerHints, Routes, Task, wrap_angle
+from imle_mpc.tasks.base import (
+    DATA_DIR,
+    Demonstrations,
+    PlannerHints,
+    Refinement,
+    Routes,
+    Task,
+    wrap_angle,
+)
 from imle_mpc.tasks.registry import TASKS, load_task, make_task
 
 __all__ = [
@@ -12,6 +20,7 @@ __all__ = [
     "TASKS",
     "Demonstrations",
     "PlannerHints",
+    "Refinement",
     "Routes",
     "Task",
     "load_task",

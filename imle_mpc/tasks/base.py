@@ -6,6 +6,7 @@ builds them (``classic``, ``navigation``, ``arm``, ``panda``); ``registry`` name
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,33 @@ class Demonstrations:
 
 
 @dataclass(frozen=True)
+class Refinement:
+    """A setting where a frozen base controller is short of the task: residual refinement's.
+
+    The plant differs from the demonstrations (``faults``: a heavier block, more
+    friction) or the task asks for more than they show (``success``: a tighter
+    tolerance). ``imle-mpc refine`` learns a residual in it and ``imle-mpc eval
+    --setting NAME`` measures the base alone in it.
+
+    Attributes:
+        name: the setting's name (``--setting``).
+        description: what differs, in a sentence.
+        faults: the plant's faults in this setting (all off: the nominal plant).
+        success: a stricter success test, ``fn(states Shape=(T+1, nx)) -> bool``
+            (None: the task's).
+    """
+
+    name: str
+    description: str
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    success: Callable[[FloatArray], bool] | None = None
+
+    def apply(self, task: Task) -> Task:
+        """``task`` judged by this setting's success test (the plant's faults are separate)."""
+        return task if self.success is None else dataclasses.replace(task, success=self.success)
+
+
+@dataclass(frozen=True)
 class Task:
     """A control problem.
 
@@ -120,6 +148,8 @@ class Task:
             from the plant); None: ``DynamicsEnv(dynamics, initial_state)``, the model
             itself. A Gymnasium task's plant is the environment
             (``imle_mpc.loop.plant.MujocoEnvPlant``); its ``terminated`` fails the episode.
+        refinements: settings where a frozen base is short and a residual is learned
+            (``Refinement``; the first is the default one).
     """
 
     name: str
@@ -139,6 +169,7 @@ class Task:
     clearance: Callable[[FloatArray], float] | None = None
     demos: Demonstrations | None = None
     plant: Callable[[], Plant] | None = None
+    refinements: tuple[Refinement, ...] = ()
 
     @property
     def safety(self) -> Sequence[Constraint]:
@@ -171,6 +202,26 @@ class Task:
         if self.scene is not None:
             return float(self.scene.path_distances(s[None])[0])
         return float("nan")
+
+    def refinement(self, name: str | None = None) -> Refinement:
+        """The refinement setting ``name`` (None: the task's first).
+
+        Raises:
+            InputError: the task has none, or none of that name (the message lists them).
+        """
+        names = [r.name for r in self.refinements]
+        if not names:
+            raise InputError(
+                f"task {self.name!r} states no refinement setting (Task.refinements is empty); "
+                "add a Refinement with the plant's faults or a stricter success test."
+            )
+        if name is None:
+            return self.refinements[0]
+        if name not in names:
+            raise InputError(
+                f"task {self.name!r} has no refinement setting {name!r}; it has {names}."
+            )
+        return self.refinements[names.index(name)]
 
     def _demos(self) -> Demonstrations:
         if self.demos is None:

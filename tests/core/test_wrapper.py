@@ -14,6 +14,7 @@ from imle_mpc.core.protocols import NominalSettable
 from imle_mpc.core.wrapper import PlannerWrapper
 from imle_mpc.loop.faults import DroppedPlanning, FaultLog
 from planners.nmpc import RefinedPlanner
+from planners.residual import PlannedAhead, ResidualPlanner, ZeroResidual
 from planners.safety.guard import PassThrough, SafetyGuard
 from planners.safety.offset_free import OffsetFree
 
@@ -69,6 +70,8 @@ WRAPPERS: dict[str, Callable[[Any], PlannerWrapper]] = {
     "offset_free": lambda p: OffsetFree(p, MODEL),
     "dropped_planning": lambda p: DroppedPlanning(p, 0.0, np.random.default_rng(0), FaultLog()),
     "refined": lambda p: RefinedPlanner(p, _FakeRefiner()),  # type: ignore[arg-type]
+    "residual": lambda p: ResidualPlanner(p, ZeroResidual(2), MODEL, 0.1),
+    "planned_ahead": lambda p: PlannedAhead(p),
 }
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from imle_mpc.core.checks import check_dynamics
+from imle_mpc.core.errors import InputError
 from imle_mpc.eval.episodes import EpisodeOutcome, run_episode, violation_per_step
 from imle_mpc.eval.factory import make_planner
 from imle_mpc.loop.faults import mismatched_model
@@ -146,3 +147,37 @@ def test_push_block_goes_through_run_eval_sweep_and_report(tmp_path, capsys) -> 
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["episodes"] == 2
     assert "push_block" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_refinement_settings_are_stated_with_the_task(task) -> None:  # type: ignore[no-untyped-def]
+    heavy, precise = task.refinement("heavy"), task.refinement("precise")
+    assert task.refinement() is heavy  # the first is the default
+    assert heavy.faults.active == ("mismatch",) and heavy.apply(task) is task
+    assert heavy.faults.model_mismatch["body_mass:block"] == 2.0
+    # precise: the same plant, a 2 cm tolerance instead of 5 cm.
+    strict = precise.apply(task)
+    assert precise.faults.active == () and strict.success is not task.success
+    X = np.zeros((2, 8))
+    X[-1, 2:4] = [PUSH_GOAL[0] - 0.03, PUSH_GOAL[1]]
+    assert task.success(X) and not strict.success(X)
+    X[-1, 2] = PUSH_GOAL[0] - 0.015
+    assert strict.success(X)
+    with pytest.raises(
+        InputError, match=r"no refinement setting 'slippery'.*\['heavy', 'precise'\]"
+    ):
+        task.refinement("slippery")
+    with pytest.raises(InputError, match="states no refinement setting"):
+        make_task("pendulum").refinement()
+
+
+def test_the_frozen_imle_policy_is_short_in_the_heavy_setting(task) -> None:  # type: ignore[no-untyped-def]
+    # The block twice as heavy with 5x the table friction: the policy's push runs out short.
+    planner = make_planner("imle_policy", task, seed=0)
+    faults = task.refinement("heavy").faults
+    success = {
+        name: np.mean(
+            [run_episode(task, planner, s, faults=f, guard=True).success for s in range(8)]
+        )
+        for name, f in (("nominal", None), ("heavy", faults))
+    }
+    assert success["nominal"] >= 0.85 and success["heavy"] <= 0.75, success
