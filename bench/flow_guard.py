@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from machine import cpu_name, cpu_seconds, other_cpu_load, torch_threads
+from _machine import cpu_name, cpu_seconds, other_cpu_load, torch_threads
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from machine import cpu_name, cpu_seconds, other_cpu_load
+from _machine import cpu_name, cpu_seconds, other_cpu_load
 from tqdm.auto import tqdm
 
 from dynamics.mujoco_model import MujocoDynamics

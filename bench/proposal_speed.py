@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from machine import cpu_name
+from _machine import cpu_name
 
 from imle_mpc import __version__
 from imle_mpc.core.io import write_json_atomic

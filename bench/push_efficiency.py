@@ -62,7 +62,7 @@ import mujoco
 import numba
 import numpy as np
 import torch
-from machine import cpu_name, cpu_seconds, other_cpu_load
+from _machine import cpu_name, cpu_seconds, other_cpu_load
 from mujoco import rollout as mj_rollout
 from tqdm.auto import tqdm
 

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from machine import cpu_name, cpu_seconds, other_cpu_load
+from _machine import cpu_name, cpu_seconds, other_cpu_load
 
 from imle_mpc import __version__
 from imle_mpc.core.io import write_atomic, write_json_atomic

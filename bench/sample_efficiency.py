@@ -60,7 +60,7 @@ from typing import Any
 import numba
 import numpy as np
 import torch
-from machine import cpu_name, cpu_seconds, other_cpu_load, torch_threads
+from _machine import cpu_name, cpu_seconds, other_cpu_load, torch_threads
 from tqdm.auto import tqdm
 
 from imle_mpc import __version__

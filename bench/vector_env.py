@@ -39,9 +39,9 @@ from typing import Any
 import gymnasium as gym
 import numba
 import numpy as np
+from _machine import cpu_name
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import TimeLimit
-from machine import cpu_name
 
 from imle_mpc import __version__
 from imle_mpc.core.io import write_json_atomic
