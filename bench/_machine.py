@@ -1,4 +1,4 @@
-"""What the benchmarks record about the machine they ran on (a module the bench scripts share, not a benchmark).
+"""The machine record every benchmark writes (a module the bench scripts share).
 
 ``other_cpu_load`` tells whether other processes shared the cores while a
 configuration ran (timings are then inflated; simulated success is not).
