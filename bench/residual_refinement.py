@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         ci = f"[{r['success_ci95'][0]:.2f}, {r['success_ci95'][1]:.2f}]"
         print(f"{r['setting']:8} {r['run']:20} {r['success_rate']:8.2f} {ci:>13} "
               f"{r['violation_steps']:5d} {r['guard_interventions']:6d} "
-              f"{r.get('train_s', 0):8.0f}")  # fmt: skip
+              f"{r.get('train_s', '-'):>8}")  # fmt: skip
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "curves"}))
     if headline is not None:
