@@ -56,7 +56,8 @@ from imle_mpc.eval.refine import RefineConfig, evaluate_refined, load_refined, r
 from imle_mpc.eval.report import wilson
 from imle_mpc.learn.config import ResidualSACConfig
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "bench" / "results"
 TASK, BASE = "push_block", "imle_policy"
 
 
@@ -125,6 +126,11 @@ def _figures(summary: dict[str, Any]) -> dict[str, Any]:
         "violation_steps": summary["violation_steps"],
         "guard_interventions": summary["fallback_steps"],
     }  # fmt: skip
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository where it lies inside it."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def save_plot(path: Path, curves: list[dict[str, Any]], bases: dict[str, float]) -> Path | None:
@@ -198,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": "residual_refinement", "version": __version__, "cpu": cpu_name(),
         "task": TASK, "base": BASE, "scale": args.scale, "steps": args.steps,
         "explore_steps": args.explore_steps, "episodes": args.episodes, "rows": rows,
-        "curves": curves, "plot": None if plot is None else str(plot),
+        "curves": curves, "plot": None if plot is None else _shown(plot),
         "refined_minus_base_success": headline,
     }  # fmt: skip
     write_json_atomic(paths.results, result)
@@ -208,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         ci = f"[{r['success_ci95'][0]:.2f}, {r['success_ci95'][1]:.2f}]"
         print(f"{r['setting']:8} {r['run']:20} {r['success_rate']:8.2f} {ci:>13} "
               f"{r['violation_steps']:5d} {r['guard_interventions']:6d} "
-              f"{r.get('train_s', 0):8.0f}")  # fmt: skip
+              f"{r.get('train_s', '-'):>8}")  # fmt: skip
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "curves"}))
     if headline is not None:

@@ -33,7 +33,9 @@ action in both, and its interventions are counted.
   it per episode, so an episode is either the base's or the decorated controller's.
 * ``info``: each step the command sent (``action``), the executed residual, whether
   the guard intervened; the last step of an episode an ``episode_summary`` (success,
-  guard interventions, violation steps on the true swept path, the residual switch).
+  guard interventions, the steps on which no candidate passed the guard's check and
+  it sent the least violating one, violation steps on the true swept path, in all and
+  by constraint, the residual switch).
 """
 
 from __future__ import annotations
@@ -211,6 +213,7 @@ class ResidualEnv(gym.Env[np.ndarray, np.ndarray]):
         self._state = np.zeros(nx)
         self._actions: list[FloatArray] = []
         self._interventions = 0
+        self._unchecked = 0
 
     def set_global_step(self, step: int) -> None:
         """Tell the env the environment steps of the whole run so far (the schedule's clock)."""
@@ -228,6 +231,7 @@ class ResidualEnv(gym.Env[np.ndarray, np.ndarray]):
         )  # fmt: skip
         self._actions = []
         self._interventions = 0
+        self._unchecked = 0
         return self._observe(), {"residual_on": self.residual_on, "seed": episode_seed}
 
     def _observe(self) -> np.ndarray:
@@ -255,6 +259,8 @@ class ResidualEnv(gym.Env[np.ndarray, np.ndarray]):
         self._actions.append(np.asarray(result.action, dtype=np.float64).copy())
         intervened = result.fallback is not None
         self._interventions += int(intervened)
+        # Nothing the guard could send passed its check: it sent the least violating.
+        self._unchecked += int(intervened and "-> least_violation:" in str(result.fallback))
         true_states = np.asarray(episode.log.true_states)
         ended = len(self._actions) >= self.steps
         success = ended and bool(self.task.success(true_states))
@@ -265,11 +271,20 @@ class ResidualEnv(gym.Env[np.ndarray, np.ndarray]):
             "residual_on": self.residual_on,
         }
         if ended:
-            violations = violation_per_step(self.task.safety, true_states, np.array(self._actions))
+            actions = np.array(self._actions)
+            by_constraint = {
+                getattr(c, "name", type(c).__name__): int(
+                    np.count_nonzero(violation_per_step([c], true_states, actions) > 0)
+                )
+                for c in self.task.safety
+            }
+            violations = violation_per_step(self.task.safety, true_states, actions)
             info["episode_summary"] = {
                 "success": success,
                 "interventions": self._interventions,
+                "least_violation_steps": self._unchecked,
                 "violation_steps": int(np.count_nonzero(violations > 0)),
+                "violations_by_constraint": {k: v for k, v in by_constraint.items() if v},
                 "residual_on": self.residual_on,
                 "seed": episode.seed,
             }

@@ -98,3 +98,24 @@ def test_env_applies_the_residual_and_rewards_success(push) -> None:  # type: ig
 def test_env_refuses_faults_that_change_the_state_planned_from(push) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=r"faults \['delay'\] are not supported"):
         _env(push, ExplorationSchedule(), faults=FaultConfig(action_delay=1))
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_training_steps_are_guarded_and_counted(push, guard: bool) -> None:  # type: ignore[no-untyped-def]
+    # The pusher 2 cm from the post, the residual at the full range pushing it in.
+    near = dataclasses.replace(push, initial_state=np.array([0.225, 0, 0, -0.3, 0, 0, 0, 0]))
+    base = make_planner("imle_policy", near, seed=0)
+    env = ResidualEnv(
+        near, base, residual_scale(near.dynamics, 1.0), schedule=ExplorationSchedule(0),
+        guard=guard, steps=10,
+    )  # fmt: skip
+    env.reset(seed=0)
+    infos = [env.step(np.array([1.0, 0.0]))[4] for _ in range(10)]
+    summary = infos[-1]["episode_summary"]
+    assert summary["interventions"] == sum(info["intervention"] for info in infos)
+    if guard:
+        assert summary["interventions"] > 0 and summary["violation_steps"] == 0
+        assert summary["violations_by_constraint"] == {}
+    else:
+        assert summary["interventions"] == 0 and summary["violation_steps"] > 0
+        assert set(summary["violations_by_constraint"]) == {"obstacles"}

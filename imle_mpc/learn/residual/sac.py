@@ -348,8 +348,11 @@ class _Hooks(BaseCallback):
     def _show(self) -> None:
         if self._bar is None:
             return
-        decorated = [e["success"] for e in self.history.episodes[-200:] if e["residual_on"]][-50:]
-        postfix = {"decorated_success": f"{np.mean(decorated):.2f}" if decorated else "-"}
+        recent = [e for e in self.history.episodes[-200:] if e["residual_on"]][-50:]
+        postfix = {"decorated_success": "-", "guard": "-"}
+        if recent:  # the decorated episodes' success, and the guard's interventions in them
+            postfix["decorated_success"] = f"{np.mean([e['success'] for e in recent]):.2f}"
+            postfix["guard"] = f"{np.mean([e['interventions'] for e in recent]):.1f}"
         if self.history.evaluations and "success_rate" in self.history.evaluations[-1]:
             postfix["eval_success"] = f"{self.history.evaluations[-1]['success_rate']:.2f}"
         self._bar.set_postfix(postfix)
