@@ -1,14 +1,25 @@
 """The controller as its own process: states in, guarded actions out, at a fixed rate.
 
-Each tick (``ControllerConfig.period``) the controller takes the newest fresh state
-of the configured robot that arrived since the last tick, plans on it behind the
-safety guard, and sends the action to that robot, and to nobody else. A tick without
-a fresh state hands the guard no measurement (NaN): the guard's stale-state policy
-(``planners.safety.guard``) then predicts the state from the last one for
-``stale_steps`` ticks and past that stops the robot (``GuardConfig.stale_stop``: a
-brake, then the held neutral action). So the watchdog is the guard's: no state, or
+The robot sends its state at its fixed rate; the controller ticks on each state message
+of the configured robot as it arrives (at most one tick per half ``period``), and on its
+own timer when none has come for ``TIMER_PERIODS`` periods. Ticking on the robot's
+messages keeps one action per robot step, in step with it: on two free-running clocks
+of the same period the robot now and then takes two actions in one step or none, and
+each such slip at full force is a 0.2 m/s error in a stop planned on a prediction
+(measured on ``nav_one_obstacle``: 0.06-0.18 m/s left after the guard's stop with a
+free-running timer, none in step). It also makes the round trip the plan time plus the
+link, without waiting for a timer's phase.
+
+Each tick takes the newest fresh state that arrived since the last one, plans on it
+behind the safety guard, and sends the action to that robot, and to nobody else. A
+tick without a fresh state hands the guard no measurement (NaN): the guard's
+stale-state policy (``planners.safety.guard``) then predicts the state from the last
+one for ``stale_steps`` ticks and past that stops the robot (``GuardConfig.stale_stop``:
+a brake, then the held neutral action). So the watchdog is the guard's: no state, or
 only stale ones, for longer than ``state_timeout`` seconds -> the guard's safe stop,
-sent within ``state_timeout + period`` of the last fresh state.
+sent ``stale_steps + 1`` ticks after the last fresh state: within ``state_timeout +
+period`` while stale states keep coming, within ``TIMER_PERIODS`` times that when
+nothing does.
 
 A state is *stale* when it is not newer than the last one of its session (a repeat,
 or out of order), or when it arrived later after it was stamped than the quickest
@@ -57,6 +68,8 @@ from imle_mpc.tasks.base import Task
 from planners.safety.guard import SafetyGuard
 
 LOG = logging.getLogger("imle_mpc.bridge")
+TIMER_PERIODS = 1.5
+"""Periods without a state message after which the controller ticks on its own timer."""
 LOGGED_PER_REASON = 5
 """Refusals logged in full per reason; after that every 100th (a flood stays readable)."""
 
@@ -68,7 +81,8 @@ class ControllerConfig:
     Attributes:
         robot: the configured robot's name; states naming another are refused and
             actions go only to the session that sends this name.
-        period: seconds between actions (the fixed rate; by default the task's ``dt``).
+        period: the robot's seconds per step (by default the task's ``dt``): the
+            controller ticks on each state, and on its own after ``TIMER_PERIODS`` of them.
         state_timeout: seconds without a fresh, valid state after which the guard
             stops the robot (also the age past which a state counts as stale).
         duration: seconds to run (None: until ``stop`` says so).
@@ -100,10 +114,17 @@ def guarded_planner(
     seed: int = 0,
     num_samples: int | None = None,
     generator: Any = None,
-    offset_free: bool = True,
+    offset_free: bool = False,
 ) -> Planner:
     """``planner`` (one of ``imle_mpc.eval.factory.PLANNERS``) for ``task``, guarded as
-    the bridge needs: the guard's stale timeout is ``config.stale_steps``."""
+    the bridge needs: the guard's stale timeout is ``config.stale_steps``.
+
+    ``offset_free`` is off by default here, unlike in ``run`` and ``eval``: over a link
+    the robot applies each action at its own tick, and that timing jitter is what the
+    estimator then reads as an actuator offset; during a stale stop it keeps sending the
+    held neutral action minus that offset, and the robot creeps (measured on
+    ``nav_one_obstacle``: 0.005-0.06 m/s left after the stop with it, none without).
+    """
     inner = make_planner(planner, task, seed=seed, num_samples=num_samples, generator=generator)
     return build_guarded(
         task, inner, True, offset_free=offset_free, stale_timeout=config.stale_steps
@@ -139,6 +160,7 @@ class _Counts:
     sent: int = 0
     undelivered: int = 0
     overruns: int = 0
+    timer_ticks: int = 0
     sessions: int = 0
     refused: dict[str, int] = field(default_factory=dict)
     plan_ms: list[float] = field(default_factory=list)
@@ -193,6 +215,7 @@ class BridgeController:
         self.robot: _Robot | None = None
         self.counts = _Counts()
         self._fresh: StateMessage | None = None
+        self._heard = False  # a state message of the served robot since the last tick
         self._stale_run = 0  # consecutive ticks without a fresh state (the guard's count)
         self._trace: IO[str] | None = open(trace, "a", buffering=1) if trace else None  # noqa: SIM115
 
@@ -254,6 +277,7 @@ class BridgeController:
             self.counts.sessions += 1
             self.planner.reset()
             self._stale_run = 0
+        self._heard = True  # the robot is stepping: a tick is due, fresh state or not
         delay = now - message.t
         if message.seq <= robot.last_seq:
             self._refuse("stale", f"state {message.seq} after {robot.last_seq} (a repeat)")
@@ -276,6 +300,8 @@ class BridgeController:
         if self.robot is None:
             return  # nobody to serve yet
         fresh, self._fresh = self._fresh, None
+        counts.timer_ticks += not self._heard
+        self._heard = False
         if fresh is not None:
             x: FloatArray = fresh.state
             self._stale_run = 0
@@ -301,6 +327,7 @@ class BridgeController:
         now = self.clock()
         counts.planned += 1
         counts.plan_ms.append((now - t0) * 1e3)
+        counts.overruns += now - t0 > self.config.period
         message = action_message(
             self.config.robot,
             counts.ticks,
@@ -326,18 +353,18 @@ class BridgeController:
     def run(
         self, stop: Callable[[], bool] | None = None, ready: Callable[[], None] | None = None
     ) -> dict[str, Any]:
-        """Tick at the fixed period until ``config.duration`` is over or ``stop()`` is True.
+        """Tick until ``config.duration`` is over or ``stop()`` is True.
 
-        Between ticks the controller waits on the socket, so a state is taken as it
-        arrives. A tick that starts late is counted (``overruns``) and the clock
-        restarts from it rather than bursting to catch up.
+        A tick is due on a state message of the served robot (at least half a period
+        after the last tick) or ``TIMER_PERIODS`` periods after the last tick; between
+        ticks the controller waits on the socket. A plan longer than the period is
+        counted (``overruns``).
 
         Returns:
             ``summary()``.
         """
         period = self.config.period
-        start = self.clock()
-        next_tick = start + period
+        start = last = self.clock()
         if ready is not None:
             ready()
         try:
@@ -345,16 +372,16 @@ class BridgeController:
                 now = self.clock()
                 if self.config.duration is not None and now - start >= self.config.duration:
                     break
-                if now < next_tick:
-                    if self.socket.poll(next_tick - now):
+                early = last + period / 2
+                due = last + TIMER_PERIODS * period
+                if not ((self._heard and now >= early) or now >= due):
+                    until = early if self._heard else due
+                    if self.socket.poll(until - now):
                         self.receive()
                     continue
+                last = now
                 self.receive()
                 self.tick()
-                next_tick += period
-                if self.clock() > next_tick:
-                    self.counts.overruns += 1
-                    next_tick = self.clock() + period
         except KeyboardInterrupt:
             pass
         return self.summary()
@@ -371,6 +398,7 @@ class BridgeController:
             "stale_ticks": c.stale_ticks, "stop_ticks": c.stop_ticks,
             "safe_stops": c.safe_stops, "actions_sent": c.sent,
             "actions_undelivered": c.undelivered, "overruns": c.overruns,
+            "timer_ticks": c.timer_ticks,
             "sessions": c.sessions, "refused": dict(c.refused),
             "refused_peers": self.socket.refused_peers,
             "plan_ms_p50": float(np.nanpercentile(ms, 50)) if c.plan_ms else None,
