@@ -156,10 +156,12 @@ class _OnlyTheRobot:
         if key == self.robot_public:
             return True
         self.refused += 1
-        LOG.warning(
-            "refused a peer with CURVE public key %s: not the configured robot's",
-            key.decode(errors="replace"),
-        )
+        if self.refused <= 5 or self.refused % 100 == 0:  # a peer retrying stays readable
+            LOG.warning(
+                "refused a peer with CURVE public key %s: not the configured robot's (%d so far)",
+                key.decode(errors="replace"),
+                self.refused,
+            )
         return False
 
 
