@@ -49,6 +49,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from imle_mpc.bridge.refusals import Refusals
 from imle_mpc.bridge.schema import (
     BridgeMessageError,
     ErrorMessage,
@@ -70,8 +71,6 @@ from planners.safety.guard import SafetyGuard
 LOG = logging.getLogger("imle_mpc.bridge")
 TIMER_PERIODS = 1.5
 """Periods without a state message after which the controller ticks on its own timer."""
-LOGGED_PER_REASON = 5
-"""Refusals logged in full per reason; after that every 100th (a flood stays readable)."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,6 @@ class _Counts:
     overruns: int = 0
     timer_ticks: int = 0
     sessions: int = 0
-    refused: dict[str, int] = field(default_factory=dict)
     plan_ms: list[float] = field(default_factory=list)
 
 
@@ -214,6 +212,7 @@ class BridgeController:
         self.watchdog = Watchdog(config.state_timeout, clock)
         self.robot: _Robot | None = None
         self.counts = _Counts()
+        self.refusals = Refusals()
         self._fresh: StateMessage | None = None
         self._heard = False  # a state message of the served robot since the last tick
         self._stale_run = 0  # consecutive ticks without a fresh state (the guard's count)
@@ -221,47 +220,47 @@ class BridgeController:
 
     # -- receiving ------------------------------------------------------------------------
 
-    def _refuse(self, reason: str, detail: str) -> None:
-        n = self.counts.refused.get(reason, 0) + 1
-        self.counts.refused[reason] = n
-        if n <= LOGGED_PER_REASON or n % 100 == 0:
-            LOG.warning("refused (%s, %d so far): %s", reason, n, detail)
-
     def receive(self) -> None:
         """Take every waiting frame: keep the newest fresh state, refuse the rest."""
         for peer, parts in self.socket.receive_all():
             now = self.clock()
             if len(parts) != 1:
-                self._refuse("malformed", f"a message of {len(parts)} parts, expected 1")
+                self.refusals.refuse("malformed", f"a message of {len(parts)} parts, expected 1")
                 continue
             try:
                 message = decode(parts[0])
             except SchemaMismatchError as err:
-                self._refuse("schema", str(err))
+                self.refusals.refuse("schema", str(err))
                 self.socket.send(peer, encode(ErrorMessage(str(err))))
                 continue
             except BridgeMessageError as err:
-                self._refuse("malformed", str(err))
+                self.refusals.refuse("malformed", str(err))
                 continue
             if isinstance(message, ErrorMessage):
-                self._refuse("peer error", f"the peer says: {message.reason}")
+                self.refusals.refuse("peer error", f"the peer says: {message.reason}")
             elif not isinstance(message, StateMessage):
-                self._refuse("malformed", f"a robot sends states, not {message.kind} messages")
+                self.refusals.refuse(
+                    "malformed", f"a robot sends states, not {message.kind} messages"
+                )
             else:
                 self._take_state(peer, message, now)
 
     def _take_state(self, peer: bytes, message: StateMessage, now: float) -> None:
         cfg = self.config
         if message.robot != cfg.robot:
-            self._refuse("other robot", f"a state for robot {message.robot!r}, not {cfg.robot!r}")
+            self.refusals.refuse(
+                "other robot", f"a state for robot {message.robot!r}, not {cfg.robot!r}"
+            )
             return
         if len(message.x) != self.nx:
-            self._refuse("size", f"a state of {len(message.x)} numbers, the task's has {self.nx}")
+            self.refusals.refuse(
+                "size", f"a state of {len(message.x)} numbers, the task's has {self.nx}"
+            )
             return
         robot = self.robot
         if robot is None or robot.session != message.session or robot.peer != peer:
             if robot is not None and not self.watchdog.expired(now):
-                self._refuse(
+                self.refusals.refuse(
                     "second session",
                     f"session {message.session!r} claims robot {cfg.robot!r} while session "
                     f"{robot.session!r} is live",
@@ -280,13 +279,13 @@ class BridgeController:
         self._heard = True  # the robot is stepping: a tick is due, fresh state or not
         delay = now - message.t
         if message.seq <= robot.last_seq:
-            self._refuse("stale", f"state {message.seq} after {robot.last_seq} (a repeat)")
+            self.refusals.refuse("stale", f"state {message.seq} after {robot.last_seq} (a repeat)")
             return
         robot.last_seq = message.seq
         robot.min_delay = min(robot.min_delay, delay)
         if delay - robot.min_delay > cfg.state_timeout:
             late = delay - robot.min_delay
-            self._refuse("stale", f"state {message.seq} arrived {late:.3f} s late")
+            self.refusals.refuse("stale", f"state {message.seq} arrived {late:.3f} s late")
             return
         self.watchdog.feed(now)
         self._fresh = message
@@ -399,7 +398,7 @@ class BridgeController:
             "safe_stops": c.safe_stops, "actions_sent": c.sent,
             "actions_undelivered": c.undelivered, "overruns": c.overruns,
             "timer_ticks": c.timer_ticks,
-            "sessions": c.sessions, "refused": dict(c.refused),
+            "sessions": c.sessions, "refused": dict(self.refusals.counts),
             "refused_peers": self.socket.refused_peers,
             "plan_ms_p50": float(np.nanpercentile(ms, 50)) if c.plan_ms else None,
             "plan_ms_p99": float(np.nanpercentile(ms, 99)) if c.plan_ms else None,

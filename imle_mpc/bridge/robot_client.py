@@ -20,7 +20,6 @@ controller (an ``error`` message, e.g. a schema mismatch) raises
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from collections import deque
@@ -28,6 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from imle_mpc.bridge.refusals import Refusals
 from imle_mpc.bridge.schema import (
     ActionMessage,
     BridgeMessageError,
@@ -41,7 +41,6 @@ from imle_mpc.bridge.watchdog import Watchdog
 from imle_mpc.core.errors import InputError
 from imle_mpc.core.validation import FloatArray
 
-LOG = logging.getLogger("imle_mpc.bridge")
 SENT_REMEMBERED = 256
 """States whose send times are kept, to match actions to them (round trip, staleness)."""
 
@@ -82,7 +81,7 @@ class RobotClient:
         self.action_timeout = float(action_timeout)
         self.latest: ActionMessage | None = None
         self.round_trips: list[float] = []  # seconds from a state's send to its action
-        self.refused: dict[str, int] = {}
+        self.refusals = Refusals()
         self.states_sent = 0
         self.states_dropped = 0
         self._seq = 0
@@ -110,12 +109,6 @@ class RobotClient:
             self.states_dropped += 1
         return sent
 
-    def _refuse(self, reason: str, detail: str) -> None:
-        n = self.refused.get(reason, 0) + 1
-        self.refused[reason] = n
-        if n <= 5 or n % 100 == 0:
-            LOG.warning("refused (%s, %d so far): %s", reason, n, detail)
-
     def receive(self, wait: float = 0.0) -> None:
         """Take every waiting message (waiting at most ``wait`` seconds for the first).
 
@@ -127,33 +120,37 @@ class RobotClient:
         for parts in self.socket.receive_all():
             now = self.clock()
             if len(parts) != 1:
-                self._refuse("malformed", f"a message of {len(parts)} parts, expected 1")
+                self.refusals.refuse("malformed", f"a message of {len(parts)} parts, expected 1")
                 continue
             try:
                 message = decode(parts[0])
             except BridgeMessageError as err:
-                self._refuse("malformed", str(err))
+                self.refusals.refuse("malformed", str(err))
                 continue
             if isinstance(message, ErrorMessage):
                 raise BridgeRefusedError(
                     f"the controller refused robot {self.robot!r}: {message.reason}"
                 )
             if not isinstance(message, ActionMessage):
-                self._refuse("malformed", f"a controller sends actions, not {message.kind}")
+                self.refusals.refuse("malformed", f"a controller sends actions, not {message.kind}")
                 continue
             self._take_action(message, now)
 
     def _take_action(self, message: ActionMessage, now: float) -> None:
         if message.robot != self.robot:
-            self._refuse("other robot", f"an action for {message.robot!r}, not {self.robot!r}")
+            self.refusals.refuse(
+                "other robot", f"an action for {message.robot!r}, not {self.robot!r}"
+            )
             return
         if len(message.u) != self.nu:
-            self._refuse("size", f"an action of {len(message.u)} numbers, expected {self.nu}")
+            self.refusals.refuse(
+                "size", f"an action of {len(message.u)} numbers, expected {self.nu}"
+            )
             return
         if message.state_seq:
             sent = next((t for seq, t in self._sent if seq == message.state_seq), None)
             if sent is None or now - sent > self.action_timeout:
-                self._refuse("stale", f"an action for state {message.state_seq}, too old")
+                self.refusals.refuse("stale", f"an action for state {message.state_seq}, too old")
                 return
             self.round_trips.append(now - sent)
         self.latest = message

@@ -174,7 +174,7 @@ class SimulatedRobot:
             "final_state": states[-1].tolist(), "final_speed": self.speed(states[-1]),
             "success": bool(self.task.success(states)),
             "states_sent": self.client.states_sent, "states_dropped": self.client.states_dropped,
-            "refused": dict(self.client.refused),
+            "refused": dict(self.client.refusals.counts),
             "round_trip_ms_p50": float(np.percentile(rtt, 50)) if rtt.size else None,
             "round_trip_ms_p99": float(np.percentile(rtt, 99)) if rtt.size else None,
         }  # fmt: skip

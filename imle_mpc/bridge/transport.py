@@ -36,6 +36,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from imle_mpc.bridge.refusals import Refusals
 from imle_mpc.core.errors import InputError
 
 LOG = logging.getLogger("imle_mpc.bridge")
@@ -129,7 +130,14 @@ def load_keys(directory: str | Path, role: str) -> CurveKeys:
 
 
 def require_secure(host: str, keys: CurveKeys | None, side: str) -> None:
-    """Refuse a non-loopback ``host`` without CURVE keys (``InsecureAddressError``)."""
+    """Refuse a non-loopback ``host`` without CURVE keys (``InsecureAddressError``), and
+    keys on a libzmq built without CURVE (``InputError``)."""
+    if keys is not None and not zmq.has("curve"):
+        raise InputError(
+            f"libzmq {zmq.zmq_version()} was built without CURVE, so the {side} cannot "
+            "encrypt: install pyzmq from its wheel (`pip install 'pyzmq>=26'`), which "
+            "bundles a libzmq with it."
+        )
     if keys is None and not is_loopback(host):
         raise InsecureAddressError(
             f"the {side} would use {host!r}, which is not the loopback address, without "
@@ -146,22 +154,23 @@ def _common(socket: zmq.Socket[Any]) -> None:
 
 
 class _OnlyTheRobot:
-    """The ZAP credentials check: the configured robot's public key, nothing else."""
+    """The ZAP credentials check: the configured robot's public key, nothing else.
+
+    Runs on the authenticator's thread; the loop only reads the count.
+    """
 
     def __init__(self, robot_public: bytes) -> None:
         self.robot_public = robot_public
-        self.refused = 0
+        self.refusals = Refusals()
 
     def callback(self, domain: str, key: bytes) -> bool:
         if key == self.robot_public:
             return True
-        self.refused += 1
-        if self.refused <= 5 or self.refused % 100 == 0:  # a peer retrying stays readable
-            LOG.warning(
-                "refused a peer with CURVE public key %s: not the configured robot's (%d so far)",
-                key.decode(errors="replace"),
-                self.refused,
-            )
+        self.refusals.refuse(
+            "wrong key",
+            f"a peer with CURVE public key {key.decode(errors='replace')}, not the configured "
+            "robot's",
+        )
         return False
 
 
@@ -209,7 +218,7 @@ class ControllerSocket:
     @property
     def refused_peers(self) -> int:
         """Connections refused for a wrong CURVE key since the start."""
-        return 0 if self._check is None else self._check.refused
+        return 0 if self._check is None else self._check.refusals.total("wrong key")
 
     def poll(self, timeout_s: float) -> bool:
         """Wait at most ``timeout_s`` for a frame; whether one is there."""

@@ -80,10 +80,10 @@ def test_frozen_or_late_states_make_the_guard_stop_the_robot(bridge: Any) -> Non
         client.send_state(robot.plant.state)
         robot.run(12)
         assert robot.speeds[-1] > 0.3, "the robot moves under the controller"
-        # A frozen sensor driver: the same state message again and again (a repeat).
+        # A frozen sensor driver: the same state message again and again (a repeat), one
+        # a step as before (the controller takes a step's actions per message).
         frozen = encode(state_message("robot", client.session, client._seq, client.clock(),
                                       robot.plant.state))  # fmt: skip
-        client.socket.send(frozen)
         speed = robot.speed()
         bound = _stop_ticks(speed, stale_steps, dt)
         robot.run(bound, send=lambda x: client.socket.send(frozen))
@@ -160,4 +160,4 @@ def test_wrong_keys_malformed_and_foreign_messages_are_refused_and_the_loop_goes
     refused = summary["refused"]
     assert refused["malformed"] >= 60 and refused["schema"] == 1
     assert refused["second session"] >= 1 and refused["other robot"] >= 1
-    assert "refused a peer with CURVE public key" in controller.log_text()
+    assert "refused (wrong key, 1 so far): a peer with CURVE public key" in controller.log_text()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq
 
 from imle_mpc.bridge.schema import (
     MAX_MESSAGE_BYTES,
@@ -131,6 +132,10 @@ def test_off_loopback_needs_curve_keys(tmp_path: Path) -> None:
         socket.close()
     with pytest.raises(ValueError, match="already holds"):
         make_keys(tmp_path)
+
+
+def test_the_installed_libzmq_has_curve() -> None:
+    assert zmq.has("curve"), f"libzmq {zmq.zmq_version()} without CURVE: the bridge needs it"
 
 
 def test_keys_name_what_is_missing(tmp_path: Path) -> None:
