@@ -282,7 +282,7 @@ def cmd_bridge_controller(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     planner = guarded_planner(
         task, config, args.planner, seed=args.seed, num_samples=args.samples,
-        generator=args.generator, offset_free=args.offset_free,
+        generator=args.generator, offset_free=not args.no_offset_free,
     )  # fmt: skip
     planner.plan(task.initial_state)  # compile before serving: the first tick is on time
     planner.reset()
@@ -1036,9 +1036,8 @@ def _bridge_parsers(sub: Any, common: Any, task_help: str, generator_help: str) 
     ctl.add_argument("--samples", type=positive_int, default=None, help="samples per step")
     ctl.add_argument("--seed", type=non_negative_int, default=0)
     ctl.add_argument(
-        "--offset-free", action="store_true",
-        help="with the action-offset estimate (off: the link's timing jitter reads as an offset)",
-    )  # fmt: skip
+        "--no-offset-free", action="store_true", help="without the action-offset estimate"
+    )
     ctl.set_defaults(func=cmd_bridge_controller)
 
     rob = roles.add_parser("robot", help="the task's plant as a simulated robot")

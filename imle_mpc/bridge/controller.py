@@ -113,17 +113,12 @@ def guarded_planner(
     seed: int = 0,
     num_samples: int | None = None,
     generator: Any = None,
-    offset_free: bool = False,
+    offset_free: bool = True,
 ) -> Planner:
     """``planner`` (one of ``imle_mpc.eval.factory.PLANNERS``) for ``task``, guarded as
-    the bridge needs: the guard's stale timeout is ``config.stale_steps``.
-
-    ``offset_free`` is off by default here, unlike in ``run`` and ``eval``: over a link
-    the robot applies each action at its own tick, and that timing jitter is what the
-    estimator then reads as an actuator offset; during a stale stop it keeps sending the
-    held neutral action minus that offset, and the robot creeps (measured on
-    ``nav_one_obstacle``: 0.005-0.06 m/s left after the stop with it, none without).
-    """
+    the bridge needs: the guard's stale timeout is ``config.stale_steps``; with the
+    action-offset estimate (``OffsetFree``) around the guard unless ``offset_free`` is
+    False, as in ``run`` and ``eval``."""
     inner = make_planner(planner, task, seed=seed, num_samples=num_samples, generator=generator)
     return build_guarded(
         task, inner, True, offset_free=offset_free, stale_timeout=config.stale_steps
