@@ -10,6 +10,8 @@ Subcommands:
     train   train a generator with RS-IMLE (or a flow, --model flow) on the shipped (or
             your) demonstrations
     refine  learn a residual on a frozen base online (Policy Decorator), guarded
+    bridge  the controller as its own process and a simulated robot over a socket
+            (``bridge controller TASK``, ``bridge robot TASK``, ``bridge keys DIR``)
 
 Every subcommand takes ``--json`` and then prints a one-line JSON summary last.
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +47,8 @@ from imle_mpc.tasks import TASKS, Task, load_task
 from planners.sampling import SamplingPlanner
 
 DEMO_TASKS = ("nav_one_obstacle", "nav_two_obstacles", "nav_trap")
+LOOPBACK = "127.0.0.1"
+"""The bridge's default address (``imle_mpc.bridge.transport.LOOPBACK``, without pyzmq)."""
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "hip", "hpu", "xla", "meta", "mtia", "privateuseone")
 """torch device types ``--device`` accepts (an index may follow: ``cuda:1``)."""
 
@@ -243,6 +249,113 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
         for rec in records:
             rec.save(Path(args.out) / f"{task.name}_{args.planner}_seed{rec.info['seed']}.npz")
     return {"command": "run", **row}
+
+
+def _bridge_setup() -> list[bool]:
+    """Bridge logs on stderr; SIGTERM (and Ctrl-C) end the loop with its summary."""
+    logging.basicConfig(format="imle-mpc bridge: %(message)s", stream=sys.stderr)
+    stopped = [False]
+
+    def stop(signum: int, frame: Any) -> None:
+        stopped[0] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    return stopped
+
+
+def _bridge_period(task: Task, period: float | None) -> float:
+    return float(task.dynamics.dt) if period is None else period
+
+
+def cmd_bridge_controller(args: argparse.Namespace) -> dict[str, Any]:
+    # pyzmq only for the bridge (the `bridge` extra): the other commands start without it.
+    from imle_mpc.bridge.controller import BridgeController, ControllerConfig, guarded_planner
+    from imle_mpc.bridge.transport import ControllerSocket, load_keys, require_secure
+
+    stopped = _bridge_setup()
+    keys = load_keys(args.keys, "controller") if args.keys else None
+    require_secure(args.address, keys, "controller")  # before the planner compiles (seconds)
+    task = load_task(args.task)
+    config = ControllerConfig(
+        robot=args.robot, period=_bridge_period(task, args.period),
+        state_timeout=args.state_timeout, duration=args.duration,
+    )  # fmt: skip
+    planner = guarded_planner(
+        task, config, args.planner, seed=args.seed, num_samples=args.samples,
+        generator=args.generator, offset_free=not args.no_offset_free,
+    )  # fmt: skip
+    planner.plan(task.initial_state)  # compile before serving: the first tick is on time
+    planner.reset()
+    socket = ControllerSocket(args.address, args.port, keys)
+    controller = BridgeController(
+        planner, task.dynamics.nx, task.dynamics.nu, socket, config, trace=args.trace
+    )
+
+    def ready() -> None:
+        print(
+            f"imle-mpc bridge: controller ready on {socket.address} (robot {config.robot!r}, "
+            f"period {config.period} s, state timeout {config.state_timeout} s, "
+            f"curve {'on' if socket.curve else 'off'})",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
+
+    try:
+        summary = controller.run(stop=lambda: stopped[0], ready=ready)
+    finally:
+        controller.close()
+        socket.close()
+    return {"command": "bridge controller", "task": task.name, **summary}
+
+
+def cmd_bridge_robot(args: argparse.Namespace) -> dict[str, Any]:
+    from imle_mpc.bridge.robot_client import RobotClient
+    from imle_mpc.bridge.sim_robot import SimRobotConfig, SimulatedRobot
+    from imle_mpc.bridge.transport import load_keys
+
+    stopped = _bridge_setup()
+    task = load_task(args.task)
+    keys = load_keys(args.keys, "robot") if args.keys else None
+    start = None
+    if args.start is not None:
+        try:
+            start = tuple(float(v) for v in args.start.split(","))
+        except ValueError:
+            raise InputError(
+                f"--start {args.start!r}: give the state as comma-separated numbers"
+            ) from None
+    config = SimRobotConfig(
+        period=_bridge_period(task, args.period), duration=args.duration, start=start
+    )
+    client = RobotClient(
+        task.dynamics.nx, task.dynamics.nu, args.port, host=args.connect, robot=args.robot,
+        keys=keys, action_timeout=args.action_timeout,
+    )  # fmt: skip
+    try:
+        robot = SimulatedRobot(task, client, config, trace=args.trace)
+        robot.brake(robot.plant.state)  # the brake's model compiled before the first tick
+
+        def ready() -> None:
+            print(
+                f"imle-mpc bridge: robot {args.robot!r} ready, connecting to "
+                f"{client.socket.address} (period {config.period} s, action timeout "
+                f"{args.action_timeout} s)",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+
+        summary = robot.run(stop=lambda: stopped[0], ready=ready)
+        robot.close()
+    finally:
+        client.close()
+    return {"command": "bridge robot", "task": task.name, **summary}
+
+
+def cmd_bridge_keys(args: argparse.Namespace) -> dict[str, Any]:
+    from imle_mpc.bridge.transport import make_keys
+
+    made = make_keys(args.dir)
+    for role, path in made.items():
+        print(f"{role}: {path} (secret) and {path.with_suffix('.key')} (public)")
+    return {"command": "bridge keys", **{role: str(path) for role, path in made.items()}}
 
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
@@ -880,7 +993,65 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from --out's last state")
     common(train)
     train.set_defaults(func=cmd_train)
+    _bridge_parsers(sub, common, task_help, generator_help)
     return parser
+
+
+def _bridge_parsers(sub: Any, common: Any, task_help: str, generator_help: str) -> None:
+    bridge = sub.add_parser(
+        "bridge", help="the controller as its own process, a simulated robot over a socket"
+    )
+    roles = bridge.add_subparsers(dest="role", required=True)
+
+    def link(p: argparse.ArgumentParser, timeout: str, timeout_help: str) -> None:
+        p.add_argument("task", help=task_help)
+        p.add_argument("--port", type=non_negative_int, default=0, help="TCP port")
+        p.add_argument(
+            "--keys", default=None, metavar="DIR",
+            help="CURVE keys from `imle-mpc bridge keys DIR` (needed off the loopback address)",
+        )  # fmt: skip
+        p.add_argument("--robot", default="robot", help="the robot's name (both sides agree)")
+        p.add_argument(
+            "--period", type=positive_float, default=None,
+            help="seconds per tick (default: the task's dt)",
+        )  # fmt: skip
+        p.add_argument(timeout, type=positive_float, default=0.3, help=timeout_help)
+        p.add_argument(
+            "--duration", type=positive_float, default=None,
+            help="seconds to run (default: until SIGTERM or Ctrl-C)",
+        )  # fmt: skip
+        p.add_argument("--trace", default=None, help="append one JSON line per tick to this file")
+        common(p)
+
+    ctl = roles.add_parser("controller", help="serve a robot with a guarded planner")
+    link(
+        ctl, "--state-timeout",
+        "seconds without a fresh state before the guard stops the robot",
+    )  # fmt: skip
+    ctl.add_argument(
+        "--address", default=LOOPBACK, help="address to bind (other than loopback: needs --keys)"
+    )
+    ctl.add_argument("--planner", default="mppi", choices=PLANNERS)
+    ctl.add_argument("--generator", default=None, help=generator_help)
+    ctl.add_argument("--samples", type=positive_int, default=None, help="samples per step")
+    ctl.add_argument("--seed", type=non_negative_int, default=0)
+    ctl.add_argument(
+        "--no-offset-free", action="store_true", help="without the action-offset estimate"
+    )
+    ctl.set_defaults(func=cmd_bridge_controller)
+
+    rob = roles.add_parser("robot", help="the task's plant as a simulated robot")
+    link(rob, "--action-timeout", "seconds without a valid action before the robot brakes")
+    rob.add_argument(
+        "--connect", default=LOOPBACK, help="the controller's address (off loopback: --keys)"
+    )
+    rob.add_argument("--start", default=None, help="start state, comma-separated (resume)")
+    rob.set_defaults(func=cmd_bridge_robot)
+
+    keys = roles.add_parser("keys", help="write a CURVE key pair for each side")
+    keys.add_argument("dir", help="directory for the key files")
+    common(keys)
+    keys.set_defaults(func=cmd_bridge_keys)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -63,9 +63,29 @@ BAD_OPTIONS = [
     (["refine"], "--seed", ["-1"], "must be an integer >= 0"),
     (["refine"], "--threads", ["-1"], "must be an integer >= 0"),
     (["refine"], "--device", ["bogus"], "must be a torch device"),
+    (["bridge", "controller", "point_mass"], "--state-timeout", ["0", "nan"], "must be a"),
+    (["bridge", "controller", "point_mass"], "--samples", ["0"], "must be a positive integer"),
+    (["bridge", "controller", "point_mass"], "--seed", ["-1"], "must be an integer >= 0"),
+    (["bridge", "robot", "point_mass"], "--action-timeout", ["0", "-1"], "must be a"),
+    *[
+        (["bridge", role, "point_mass"], option, values, message)
+        for role in ("controller", "robot")
+        for option, values, message in [
+            ("--port", ["-1", "x"], "must be an integer >= 0"),
+            ("--period", ["0", "-0.1", "nan"], "must be a finite number > 0"),
+            ("--duration", ["0", "inf"], "must be a finite number > 0"),
+        ]
+    ],
 ]
+
+
+def _prog(sub: list[str]) -> str:
+    """The subcommand's name as argparse prints it (``bridge`` has roles below it)."""
+    return " ".join(sub[:2] if sub[0] == "bridge" else sub[:1])
+
+
 CASES = [
-    pytest.param(sub, option, value, message, id=f"{sub[0]}{option}={value}")
+    pytest.param(sub, option, value, message, id=f"{_prog(sub)}{option}={value}")
     for sub, option, values, message in BAD_OPTIONS
     for value in values
 ]
@@ -81,7 +101,7 @@ def test_a_bad_option_value_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
-    assert last.startswith(f"imle-mpc {sub[0]}: error: argument ")
+    assert last.startswith(f"imle-mpc {_prog(sub)}: error: argument ")
     assert option in last.split(":")[2]  # argparse names --episodes/--seeds together
     assert message in last, last
 
@@ -107,8 +127,11 @@ def _numeric_options() -> set[tuple[str, str]]:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     found = set()
-    for name, p in sub.choices.items():
+    parsers = list(sub.choices.items())
+    for name, p in parsers:
         for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):  # bridge controller|robot|keys
+                parsers += [(f"{name} {role}", q) for role, q in action.choices.items()]
             assert action.type not in (int, float), (
                 f"{name} {action.option_strings}: a bare int/float type lets 0, -1, nan "
                 "through; use one of the checking types in imle_mpc.cli"
@@ -119,7 +142,7 @@ def _numeric_options() -> set[tuple[str, str]]:
 
 
 def test_the_table_covers_every_numeric_option() -> None:
-    covered = {(sub[0], option) for sub, option, _, _ in BAD_OPTIONS}
+    covered = {(_prog(sub), option) for sub, option, _, _ in BAD_OPTIONS}
     assert _numeric_options() <= covered, sorted(_numeric_options() - covered)
 
 

@@ -119,6 +119,7 @@ def build_guarded(
     action_delay: int = 0,
     deadline: float | None = None,
     offset_free: bool = True,
+    stale_timeout: int = 0,
 ) -> Any:
     """``planner`` wrapped in the safety guard (or the unguarded pass-through).
 
@@ -128,12 +129,15 @@ def build_guarded(
     and never wait longer for it. ``offset_free`` puts ``OffsetFree`` around the
     guard: the plant's action offset from the model (a heavier link, a weaker
     motor) is estimated from the measured states and undone in the commands;
-    with an exact model the estimate stays at zero.
+    with an exact model the estimate stays at zero. ``stale_timeout`` (control steps) is
+    how long the guard bridges a lost measurement before it stops the robot
+    (``GuardConfig.stale_timeout``; the robot bridge sets it from its state timeout).
     """
     if not guard:
         return PassThrough(planner, task.dynamics)
     guarded = SafetyGuard(
-        planner, task.dynamics, task.constraints, GuardConfig(deadline=deadline),
+        planner, task.dynamics, task.constraints,
+        GuardConfig(deadline=deadline, stale_timeout=stale_timeout),
         velocity_dims=task.velocity_dims, action_delay=action_delay,
     )  # fmt: skip
     if not offset_free:
