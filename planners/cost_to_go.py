@@ -99,6 +99,12 @@ class PolicyCostToGo:
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
         self._zero_latent = np.zeros((1, 1, generator.latent_dim))
+        # Protocol isinstance checks cost tens of microseconds each: once, not 8 times a plan.
+        self._multi_start = isinstance(dynamics, MultiStartRollout)
+        self._batch_obs_for: tuple[object, bool] = (
+            observation_fn,
+            isinstance(observation_fn, BatchObservation),
+        )
 
     def continuation(self, X: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The policy's continuation from each rollout's end: ``(states, actions)``.
@@ -146,8 +152,8 @@ class PolicyCostToGo:
     def _rollout_from(self, starts: FloatArray, chunk: FloatArray) -> FloatArray:
         """Roll chunk ``k`` out from ``starts[k]``: Shape=(K, n+1, nx); NaN rows stay NaN."""
         ok = np.all(np.isfinite(starts), axis=1) & np.all(np.isfinite(chunk), axis=(1, 2))
-        if isinstance(self.dynamics, MultiStartRollout):
-            out = np.asarray(self.dynamics.rollout_from_states(starts, chunk))
+        if self._multi_start:
+            out = np.asarray(self.dynamics.rollout_from_states(starts, chunk))  # type: ignore[attr-defined]
         else:  # Dynamics.rollout fans out from ONE state: one call per candidate
             out = np.empty((chunk.shape[0], chunk.shape[1] + 1, starts.shape[1]))
             for k in np.flatnonzero(ok):
@@ -164,8 +170,10 @@ class PolicyCostToGo:
         K, T, nx = states.shape
         flat = states.reshape(K * T, nx)
         fn = self.observation_fn
-        if isinstance(fn, BatchObservation):
-            obs = np.asarray(fn.observe_batch(flat), dtype=np.float64)
+        if self._batch_obs_for[0] is not fn:  # the attribute was replaced
+            self._batch_obs_for = (fn, isinstance(fn, BatchObservation))
+        if self._batch_obs_for[1]:
+            obs = np.asarray(fn.observe_batch(flat), dtype=np.float64)  # type: ignore[attr-defined]
         else:
             obs = np.stack([np.asarray(fn(s), dtype=np.float64) for s in flat])
         if obs.ndim != 2 or obs.shape[0] != K * T:
