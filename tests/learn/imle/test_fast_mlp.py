@@ -139,3 +139,25 @@ def test_blas_threads_are_held_inside_and_given_back() -> None:
     assert blas_thread_count() == before
     with pytest.raises(ValueError, match="int >= 1"):
         blas_threads(0)
+
+
+@pytest.mark.skipif(not blas_threads_controllable(), reason="NumPy's BLAS is not OpenBLAS")
+def test_the_numpy_pass_runs_its_products_on_the_calling_thread() -> None:
+    gen = make_task("nav_trap").load_generator()
+    hist = np.zeros((8, gen.obs_horizon, gen.obs_dim))
+    z = np.zeros((8, 1, gen.latent_dim))
+    gen.decode_batch(hist, z)  # builds the NumPy pass
+    mlp = gen._numpy_mlp
+    assert mlp is not None
+    seen: list[int | None] = []
+    activation = mlp._act
+
+    def spy(x: np.ndarray, tmp: np.ndarray) -> None:  # runs between the products
+        seen.append(blas_thread_count())
+        activation(x, tmp)
+
+    mlp._act = spy
+    with blas_threads(2):  # the caller's setting, e.g. the machine's default
+        gen.decode_batch(hist, z)
+        assert blas_thread_count() == 2
+    assert seen and set(seen) == {1}
