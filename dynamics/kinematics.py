@@ -27,12 +27,12 @@ control step), 2-core machine shared with other jobs (1-min load average
   ``cost.SphereConstraint`` on these points (NumPy broadcasting over
   (K, T, P, S, 3)) 10-11 ms; ``ChainKinematics.clearance`` (FK and distances
   fused in one pass, no intermediate arrays) 1.4 ms, equal to the last bit.
-  Its kernel now evaluates 8 candidates side by side (``_LANES``, SIMD across
+  Its kernel now evaluates 32 candidates side by side (``_LANES``, SIMD across
   candidates; each lane does one configuration's operations in their order, so the
   results are the same bits): with the swept gaps, K = 256, T = 17, one thread, 400
-  interleaved calls on the loaded machine (load average 6): median 4.65 -> 2.07 ms,
-  fastest 1.73 -> 1.35 ms (libm ``sin`` / ``cos``, 14 a configuration, is what
-  remains).
+  interleaved calls on the loaded machine (load average 6): median 1.6-1.9 ->
+  1.0 ms, fastest 1.34 -> 0.77-0.96 ms; about 0.47 ms of it is libm ``sin`` / ``cos``
+  (14 a configuration, not vectorised without SVML).
 
 Only serial chains of revolute joints about a frame axis (Pinocchio's
 ``JointModelRX/RY/RZ``, e.g. every joint of the Panda) are supported; the
@@ -130,13 +130,14 @@ def _chain_points(Q, rot, trans, axes, point_joint, point_offset, out):  # pragm
                     out[n, i, r] = _point(R, p, point_joint[i], point_offset[i], r)
 
 
-_LANES = 8
-"""Candidates the clearance kernel evaluates side by side, every array's last axis: one
-SIMD vector of float64 on AVX-512 (the per-configuration arithmetic of a serial chain is a
-chain of dependent scalar operations; across candidates it vectorises)."""
+_LANES = 32
+"""Candidates the clearance kernel evaluates side by side, every work array's last axis.
+The per-configuration arithmetic of a serial chain is a chain of dependent scalar
+operations; across candidates it vectorises. LLVM vectorised loops of 32 and 64 lanes
+(packed AVX-512), not of 8 or 16 (the aliasing checks do not pay at that trip count)."""
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, error_model="numpy")
 def _chain_path_clearance(
     Q, rot, trans, axes, point_joint, point_offset, point_radius, spheres, out, swept
 ):  # pragma: no cover - compiled
@@ -150,8 +151,10 @@ def _chain_path_clearance(
 
     ``_LANES`` candidates at a time, each lane doing exactly ``_chain_frames`` /
     ``_point``'s operations in their order (the results are those of one
-    configuration at a time, to the bit); spare lanes of the last group repeat the
-    last candidate and are not written.
+    configuration at a time, to the bit; no contraction into FMAs, no reordering);
+    spare lanes of the last group repeat the last candidate and are not written.
+    ``error_model="numpy"``: the one division (in the segment distance) is guarded,
+    and the zero check of Python's error model would keep the loop scalar.
     """
     K, T, nj = Q.shape
     n = point_joint.shape[0]

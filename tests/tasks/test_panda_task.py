@@ -147,7 +147,7 @@ def test_fused_sphere_constraint_equals_the_generic_one() -> None:
     generic = SphereConstraint(
         panda_collision_kinematics(), [PANDA_OBSTACLE], panda_sphere_radii(), 0.03
     )
-    for K in (13, 5):  # the kernel runs 8 candidates side by side: a spare-lane group, one short
+    for K in (40, 5):  # the kernel runs 32 candidates side by side: a full group, short ones
         Q = _random_configurations(K * 9, seed=K).reshape(K, 9, 7)
         X = np.concatenate([Q, np.zeros_like(Q)], axis=-1)
         U = np.zeros((K, 8, 7))
