@@ -31,8 +31,10 @@ control step), 2-core machine shared with other jobs (1-min load average
   candidates; each lane does one configuration's operations in their order, so the
   results are the same bits): with the swept gaps, K = 256, T = 17, one thread, 400
   interleaved calls on the loaded machine (load average 6): median 1.6-1.9 ->
-  1.0 ms, fastest 1.34 -> 0.77-0.96 ms; about 0.47 ms of it is libm ``sin`` / ``cos``
-  (14 a configuration, not vectorised without SVML).
+  1.0 ms, fastest 1.34 -> 0.77-0.96 ms; about 0.47 ms of that was libm ``sin`` /
+  ``cos`` (14 a configuration, one call each: no SVML), now
+  ``imle_mpc.core.kernels.trig.sincos``, branch-free and vectorised (within 1e-16 of
+  libm; every kernel here uses it, so they still agree to the bit).
 
 Only serial chains of revolute joints about a frame axis (Pinocchio's
 ``JointModelRX/RY/RZ``, e.g. every joint of the Panda) are supported; the
@@ -52,6 +54,7 @@ from numpy.typing import ArrayLike
 
 from imle_mpc.core.errors import InputError
 from imle_mpc.core.kernels.geometry import point_segment_distance3
+from imle_mpc.core.kernels.trig import needs_libm, sincos
 from imle_mpc.core.validation import FloatArray
 
 _AXES = {"JointModelRX": 0, "JointModelRY": 1, "JointModelRZ": 2}
@@ -83,7 +86,16 @@ def _chain_frames(q, rot, trans, axes, R, p, A):  # pragma: no cover - compiled
                 for m in range(3):
                     acc += R[j, r, m] * rot[j, m, k]
                 A[r, k] = acc
-        _rotate_about(A, axes[j], np.cos(q[j]), np.sin(q[j]), R[j + 1])
+        s, c = _joint_sincos(q[j])
+        _rotate_about(A, axes[j], c, s, R[j + 1])
+
+
+@nb.njit(inline="always")
+def _joint_sincos(q):  # pragma: no cover - compiled
+    """``(sin q, cos q)``: the vectorisable kind (``core.kernels.trig``), libm out of its range."""
+    if needs_libm(q):
+        return np.sin(q), np.cos(q)
+    return sincos(q)
 
 
 @nb.njit(inline="always")
@@ -178,10 +190,12 @@ def _chain_path_clearance(
             k0 = g * L
             for t in range(T):
                 for j in range(nj):
-                    for w in range(L):
+                    for w in range(L):  # packed: no branch, no call
+                        s[w], c[w] = sincos(Q[min(k0 + w, K - 1), t, j])
+                    for w in range(L):  # as _joint_sincos: libm beyond the reduction's range
                         q = Q[min(k0 + w, K - 1), t, j]
-                        c[w] = np.cos(q)
-                        s[w] = np.sin(q)
+                        if needs_libm(q):
+                            s[w], c[w] = np.sin(q), np.cos(q)
                     for r in range(3):
                         for w in range(L):
                             p[j + 1, r, w] = p[j, r, w]
