@@ -28,13 +28,11 @@ control step), 2-core machine shared with other jobs (1-min load average
   (K, T, P, S, 3)) 10-11 ms; ``ChainKinematics.clearance`` (FK and distances
   fused in one pass, no intermediate arrays) 1.4 ms, equal to the last bit.
   Its kernel now evaluates 32 candidates side by side (``_LANES``, SIMD across
-  candidates; each lane does one configuration's operations in their order, so the
-  results are the same bits): with the swept gaps, K = 256, T = 17, one thread, 400
-  interleaved calls on the loaded machine (load average 6): median 1.6-1.9 ->
-  1.0 ms, fastest 1.34 -> 0.77-0.96 ms; about 0.47 ms of that was libm ``sin`` /
-  ``cos`` (14 a configuration, one call each: no SVML), now
-  ``imle_mpc.core.kernels.trig.sincos``, branch-free and vectorised (within 1e-16 of
-  libm; every kernel here uses it, so they still agree to the bit).
+  candidates; each lane does one configuration's operations in their order) with
+  ``imle_mpc.core.kernels.trig.sincos`` (branch-free, vectorised; libm's ``sin`` /
+  ``cos``, one call each, was half the time): with the swept gaps, K = 256, T = 17,
+  one thread, 400 calls interleaved with the previous kernel in one process (load
+  average 4.5): median 2.43 -> 0.84 ms, fastest 1.66 -> 0.61 ms, gaps within 2.2e-16.
 
 Only serial chains of revolute joints about a frame axis (Pinocchio's
 ``JointModelRX/RY/RZ``, e.g. every joint of the Panda) are supported; the
