@@ -18,6 +18,7 @@ U-Net and large batches (``IMLEGenerator.inference``).
 
 from __future__ import annotations
 
+import threading
 from typing import Literal
 
 import numpy as np
@@ -82,7 +83,7 @@ class NumpyMLP:
         self._network = network
         self._widths = tuple(int(w) for w in network.widths)
         self._act = _ACTIVATIONS[_activation_name(network)]
-        self._buffers: dict[tuple[int, int], _Buffers] = {}
+        self._local = threading.local()  # work buffers per thread: a shared generator is safe
         self._snapshot()
 
     def _snapshot(self) -> None:
@@ -121,10 +122,13 @@ class NumpyMLP:
         batch, rows = z.shape[0], cond.shape[0]
         if rows not in (1, batch):
             raise ValueError(f"NumpyMLP: cond has {rows} rows for {batch} latents; 1 or {batch}.")
-        buf = self._buffers.get((batch, rows))
+        buffers: dict[tuple[int, int], _Buffers] | None = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = {}
+        buf = buffers.get((batch, rows))
         if buf is None:
-            if len(self._buffers) >= _KEEP_BUFFERS:
-                self._buffers.clear()
+            if len(buffers) >= _KEEP_BUFFERS:
+                buffers.clear()
             buf = _Buffers(
                 batch,
                 rows,
@@ -133,7 +137,7 @@ class NumpyMLP:
                 self._widths,
                 self._w_out.shape[1],
             )
-            self._buffers[(batch, rows)] = buf
+            buffers[(batch, rows)] = buf
         total = sum(self._widths)
         with blas_threads(1), np.errstate(over="ignore"):
             e = buf.embed

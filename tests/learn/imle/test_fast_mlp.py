@@ -161,3 +161,22 @@ def test_the_numpy_pass_runs_its_products_on_the_calling_thread() -> None:
         gen.decode_batch(hist, z)
         assert blas_thread_count() == 2
     assert seen and set(seen) == {1}
+
+
+def test_a_generator_shared_by_threads_gives_each_its_own_results() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    gen = make_task("nav_trap").load_generator()
+    gen.set_inference("numpy")
+    rng = np.random.default_rng(4)
+    inputs = [
+        (_histories(gen, rng, 33), rng.standard_normal((33, 1, gen.latent_dim))) for _ in range(4)
+    ]
+    expected = [gen.decode_batch(h, z) for h, z in inputs]
+
+    def work(i: int) -> bool:  # the same batch shape in every thread: the same buffers if shared
+        h, z = inputs[i]
+        return all(np.array_equal(gen.decode_batch(h, z), expected[i]) for _ in range(200))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(work, range(4)))
