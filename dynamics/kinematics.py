@@ -27,6 +27,12 @@ control step), 2-core machine shared with other jobs (1-min load average
   ``cost.SphereConstraint`` on these points (NumPy broadcasting over
   (K, T, P, S, 3)) 10-11 ms; ``ChainKinematics.clearance`` (FK and distances
   fused in one pass, no intermediate arrays) 1.4 ms, equal to the last bit.
+  Its kernel now evaluates 32 candidates side by side (``_LANES``, SIMD across
+  candidates; each lane does one configuration's operations in their order) with
+  ``imle_mpc.core.kernels.trig.sincos`` (branch-free, vectorised; libm's ``sin`` /
+  ``cos``, one call each, was half the time): with the swept gaps, K = 256, T = 17,
+  one thread, 400 calls interleaved with the previous kernel in one process (load
+  average 4.5): median 2.43 -> 0.84 ms, fastest 1.66 -> 0.61 ms, gaps within 2.2e-16.
 
 Only serial chains of revolute joints about a frame axis (Pinocchio's
 ``JointModelRX/RY/RZ``, e.g. every joint of the Panda) are supported; the
@@ -46,6 +52,7 @@ from numpy.typing import ArrayLike
 
 from imle_mpc.core.errors import InputError
 from imle_mpc.core.kernels.geometry import point_segment_distance3
+from imle_mpc.core.kernels.trig import needs_libm, sincos
 from imle_mpc.core.validation import FloatArray
 
 _AXES = {"JointModelRX": 0, "JointModelRY": 1, "JointModelRZ": 2}
@@ -77,7 +84,16 @@ def _chain_frames(q, rot, trans, axes, R, p, A):  # pragma: no cover - compiled
                 for m in range(3):
                     acc += R[j, r, m] * rot[j, m, k]
                 A[r, k] = acc
-        _rotate_about(A, axes[j], np.cos(q[j]), np.sin(q[j]), R[j + 1])
+        s, c = _joint_sincos(q[j])
+        _rotate_about(A, axes[j], c, s, R[j + 1])
+
+
+@nb.njit(inline="always")
+def _joint_sincos(q):  # pragma: no cover - compiled
+    """``(sin q, cos q)``: the vectorisable kind (``core.kernels.trig``), libm out of its range."""
+    if needs_libm(q):
+        return np.sin(q), np.cos(q)
+    return sincos(q)
 
 
 @nb.njit(inline="always")
@@ -124,7 +140,14 @@ def _chain_points(Q, rot, trans, axes, point_joint, point_offset, out):  # pragm
                     out[n, i, r] = _point(R, p, point_joint[i], point_offset[i], r)
 
 
-@nb.njit(parallel=True, cache=True)
+_LANES = 32
+"""Candidates the clearance kernel evaluates side by side, every work array's last axis.
+The per-configuration arithmetic of a serial chain is a chain of dependent scalar
+operations; across candidates it vectorises. LLVM vectorised loops of 32 and 64 lanes
+(packed AVX-512), not of 8 or 16 (the aliasing checks do not pay at that trip count)."""
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy")
 def _chain_path_clearance(
     Q, rot, trans, axes, point_joint, point_offset, point_radius, spheres, out, swept
 ):  # pragma: no cover - compiled
@@ -135,38 +158,100 @@ def _chain_path_clearance(
     out: the smallest gap of each configuration, Shape=(K, T); swept: Shape=(K, T-1),
     entry t the smallest gap of any point sphere's centre on its straight segment
     from configuration t to t+1 (T = 1: single configurations, nothing swept).
+
+    ``_LANES`` candidates at a time, each lane doing exactly ``_chain_frames`` /
+    ``_point``'s operations in their order (the results are those of one
+    configuration at a time, to the bit; no contraction into FMAs, no reordering);
+    spare lanes of the last group repeat the last candidate and are not written.
+    ``error_model="numpy"``: the one division (in the segment distance) is guarded,
+    and the zero check of Python's error model would keep the loop scalar.
     """
-    K, T, _ = Q.shape
+    K, T, nj = Q.shape
     n = point_joint.shape[0]
-    blocks = min(K, _BLOCKS)
+    L = _LANES
+    groups = (K + L - 1) // L
+    blocks = min(groups, _BLOCKS)
     for blk in nb.prange(blocks):
-        R, p, A = _scratch(rot.shape[0])
-        prev = np.empty((n, 3))
-        here = np.empty((n, 3))
-        for k in range(blk * K // blocks, (blk + 1) * K // blocks):
+        R = np.zeros((nj + 1, 3, 3, L))  # joint frames, lane last; R[0] the identity
+        for d in range(3):
+            for w in range(L):
+                R[0, d, d, w] = 1.0
+        p = np.zeros((nj + 1, 3, L))
+        A = np.empty((3, 3, L))
+        c = np.empty(L)
+        s = np.empty(L)
+        here = np.empty((n, 3, L))
+        prev = np.empty((n, 3, L))
+        best = np.empty(L)
+        moved = np.empty(L)
+        for g in range(blk * groups // blocks, (blk + 1) * groups // blocks):
+            k0 = g * L
             for t in range(T):
-                _chain_frames(Q[k, t], rot, trans, axes, R, p, A)
-                best = np.inf
-                moved = np.inf
-                for i in range(n):
+                for j in range(nj):
+                    for w in range(L):  # packed: no branch, no call
+                        s[w], c[w] = sincos(Q[min(k0 + w, K - 1), t, j])
+                    for w in range(L):  # as _joint_sincos: libm beyond the reduction's range
+                        q = Q[min(k0 + w, K - 1), t, j]
+                        if needs_libm(q):
+                            s[w], c[w] = np.sin(q), np.cos(q)
                     for r in range(3):
-                        here[i, r] = _point(R, p, point_joint[i], point_offset[i], r)
-                    x, y, z = here[i, 0], here[i, 1], here[i, 2]
-                    for s in range(spheres.shape[0]):
-                        dx = x - spheres[s, 0]
-                        dy = y - spheres[s, 1]
-                        dz = z - spheres[s, 2]
-                        gap = np.sqrt(dx * dx + dy * dy + dz * dz) - spheres[s, 3] - point_radius[i]
-                        best = min(best, gap)
+                        for w in range(L):
+                            p[j + 1, r, w] = p[j, r, w]
+                        for k in range(3):
+                            tk = trans[j, k]
+                            for w in range(L):
+                                p[j + 1, r, w] += R[j, r, k, w] * tk
+                        for k in range(3):
+                            m0, m1, m2 = rot[j, 0, k], rot[j, 1, k], rot[j, 2, k]
+                            for w in range(L):
+                                acc = 0.0
+                                acc += R[j, r, 0, w] * m0
+                                acc += R[j, r, 1, w] * m1
+                                acc += R[j, r, 2, w] * m2
+                                A[r, k, w] = acc
+                    axis = axes[j]
+                    a = (axis + 1) % 3
+                    b = (axis + 2) % 3
+                    for r in range(3):
+                        for w in range(L):
+                            R[j + 1, r, axis, w] = A[r, axis, w]
+                            R[j + 1, r, a, w] = c[w] * A[r, a, w] + s[w] * A[r, b, w]
+                            R[j + 1, r, b, w] = -s[w] * A[r, a, w] + c[w] * A[r, b, w]
+                for w in range(L):
+                    best[w] = np.inf
+                    moved[w] = np.inf
+                for i in range(n):
+                    joint = point_joint[i]
+                    o0, o1, o2 = point_offset[i, 0], point_offset[i, 1], point_offset[i, 2]
+                    for r in range(3):
+                        for w in range(L):
+                            acc = p[joint, r, w]
+                            acc += R[joint, r, 0, w] * o0
+                            acc += R[joint, r, 1, w] * o1
+                            acc += R[joint, r, 2, w] * o2
+                            here[i, r, w] = acc
+                    radius = point_radius[i]
+                    for o in range(spheres.shape[0]):
+                        cx, cy, cz = spheres[o, 0], spheres[o, 1], spheres[o, 2]
+                        reach = spheres[o, 3]
+                        for w in range(L):
+                            dx = here[i, 0, w] - cx
+                            dy = here[i, 1, w] - cy
+                            dz = here[i, 2, w] - cz
+                            gap = np.sqrt(dx * dx + dy * dy + dz * dz) - reach - radius
+                            best[w] = min(best[w], gap)
                         if t > 0:
-                            d = point_segment_distance3(
-                                spheres[s, 0], spheres[s, 1], spheres[s, 2],
-                                prev[i, 0], prev[i, 1], prev[i, 2], x, y, z,
-                            )  # fmt: skip
-                            moved = min(moved, d - spheres[s, 3] - point_radius[i])
-                out[k, t] = best
-                if t > 0:
-                    swept[k, t - 1] = moved
+                            for w in range(L):
+                                d = point_segment_distance3(
+                                    cx, cy, cz, prev[i, 0, w], prev[i, 1, w], prev[i, 2, w],
+                                    here[i, 0, w], here[i, 1, w], here[i, 2, w],
+                                )  # fmt: skip
+                                moved[w] = min(moved[w], d - reach - radius)
+                for w in range(L):
+                    if k0 + w < K:
+                        out[k0 + w, t] = best[w]
+                        if t > 0:
+                            swept[k0 + w, t - 1] = moved[w]
                 prev, here = here, prev
 
 

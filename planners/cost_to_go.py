@@ -19,6 +19,7 @@ the cost and the constraints still decide (precision and safety).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 
@@ -99,6 +100,9 @@ class PolicyCostToGo:
         self._low = np.asarray(dynamics.action_low, dtype=np.float64)
         self._high = np.asarray(dynamics.action_high, dtype=np.float64)
         self._zero_latent = np.zeros((1, 1, generator.latent_dim))
+        # A Protocol isinstance check costs tens of microseconds: once per object, not
+        # 8 times a plan (the attributes are public, so the answer is kept per object).
+        self._declares: dict[type, tuple[object, bool]] = {}
 
     def continuation(self, X: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The policy's continuation from each rollout's end: ``(states, actions)``.
@@ -146,14 +150,23 @@ class PolicyCostToGo:
     def _rollout_from(self, starts: FloatArray, chunk: FloatArray) -> FloatArray:
         """Roll chunk ``k`` out from ``starts[k]``: Shape=(K, n+1, nx); NaN rows stay NaN."""
         ok = np.all(np.isfinite(starts), axis=1) & np.all(np.isfinite(chunk), axis=(1, 2))
-        if isinstance(self.dynamics, MultiStartRollout):
-            out = np.asarray(self.dynamics.rollout_from_states(starts, chunk))
+        dynamics = self.dynamics
+        if self._declared(dynamics, MultiStartRollout):
+            out = np.asarray(cast(MultiStartRollout, dynamics).rollout_from_states(starts, chunk))
         else:  # Dynamics.rollout fans out from ONE state: one call per candidate
             out = np.empty((chunk.shape[0], chunk.shape[1] + 1, starts.shape[1]))
             for k in np.flatnonzero(ok):
                 out[k] = self.dynamics.rollout(starts[k], chunk[k : k + 1])[0]
         out[~ok] = np.nan
         return out
+
+    def _declared(self, obj: object, protocol: type) -> bool:
+        """``isinstance(obj, protocol)``, remembered until another object is asked about."""
+        seen = self._declares.get(protocol)
+        if seen is None or seen[0] is not obj:
+            seen = (obj, isinstance(obj, protocol))
+            self._declares[protocol] = seen
+        return seen[1]
 
     def _observe(self, states: FloatArray) -> FloatArray:
         """Observations of states Shape=(K, T, nx) -> Shape=(K, T, obs_dim).
@@ -164,8 +177,8 @@ class PolicyCostToGo:
         K, T, nx = states.shape
         flat = states.reshape(K * T, nx)
         fn = self.observation_fn
-        if isinstance(fn, BatchObservation):
-            obs = np.asarray(fn.observe_batch(flat), dtype=np.float64)
+        if self._declared(fn, BatchObservation):
+            obs = np.asarray(cast(BatchObservation, fn).observe_batch(flat), dtype=np.float64)
         else:
             obs = np.stack([np.asarray(fn(s), dtype=np.float64) for s in flat])
         if obs.ndim != 2 or obs.shape[0] != K * T:

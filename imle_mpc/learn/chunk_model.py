@@ -80,6 +80,15 @@ class ChunkModel:
         """Normalised chunks (``count`` rows of H * nu entries) for latents and condition rows."""
         raise NotImplementedError
 
+    def _decode_fast(self, z: np.ndarray, cond: np.ndarray) -> np.ndarray | None:
+        """Normalised chunks Shape=(count, H * nu) without torch, or None: use the network.
+
+        A subclass with a faster path for some calls (the MLP generator's NumPy pass
+        for small CPU batches) returns its result here; ``z`` float32
+        Shape=(count, latent_dim), ``cond`` float32 Shape=(1 or count, C).
+        """
+        return None
+
     def _with_network(self, network: nn.Module, device: str | torch.device) -> ChunkModel:
         """The same model around ``network`` on ``device`` (for ``to``)."""
         raise NotImplementedError
@@ -236,10 +245,12 @@ class ChunkModel:
 
     def _run(self, cond: np.ndarray, z: np.ndarray, B: int, n: int) -> FloatArray:
         """One batched pass; ``cond`` has 1 row (broadcast) or one per latent."""
-        with torch.inference_mode():
-            zt = torch.from_numpy(z).to(self._device)
-            ct = torch.from_numpy(cond).to(self._device)
-            y_np = self._decode_normalized(zt, ct).cpu().numpy()
+        y_np = self._decode_fast(z, cond)
+        if y_np is None:
+            with torch.inference_mode():
+                zt = torch.from_numpy(z).to(self._device)
+                ct = torch.from_numpy(cond).to(self._device)
+                y_np = self._decode_normalized(zt, ct).cpu().numpy()
         out = np.empty((B * n, self.horizon, self._nu), dtype=np.float64)
         np.multiply(y_np.reshape(out.shape), self._act_half, out=out)
         out += self._act_center

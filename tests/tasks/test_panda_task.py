@@ -147,12 +147,13 @@ def test_fused_sphere_constraint_equals_the_generic_one() -> None:
     generic = SphereConstraint(
         panda_collision_kinematics(), [PANDA_OBSTACLE], panda_sphere_radii(), 0.03
     )
-    Q = _random_configurations(5 * 9, seed=2).reshape(5, 9, 7)
-    X = np.concatenate([Q, np.zeros_like(Q)], axis=-1)
-    U = np.zeros((5, 8, 7))
-    np.testing.assert_allclose(fused.distances(X), generic.distances(X), atol=1e-12)
-    np.testing.assert_allclose(fused.violation(X, U), generic.violation(X, U), atol=1e-12)
-    np.testing.assert_allclose(fused.swept_distances(X), generic.swept_distances(X), atol=1e-12)
+    for K in (40, 5):  # the kernel runs 32 candidates side by side: a full group, short ones
+        Q = _random_configurations(K * 9, seed=K).reshape(K, 9, 7)
+        X = np.concatenate([Q, np.zeros_like(Q)], axis=-1)
+        U = np.zeros((K, 8, 7))
+        np.testing.assert_allclose(fused.distances(X), generic.distances(X), atol=1e-12)
+        np.testing.assert_allclose(fused.violation(X, U), generic.violation(X, U), atol=1e-12)
+        np.testing.assert_allclose(fused.swept_distances(X), generic.swept_distances(X), atol=1e-12)
     point = panda_collision_constraint(0.03, swept=False)  # the states alone, on both
     generic_point = SphereConstraint(
         panda_collision_kinematics(), [PANDA_OBSTACLE], panda_sphere_radii(), 0.03, swept=False
