@@ -1,0 +1,77 @@
+"""PPO fine-tuning through stable-baselines3: resumable, KL-adaptive."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imle_mpc.eval.finetune import FinetuneConfig, finetune
+from imle_mpc.learn.genpo import GenPOConfig, load_policy
+from imle_mpc.learn.genpo.ppo import CHECKPOINT_FILE, PPOConfig, build_ppo
+from imle_mpc.learn.genpo.vec_env import BatchedVecEnv
+from imle_mpc.learn.model_file import CheckpointError
+from imle_mpc.tasks.registry import make_task
+from imle_mpc.tasks.vector_env import vector_env
+
+TINY = PPOConfig(
+    total_steps=4 * 16 * 8, n_steps=16, batch_size=64, n_epochs=2, checkpoint_every=128
+)
+SMALL_POLICY = GenPOConfig(steps=2, hidden=(16,))
+
+
+def _config(policy: str = "genpo", ppo: PPOConfig = TINY) -> FinetuneConfig:
+    return FinetuneConfig(
+        task="nav_one_obstacle", policy=policy, num_envs=8, bc_epochs=2, eval_every=256,
+        eval_episodes=4, ppo=ppo, genpo=SMALL_POLICY,
+    )  # fmt: skip
+
+
+class KilledError(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    def kill_after(step: int, _history: object) -> None:
+        if step >= 384:
+            raise KilledError
+
+    torch.set_num_threads(1)
+    with pytest.raises(KilledError):
+        finetune(_config(), tmp_path, progress=False, callback=kill_after)
+    committed = (tmp_path / CHECKPOINT_FILE).read_text()
+    assert '"step": 256' in committed  # the last checkpoint before the kill
+    with pytest.raises(CheckpointError, match="--resume"):
+        finetune(_config(), tmp_path, progress=False)
+    model, history = finetune(_config(), tmp_path, resume=True, progress=False)
+    assert model.num_timesteps == TINY.total_steps
+    steps = [u["step"] for u in history.updates]
+    assert steps == sorted(steps) and steps[-1] == TINY.total_steps - 128  # continued from 256
+    assert [e["step"] for e in history.evaluations] == [0, 256, 512]
+    assert load_policy(tmp_path).trained_for["steps"] == TINY.total_steps
+    # a longer run continues the finished one
+    longer = replace(TINY, total_steps=TINY.total_steps + 128)
+    model, _ = finetune(_config(ppo=longer), tmp_path, resume=True, progress=False)
+    assert model.num_timesteps == longer.total_steps
+    with pytest.raises(CheckpointError, match="PPOConfig fields"):
+        finetune(_config(ppo=replace(longer, n_epochs=3)), tmp_path, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("policy", ["genpo", "gaussian"])
+def test_the_kl_adaptive_rate_falls_when_the_steps_are_too_big(policy: str) -> None:
+    task = make_task("nav_one_obstacle")
+    space = None
+    if policy == "genpo":
+        import gymnasium as gym
+
+        space = gym.spaces.Box(-2.0, 2.0, (4,), np.float32)
+    env = BatchedVecEnv(vector_env(task, 8), space, reward_scale=1e-3, seed=0)
+    big = replace(TINY, total_steps=256, learning_rate=5e-2, desired_kl=1e-4, n_epochs=4)
+    model = build_ppo(policy, env, big, np.zeros(4), np.ones(4), SMALL_POLICY)
+    model.learn(256)
+    assert model.last_kl > 2e-4
+    assert model.adaptive_lr == pytest.approx(5e-2 / 1.5**2)  # two updates, each / 1.5
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(5e-2 / 1.5)
