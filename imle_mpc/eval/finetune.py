@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from imle_mpc.core.validation import require_int_at_least
+from imle_mpc.learn.config import TrainConfig
 from imle_mpc.tasks.base import Task
 from imle_mpc.tasks.registry import load_task
 from imle_mpc.tasks.vector_env import vector_env
@@ -201,7 +202,6 @@ def finetune(
 
 def cloned_start(task: Task, config: FinetuneConfig, env: Any, ppo: Any, genpo: Any) -> Any:
     """The PPO learner whose policy is behaviour-cloned on the task's demonstrations."""
-    from imle_mpc.learn.config import TrainConfig
     from imle_mpc.learn.genpo.bc import demo_pairs, observation_normaliser, train_genpo_bc
     from imle_mpc.learn.genpo.ppo import bc_gaussian, build_ppo, load_genpo_weights
 
