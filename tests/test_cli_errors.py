@@ -63,6 +63,17 @@ BAD_OPTIONS = [
     (["refine"], "--seed", ["-1"], "must be an integer >= 0"),
     (["refine"], "--threads", ["-1"], "must be an integer >= 0"),
     (["refine"], "--device", ["bogus"], "must be a torch device"),
+    (["finetune"], "--steps", ["0"], "must be a positive integer"),
+    (["finetune"], "--num-envs", ["0"], "must be a positive integer"),
+    (["finetune"], "--bc-epochs", ["0"], "must be a positive integer"),
+    (["finetune"], "--lr", ["0", "nan"], "must be a finite number"),
+    (["finetune"], "--desired-kl", ["-1"], "must be"),
+    (["finetune"], "--eval-every", ["-1"], "must be an integer >= 0"),
+    (["finetune"], "--eval-episodes", ["0"], "must be a positive integer"),
+    (["finetune"], "--checkpoint-every", ["0"], "must be a positive integer"),
+    (["finetune"], "--seed", ["-1"], "must be an integer >= 0"),
+    (["finetune"], "--threads", ["-1"], "must be an integer >= 0"),
+    (["finetune"], "--device", ["bogus"], "must be a torch device"),
 ]
 CASES = [
     pytest.param(sub, option, value, message, id=f"{sub[0]}{option}={value}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -75,3 +76,18 @@ def test_the_kl_adaptive_rate_falls_when_the_steps_are_too_big(policy: str) -> N
     assert model.last_kl > 2e-4
     assert model.adaptive_lr == pytest.approx(5e-2 / 1.5**2)  # two updates, each / 1.5
     assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(5e-2 / 1.5)
+
+
+def test_the_finetune_command_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from imle_mpc.cli import main
+
+    args = [
+        "finetune", "--task", "nav_one_obstacle", "--num-envs", "8", "--bc-epochs", "2",
+        "--eval-every", "0", "--out", str(tmp_path), "--json",
+    ]  # fmt: skip
+    assert main([*args, "--steps", "720"]) == 0
+    assert main([*args, "--steps", "1440"]) == 2  # the run is there: --resume or another --out
+    assert main([*args, "--steps", "1440", "--resume"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 1440 and summary["policy"] == "genpo"
+    assert load_policy(tmp_path).trained_for["steps"] == 1440
