@@ -104,19 +104,25 @@ def make_vec_env(
     success_bonus: float = 0.0,
 ) -> Any:
     """The task's batched envs as SB3's ``VecEnv``; the generative policy's action space is
-    the doubled pair (the dummy half dropped before stepping)."""
+    the doubled pre-squash pair (squashed into the box, the dummy half dropped, before
+    stepping: ``genpo_action_map``)."""
     import gymnasium as gym
 
+    from imle_mpc.learn.genpo.ppo import genpo_action_map
     from imle_mpc.learn.genpo.vec_env import BatchedVecEnv
 
     env = vector_env(task, num_envs)
-    low, high = task.dynamics.action_low, task.dynamics.action_high
-    space = None
+    nu = task.dynamics.nu
+    space, action_map = None, None
     if policy == "genpo":
-        space = gym.spaces.Box(np.tile(low, 2), np.tile(high, 2), dtype=np.float64)
+        # SB3 wants finite bounds; beyond 30, tanh is 1 in float64 (it clips only what it
+        # sends, and stores the sampled pair)
+        space = gym.spaces.Box(-30.0, 30.0, (2 * nu,), dtype=np.float64)
+        action_map = genpo_action_map(task.dynamics.action_low, task.dynamics.action_high)
     return BatchedVecEnv(
-        env, space, reward_scale, episode_judge(task), seed, unsafe_penalty, success_bonus
-    )
+        env, space, reward_scale, episode_judge(task), seed, unsafe_penalty, success_bonus,
+        action_map,
+    )  # fmt: skip
 
 
 def evaluate_policy(

@@ -310,6 +310,33 @@ class GenerativePolicy(nn.Module):
         _, log_det_squash = self.squash(u)
         return self.base_log_prob(z) - log_det_flow - log_det_squash
 
+    def sample_latent(
+        self, obs: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw pre-squash pairs ``u`` Shape=(B, 2nu) and their log-densities Shape=(B,).
+
+        ``squash(u)[0]`` is the action pair of ``sample``. A ratio of two policies'
+        densities is the same in ``u`` as in the box (the squash's Jacobian does not
+        depend on the policy), and ``u`` keeps its precision in float32 where a pair
+        pressed against the box's faces does not (PPO stores its actions in float32):
+        the PPO wrapper acts in ``u``.
+        """
+        z = torch.randn(
+            obs.shape[0], 2 * self.nu, generator=generator, dtype=self.box_mid.dtype,
+            device=obs.device,
+        )  # fmt: skip
+        u, log_det_flow = self._flow(obs, z)
+        return u, self.base_log_prob(z) - log_det_flow
+
+    def log_prob_latent(self, obs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """log density of pre-squash pairs ``u`` Shape=(B, 2nu), Shape=(B,)."""
+        z, log_det_flow = self._flow_inverse(obs, u.to(self.box_mid.dtype))
+        return self.base_log_prob(z) - log_det_flow
+
+    def executed_latent(self, u: torch.Tensor) -> torch.Tensor:
+        """The action sent to the plant for a pre-squash pair, Shape=(B, nu)."""
+        return self.executed(self.squash(u)[0])
+
     def executed(self, action_pair: torch.Tensor) -> torch.Tensor:
         """The action sent to the plant, Shape=(B, nu): the pair's first half."""
         return action_pair[..., : self.nu]

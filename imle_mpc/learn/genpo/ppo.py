@@ -5,12 +5,18 @@ loss, the rollout buffer and the truncation bootstrap through
 ``infos[i]["terminal_observation"]``). What GenPO needs and SB3 lacks, written here:
 
 * ``GenPOActorCritic``: an ``ActorCriticPolicy`` whose action distribution is the
-  ``GenerativePolicy``. SB3's action is the doubled pair (action and dummy, a Box of
-  ``2 nu``); ``forward`` samples it and its log-density, ``evaluate_actions`` gives the
-  exact log-density of stored pairs through the inverse and returns no entropy, on
-  which SB3 uses ``-mean(log_prob)`` of the batch: the entropy bonus is GenPO's
-  estimate without code. The log-density of a sample is recomputed from the stored
-  (float32) pair, as ``evaluate_actions`` will, so the first ratio is 1 exactly.
+  ``GenerativePolicy``. SB3's action is the doubled pair (action and dummy, ``2 nu``)
+  before the squash into the box (``GenerativePolicy.sample_latent``; a Box of +-30,
+  as SB3 wants finite bounds, beyond which tanh is 1 in float64; the env's
+  ``action_map`` squashes and drops the dummy): the ratio of two policies is the same
+  there, and SB3 stores actions in float32, in which a pair pressed against the box's
+  faces loses its precision (measured: with the squashed pair as SB3's action the KL
+  estimate stayed at 0.04-0.1 per update at the learning rate's floor of 1e-5).
+  ``forward`` samples and gives the log-density, ``evaluate_actions`` the exact
+  log-density of stored pairs through the inverse and no entropy, on which SB3 uses
+  ``-mean(log_prob)`` of the batch: the entropy bonus is GenPO's estimate without code.
+  The log-density of a sample is recomputed from the stored (float32) pair, as
+  ``evaluate_actions`` will, so the first ratio is 1 exactly.
 * ``AdaptivePPO``: the KL-adaptive learning rate of rsl_rl / the reference (lr / 1.5
   when the KL estimate exceeds twice ``desired_kl``, x 1.5 below half of it, within
   [1e-5, 1e-2]). SB3 has only a fixed schedule and ``target_kl`` early stopping. The
@@ -183,21 +189,20 @@ class GenPOActorCritic(ActorCriticPolicy):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # deterministic has no meaning for a generative policy: it always samples
         obs = obs.float()
-        pair, _ = self.actor.sample(obs)
-        pair = pair.detach()
-        return pair, self._values(obs), self.actor.log_prob(obs, pair)
+        u = self.actor.sample_latent(obs)[0].detach().float()  # float32, as SB3 stores it
+        return u, self._values(obs), self.actor.log_prob_latent(obs, u)
 
     def evaluate_actions(
         self, obs: PyTorchObs, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         o = _tensor(obs)
-        return self._values(o), self.actor.log_prob(o, actions.float()), None
+        return self._values(o), self.actor.log_prob_latent(o, actions.float()), None
 
     def predict_values(self, obs: PyTorchObs) -> torch.Tensor:
         return self._values(_tensor(obs))
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
-        return self.actor.sample(_tensor(observation))[0]
+        return self.actor.sample_latent(_tensor(observation))[0]
 
 
 def _tensor(obs: PyTorchObs) -> torch.Tensor:
@@ -272,8 +277,9 @@ def build_ppo(
 ) -> AdaptivePPO:
     """The learner of ``kind`` (``"genpo"`` or ``"gaussian"``) on ``env``.
 
-    For ``genpo`` ``env``'s action space must be the doubled pair (Box of ``2 nu`` in
-    the plant's box); for ``gaussian`` the plant's box.
+    For ``genpo`` ``env``'s action space must be the doubled pre-squash pair (a
+    wide Box of ``2 nu``, ``genpo_action_map`` its ``action_map``); for
+    ``gaussian`` the plant's box.
     """
     common: dict[str, Any] = dict(
         n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
@@ -307,6 +313,18 @@ def build_ppo(
         )  # fmt: skip
         return AdaptivePPO("MlpPolicy", env, policy_kwargs=policy_kwargs, **common)
     raise ValueError(f"policy kind {kind!r} is not 'genpo' or 'gaussian'.")
+
+
+def genpo_action_map(low: Any, high: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """The plant's action of a pre-squash pair (N, 2nu): its first half squashed into
+    the box, ``mid + half * tanh(u_x)`` (``GenerativePolicy.executed_latent``)."""
+    lo, hi = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    mid, half, nu = (lo + hi) / 2, (hi - lo) / 2, lo.shape[0]
+
+    def action_map(u: np.ndarray) -> np.ndarray:
+        return mid + half * np.tanh(np.asarray(u, np.float64)[:, :nu])
+
+    return action_map
 
 
 def load_genpo_weights(model: AdaptivePPO, policy: GenerativePolicy) -> None:

@@ -8,16 +8,17 @@ its episode was cut by the time limit, so that PPO bootstraps it from the value 
 observation. ``BatchedDynamicsEnv`` autoresets in the same step (``SAME_STEP``) and
 reports the last states in ``info["final_obs"]``: the translation is one to one.
 
-Also here: the action SB3 samples may be wider than the plant's (the generative policy's
-action and dummy): ``action_dim`` names the executed leading entries, the rest is
-dropped before stepping; rewards are multiplied by ``reward_scale`` (the task's cost is
-in the thousands per episode; PPO's critic learns returns of order 1-100 better), a step
-that crosses a safety constraint (``info["unsafe"]``) costs ``unsafe_penalty`` more and an
-episode the judge calls a success earns ``success_bonus`` on its last step (the point
-mass's model passes through obstacles, and the task's cost alone pays less for the
-detour than the collision costs it); and each finished episode reports
-``infos[i]["episode"]`` (return and length, as SB3's ``Monitor`` does) with whatever
-``judge(states Shape=(T+1, nx))`` says of its states (success, route).
+Also here: the action SB3 samples may be another than the plant's (the generative
+policy's pre-squash action and dummy): ``action_map`` gives the plant's action of it
+(by default its first ``nu`` entries; the rest is dropped before stepping). Rewards
+are multiplied by ``reward_scale`` (the task's cost is in the thousands per episode;
+PPO's critic learns returns of order 1-100 better), a step that crosses a safety
+constraint (``info["unsafe"]``) costs ``unsafe_penalty`` more, and an episode the judge
+calls a success earns ``success_bonus`` on its last step (the point mass's model passes
+through obstacles, and the task's cost alone pays less for the detour than the
+collision costs it). Each finished episode reports ``infos[i]["episode"]`` (return and
+length, as SB3's ``Monitor`` does) with whatever ``judge(states Shape=(T+1, nx))`` says
+of its states (success, route).
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class BatchedVecEnv(VecEnv):
 
     Args:
         env: the batched environments (``vector_env(task, N)``).
-        action_space: the action space SB3 samples in; its first ``env``'s ``nu``
-            entries are executed (None: the env's own box).
+        action_space: the action space SB3 samples in (None: the env's own box).
+        action_map: ``fn(actions Shape=(N, A)) -> Shape=(N, nu)``, the plant's actions
+            (None: the first ``nu`` entries).
         reward_scale: the rewards SB3 sees are ``reward_scale`` times the env's.
         judge: figures of each finished episode's states, added to its
             ``infos[i]["episode"]`` (None: return and length only).
@@ -60,6 +62,7 @@ class BatchedVecEnv(VecEnv):
         seed: int | None = None,
         unsafe_penalty: float = 0.0,
         success_bonus: float = 0.0,
+        action_map: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         space = env.single_action_space if action_space is None else action_space
         assert space.shape is not None
@@ -73,6 +76,7 @@ class BatchedVecEnv(VecEnv):
         self.env = env
         self.reward_scale = float(reward_scale)
         self.judge = judge
+        self.action_map = action_map
         self.unsafe_penalty, self.success_bonus = float(unsafe_penalty), float(success_bonus)
         self._seed = seed
         self._actions: np.ndarray | None = None
@@ -90,7 +94,8 @@ class BatchedVecEnv(VecEnv):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions, dtype=np.float64)[:, : self.nu]
+        a = np.asarray(actions, dtype=np.float64)
+        self._actions = a[:, : self.nu] if self.action_map is None else self.action_map(a)
 
     def step_wait(self) -> VecEnvStepReturn:
         assert self._actions is not None, "step_async first"

@@ -127,3 +127,19 @@ def test_model_file_round_trip(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError):
         load_policy(path)
+
+
+def test_the_latent_density_differs_from_the_boxed_one_by_the_squash_alone() -> None:
+    """PPO acts in the pre-squash pair: same ratios, and the same executed action."""
+    from imle_mpc.learn.genpo.ppo import genpo_action_map
+
+    policy, other = _random_policy(seed=8), _random_policy(seed=9)
+    obs = torch.randn(50, 3, dtype=torch.float64)
+    u, logp_u = policy.sample_latent(obs, torch.Generator().manual_seed(0))
+    assert torch.allclose(logp_u, policy.log_prob_latent(obs, u), atol=1e-8)
+    a, log_det = policy.squash(u)
+    assert torch.allclose(policy.log_prob(obs, a), logp_u - log_det, atol=1e-6)
+    ratio_u = other.log_prob_latent(obs, u) - logp_u
+    assert torch.allclose(other.log_prob(obs, a) - policy.log_prob(obs, a), ratio_u, atol=1e-6)
+    mapped = genpo_action_map([-2.0, -2.0], [1.0, 1.0])(u.detach().numpy())
+    np.testing.assert_allclose(mapped, policy.executed_latent(u).detach().numpy())

@@ -12,7 +12,12 @@ import torch
 
 from imle_mpc.eval.finetune import FinetuneConfig, finetune
 from imle_mpc.learn.genpo import GenPOConfig, load_policy
-from imle_mpc.learn.genpo.ppo import CHECKPOINT_FILE, PPOConfig, build_ppo
+from imle_mpc.learn.genpo.ppo import (
+    CHECKPOINT_FILE,
+    PPOConfig,
+    build_ppo,
+    genpo_action_map,
+)
 from imle_mpc.learn.genpo.vec_env import BatchedVecEnv
 from imle_mpc.learn.model_file import CheckpointError
 from imle_mpc.tasks.registry import make_task
@@ -64,12 +69,15 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
 @pytest.mark.parametrize("policy", ["genpo", "gaussian"])
 def test_the_kl_adaptive_rate_falls_when_the_steps_are_too_big(policy: str) -> None:
     task = make_task("nav_one_obstacle")
-    space = None
+    space, action_map = None, None
     if policy == "genpo":
         import gymnasium as gym
 
-        space = gym.spaces.Box(-2.0, 2.0, (4,), np.float32)
-    env = BatchedVecEnv(vector_env(task, 8), space, reward_scale=1e-3, seed=0)
+        space = gym.spaces.Box(-30.0, 30.0, (4,), np.float64)
+        action_map = genpo_action_map(task.dynamics.action_low, task.dynamics.action_high)
+    env = BatchedVecEnv(
+        vector_env(task, 8), space, reward_scale=1e-3, seed=0, action_map=action_map
+    )
     big = replace(TINY, total_steps=256, learning_rate=5e-2, desired_kl=1e-4, n_epochs=4)
     model = build_ppo(policy, env, big, np.zeros(4), np.ones(4), SMALL_POLICY)
     model.learn(256)
