@@ -89,6 +89,7 @@ class GenPOConfig:
     hidden: tuple[int, ...] = (64, 64)
     time_dim: int = 8
     affine: bool = True
+    min_log_scale: float = -1.2
 
     def __post_init__(self) -> None:
         require_int_at_least("GenPOConfig", "steps", self.steps, 1)
@@ -208,8 +209,9 @@ class GenerativePolicy(nn.Module):
         if self.out is None:
             zero = torch.zeros(cond.shape[0], 2 * self.nu, dtype=cond.dtype, device=cond.device)
             return zero, zero
-        loc, log_scale = self.out(cond).chunk(2, dim=1)
-        return loc, log_scale
+        loc, raw = self.out(cond).chunk(2, dim=1)
+        floor = self.config.min_log_scale
+        return loc, floor + nn.functional.softplus(raw - floor)
 
     def flow(self, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The pre-squash pair ``u`` Shape=(B, 2nu) of base draws ``z`` Shape=(B, 2nu)."""

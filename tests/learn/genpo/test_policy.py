@@ -108,12 +108,13 @@ def test_the_density_integrates_to_one_in_one_dimension() -> None:
 def test_entropy_and_kl_estimates() -> None:
     policy = _random_policy(seed=5)
     obs = torch.randn(4000, 3, dtype=torch.float64)
-    pair, logp = policy.sample(obs, torch.Generator().manual_seed(1))
-    assert float(kl_estimate(logp, policy.log_prob(obs, pair))) == pytest.approx(0.0, abs=1e-6)
+    u, logp = policy.sample_latent(obs, torch.Generator().manual_seed(1))
+    assert float(kl_estimate(logp, policy.log_prob_latent(obs, u))) == pytest.approx(0, abs=1e-9)
     other = _random_policy(seed=6)
-    assert float(kl_estimate(logp, other.log_prob(obs, pair))) > 0.1  # a different policy
-    # the entropy of the squashed pair is below that of the box's uniform law
-    assert float(entropy_estimate(logp)) < 4 * math.log(1.0) + 4 * math.log(3.0)
+    assert float(kl_estimate(logp, other.log_prob_latent(obs, u))) > 0.1  # another policy
+    # in the box: the entropy of the squashed pair is below that of the box's uniform law
+    _, logp_box = policy.sample(obs, torch.Generator().manual_seed(1))
+    assert float(entropy_estimate(logp_box)) < 4 * math.log(3.0)
 
 
 def test_model_file_round_trip(tmp_path: Path) -> None:

@@ -99,3 +99,33 @@ def test_the_finetune_command_resumes(tmp_path: Path, capsys: pytest.CaptureFixt
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 1440 and summary["policy"] == "genpo"
     assert load_policy(tmp_path).trained_for["steps"] == 1440
+
+
+@pytest.mark.parametrize("policy", ["genpo", "gaussian"])
+def test_an_update_raises_the_likelihood_of_the_better_actions(policy: str) -> None:
+    """PPO's direction: after one update, log pi rose where the advantage was positive."""
+    from stable_baselines3.common.callbacks import CallbackList
+    from stable_baselines3.common.utils import configure_logger
+
+    from imle_mpc.eval.finetune import make_vec_env
+
+    torch.manual_seed(0)
+    task = make_task("nav_one_obstacle")
+    env = make_vec_env(task, 8, policy, 1e-3, 0, 1.0, 10.0)
+    config = replace(TINY, n_steps=32, batch_size=64, n_epochs=3, desired_kl=None)
+    model = build_ppo(policy, env, config, np.zeros(4), np.ones(4), SMALL_POLICY)
+    model._setup_learn(256, None)
+    model.set_logger(configure_logger(0, None, "", False))
+    callback = CallbackList([])
+    callback.init_callback(model)
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=32)  # type: ignore[arg-type]
+    buffer = model.rollout_buffer
+    obs = torch.as_tensor(buffer.observations.reshape(-1, 4))
+    actions = torch.as_tensor(buffer.actions.reshape(256, -1))
+    advantages = buffer.advantages.reshape(-1)
+    old = buffer.log_probs.reshape(-1)
+    model.train()
+    with torch.no_grad():
+        new = model.policy.evaluate_actions(obs, actions)[1].numpy().reshape(-1)
+    advantages = (advantages - advantages.mean()) / advantages.std()
+    assert float(np.mean(advantages * (new - old))) > 0.0
