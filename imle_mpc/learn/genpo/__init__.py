@@ -3,7 +3,8 @@
 ``policy``: the invertible generative policy and its model file (torch only);
 ``bc``: its behaviour-cloning start; ``vec_env``: a ``BatchedDynamicsEnv`` as
 stable-baselines3's ``VecEnv``; ``ppo``: the SB3 policy, the KL-adaptive PPO and the
-resumable fine-tuning run (stable-baselines3, the ``rl`` extra).
+resumable fine-tuning run (stable-baselines3, the ``rl`` extra); ``proposals``: the
+policy rolled through the model as IMLE-MPC's proposal generator (``PolicyChunks``).
 """
 
 from imle_mpc.learn.genpo.policy import (
