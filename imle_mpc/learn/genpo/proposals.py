@@ -118,7 +118,7 @@ class PolicyChunks:
         H, nu, policy = self._horizon, self.policy.nu, self.policy
         n = z.shape[0]
         dtype = policy.box_mid.dtype
-        Z = torch.as_tensor(np.asarray(z).reshape(n, H, 2 * nu), dtype=dtype)
+        Z = torch.as_tensor(np.array(z, dtype=np.float64).reshape(n, H, 2 * nu), dtype=dtype)
         chunks = np.empty((n, H, nu))
         log_prob = np.zeros(n)
         with torch.no_grad():
