@@ -73,7 +73,7 @@ class PPOConfig:
     Attributes:
         total_steps: environment steps of the run.
         n_steps: steps per environment per rollout.
-        batch_size: minibatch size.
+        batch_size: minibatch size (at most a rollout's ``n_steps * num_envs``).
         n_epochs: passes over a rollout.
         learning_rate: the initial learning rate (adapted if ``desired_kl``).
         desired_kl: the KL target of the adaptive learning rate (None: fixed rate).
@@ -282,7 +282,8 @@ def build_ppo(
     ``gaussian`` the plant's box.
     """
     common: dict[str, Any] = dict(
-        n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
+        n_steps=config.n_steps, n_epochs=config.n_epochs,
+        batch_size=min(config.batch_size, config.n_steps * env.num_envs),  # at most a rollout
         learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda,
         clip_range=config.clip_range, ent_coef=config.ent_coef, vf_coef=config.vf_coef,
         max_grad_norm=config.max_grad_norm, seed=config.seed, device=config.device, verbose=0,

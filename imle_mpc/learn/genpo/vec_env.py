@@ -71,7 +71,6 @@ class BatchedVecEnv(VecEnv):
             raise ValueError(
                 f"the action space {space.shape} is narrower than the plant's nu={self.nu}."
             )
-        self.render_mode = None  # SB3 warns without one
         super().__init__(env.num_envs, env.single_observation_space, space)
         self.env = env
         self.reward_scale = float(reward_scale)
@@ -131,7 +130,9 @@ class BatchedVecEnv(VecEnv):
         return None
 
     def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-        return [getattr(self.env, attr_name)] * len(self._indices(indices))
+        # the batched env renders nothing; SB3 asks for render_mode when it starts
+        value = None if attr_name == "render_mode" else getattr(self.env, attr_name)
+        return [value] * len(self._indices(indices))
 
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
         setattr(self.env, attr_name, value)
