@@ -12,6 +12,8 @@ Subcommands:
     refine  learn a residual on a frozen base online (Policy Decorator), guarded
     bridge  the controller as its own process and a simulated robot over a socket
             (``bridge controller TASK``, ``bridge robot TASK``, ``bridge keys DIR``)
+    finetune  behaviour-clone a policy on the demonstrations, then fine-tune it with PPO
+            on batched envs (GenPO's exact-likelihood generative policy, or a Gaussian)
 
 Every subcommand takes ``--json`` and then prints a one-line JSON summary last.
 """
@@ -36,6 +38,8 @@ from imle_mpc.eval import plots
 from imle_mpc.eval.episodes import EpisodeOutcome, run_episode
 from imle_mpc.eval.evaluation import EvalConfig, evaluate
 from imle_mpc.eval.factory import PLANNERS, make_planner
+from imle_mpc.eval.finetune import POLICIES as FINETUNE_POLICIES
+from imle_mpc.eval.finetune import FinetuneConfig, finetune
 from imle_mpc.eval.refine import RefineConfig, load_refined, refine, setting_of
 from imle_mpc.eval.report import config_rows, totals, write_report
 from imle_mpc.eval.summary import summarise
@@ -501,6 +505,47 @@ def cmd_refine(args: argparse.Namespace) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        from imle_mpc.learn.genpo.ppo import PPOConfig
+    except ModuleNotFoundError as err:
+        raise InputError(
+            f"imle-mpc finetune needs stable-baselines3: pip install -e '.[rl]' ({err})"
+        ) from None
+    try:
+        ppo = PPOConfig(
+            total_steps=args.steps, learning_rate=args.lr,
+            desired_kl=None if args.desired_kl == 0 else args.desired_kl,
+            checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device,
+        )  # fmt: skip
+        config = FinetuneConfig(
+            task=args.task, policy=args.policy, num_envs=args.num_envs, bc_epochs=args.bc_epochs,
+            eval_every=args.eval_every, eval_episodes=args.eval_episodes, ppo=ppo,
+        )  # fmt: skip
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    model, history = finetune(config, args.out, resume=args.resume, progress=not args.json)
+    first = history.evaluations[0] if history.evaluations else None
+    last = history.evaluations[-1] if history.evaluations else None
+    print(f"fine-tuned {args.policy} policy in {args.out} ({history.seconds:.0f} s)")
+    for name, point in (("start (BC)", first), ("end", last)):
+        if point is not None:
+            print(
+                f"{name} at {point['step']} steps ({point['episodes']} episodes): success "
+                f"{point['success_rate']:.1%}, return {point['mean_return']:.0f}, routes "
+                + ", ".join(f"{k} {v:.0%}" for k, v in point["routes"].items())
+            )
+    return {
+        "command": "finetune", "task": args.task, "policy": args.policy,
+        "steps": int(model.num_timesteps), "out": str(args.out),
+        "seconds": round(history.seconds, 1), "start": first, "end": last,
+    }  # fmt: skip
+
+
 def _train_every(envs: int) -> int:
     """Environment steps between rounds of updates: 64 (the reference's) rounded up to a
     multiple of the environments stepped together."""
@@ -916,6 +961,47 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
     common(ref)
     ref.set_defaults(func=cmd_refine)
+
+    ft = sub.add_parser(
+        "finetune",
+        help="behaviour-clone, then fine-tune with PPO (GenPO or a Gaussian policy)",
+        description="Clones a policy on the task's shipped demonstrations (--policy genpo: the "
+        "exact-likelihood generative policy; gaussian: SB3's MlpPolicy, its mean cloned), then "
+        "fine-tunes it with PPO (stable-baselines3, the rl extra; KL-adaptive learning rate) on "
+        "--num-envs batched environments of the task. Writes OUT/history.json (the learning "
+        "curve: success, return, route shares), OUT/policy.safetensors (genpo) and resumable "
+        "checkpoints (--resume continues a killed run).",
+    )  # fmt: skip
+    ft.add_argument("--task", default="nav_two_obstacles", help=task_help)
+    ft.add_argument("--policy", default="genpo", choices=FINETUNE_POLICIES)
+    ft.add_argument("--steps", type=positive_int, default=200_000, help="environment steps")
+    ft.add_argument(
+        "--num-envs", type=positive_int, default=64, help="environments stepped together"
+    )
+    ft.add_argument("--bc-epochs", type=positive_int, default=150, help="behaviour-cloning epochs")
+    ft.add_argument("--lr", type=positive_float, default=3e-4, help="initial learning rate")
+    ft.add_argument(
+        "--desired-kl", type=non_negative_float, default=0.01,
+        help="KL target of the adaptive learning rate (0: a fixed rate)",
+    )  # fmt: skip
+    ft.add_argument(
+        "--eval-every", type=non_negative_int, default=20_000,
+        help="steps between learning-curve points (0: none)",
+    )  # fmt: skip
+    ft.add_argument("--eval-episodes", type=positive_int, default=100)
+    ft.add_argument(
+        "--checkpoint-every", type=positive_int, default=20_000,
+        help="steps between resumable checkpoints",
+    )  # fmt: skip
+    ft.add_argument("--out", default="out/finetune", help="directory for the run")
+    ft.add_argument("--seed", type=non_negative_int, default=0)
+    ft.add_argument("--device", type=torch_device, default="cpu", help="torch device")
+    ft.add_argument(
+        "--threads", type=non_negative_int, default=1, help="torch CPU threads (0: leave)"
+    )
+    ft.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
+    common(ft)
+    ft.set_defaults(func=cmd_finetune)
 
     train = sub.add_parser("train", help="train a generator with RS-IMLE, or a flow")
     train.add_argument(

@@ -76,6 +76,17 @@ BAD_OPTIONS = [
             ("--duration", ["0", "inf"], "must be a finite number > 0"),
         ]
     ],
+    (["finetune"], "--steps", ["0"], "must be a positive integer"),
+    (["finetune"], "--num-envs", ["0"], "must be a positive integer"),
+    (["finetune"], "--bc-epochs", ["0"], "must be a positive integer"),
+    (["finetune"], "--lr", ["0", "nan"], "must be a finite number"),
+    (["finetune"], "--desired-kl", ["-1"], "must be"),
+    (["finetune"], "--eval-every", ["-1"], "must be an integer >= 0"),
+    (["finetune"], "--eval-episodes", ["0"], "must be a positive integer"),
+    (["finetune"], "--checkpoint-every", ["0"], "must be a positive integer"),
+    (["finetune"], "--seed", ["-1"], "must be an integer >= 0"),
+    (["finetune"], "--threads", ["-1"], "must be an integer >= 0"),
+    (["finetune"], "--device", ["bogus"], "must be a torch device"),
 ]
 
 

@@ -1,0 +1,197 @@
+"""GenPO vs Gaussian PPO from the same behaviour-cloned start, the same env-step budget.
+
+On ``nav_two_obstacles`` (four routes: above or below each of two discs), two runs of
+``imle_mpc.eval.finetune.finetune``, one process, one after the other, the same
+settings but the policy:
+
+* ``genpo``: the exact-likelihood generative policy (``imle_mpc.learn.genpo``),
+  behaviour-cloned by maximum likelihood, then PPO over its doubled action;
+* ``gaussian``: stable-baselines3's ``MlpPolicy``, its mean behaviour-cloned (MSE) on
+  the same demonstrations, the same PPO (``AdaptivePPO``), the same envs and reward.
+
+Both: 64 batched environments, PPO's defaults (``PPOConfig``: 90 steps a rollout,
+5 epochs, minibatch 1440, KL-adaptive learning rate from 3e-4, target 0.01), the
+reward ``1e-3 x`` minus the task's cost, minus 1 per unsafe step, plus 10 for a
+successful episode. Every ``--eval-every`` steps (and at the start: the cloned policy)
+``--eval-episodes`` seeded episodes of each policy as it samples are judged by the
+task's success test and route classifier. One run of each policy per ``--seeds`` entry
+(PPO's seed and the behaviour cloning's).
+
+Usage:
+    .venv/bin/python bench/genpo.py [--steps 300000] [--seeds 0,1] [--quick] [--json]
+
+Writes ``bench/results/genpo.json`` and ``bench/results/genpo.png`` (success and return
+vs environment steps), atomically; prints the route shares at the start and the end
+and, last, ``genpo_minus_gaussian_ppo_success: X`` (the last evaluation's success rate,
+mean over the seeds, GenPO minus Gaussian).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from _machine import cpu_name, cpu_seconds, other_cpu_load
+
+from imle_mpc import __version__
+from imle_mpc.core.io import write_atomic, write_json_atomic
+from imle_mpc.eval.finetune import FinetuneConfig, finetune
+from imle_mpc.learn.genpo.ppo import PPOConfig
+
+RESULTS = Path(__file__).resolve().parent / "results" / "genpo.json"
+HEADLINE = "genpo_minus_gaussian_ppo_success"
+POLICIES = ("genpo", "gaussian")
+
+
+def first_obstacle_shares(routes: dict[str, float]) -> dict[str, float]:
+    """Route shares summed by the side of the first obstacle (``above``/``below``/...)."""
+    shares: dict[str, float] = defaultdict(float)
+    for label, share in routes.items():
+        shares[label.split("-")[0]] += share
+    return {k: round(v, 4) for k, v in sorted(shares.items())}
+
+
+def run(policy: str, seed: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """One fine-tuning run; its learning curve, the wall and CPU time."""
+    ppo = PPOConfig(total_steps=args.steps, checkpoint_every=args.steps, seed=seed)
+    config = FinetuneConfig(
+        task=args.task, policy=policy, num_envs=args.num_envs, bc_epochs=args.bc_epochs,
+        eval_every=args.eval_every, eval_episodes=args.eval_episodes, ppo=ppo,
+    )  # fmt: skip
+    mark, t0 = cpu_seconds(), time.perf_counter()
+    model, history = finetune(config, out / f"{policy}_{seed}", progress=not args.json)
+    wall = time.perf_counter() - t0
+    curve = history.evaluations
+    return {
+        "policy": policy,
+        "seed": seed,
+        "steps": int(model.num_timesteps),
+        "wall_s": round(wall, 1),
+        "other_cpu_load": other_cpu_load(mark, wall),
+        "curve": curve,
+        "updates": history.updates,
+        "start": curve[0],
+        "end": curve[-1],
+        "start_first_obstacle": first_obstacle_shares(curve[0]["routes"]),
+        "end_first_obstacle": first_obstacle_shares(curve[-1]["routes"]),
+    }
+
+
+def plot(rows: list[dict[str, Any]], path: Path, task: str) -> None:
+    fig, (ax_s, ax_r) = plt.subplots(1, 2, figsize=(10, 3.8))
+    colours = {"genpo": "tab:blue", "gaussian": "tab:orange"}
+    for row in rows:
+        steps = [p["step"] for p in row["curve"]]
+        style = {"color": colours[row["policy"]], "marker": "o", "alpha": 0.8,
+                 "linestyle": ["-", "--", ":", "-."][row["seed"] % 4],
+                 "label": f"{row['policy']}, seed {row['seed']}"}  # fmt: skip
+        ax_s.plot(steps, [p["success_rate"] for p in row["curve"]], **style)
+        ax_r.plot(steps, [p["mean_return"] for p in row["curve"]], **style)
+    ax_s.set(xlabel="environment steps", ylabel="success rate", ylim=(-0.03, 1.03))
+    ax_r.set(xlabel="environment steps", ylabel="return (minus the task's cost)")
+    for ax in (ax_s, ax_r):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"PPO from the same behaviour-cloned start, {task}")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(path, lambda fh: fh.write(buffer.getvalue()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", default="nav_two_obstacles")
+    parser.add_argument("--steps", type=int, default=300_000, help="environment steps a run")
+    parser.add_argument("--num-envs", type=int, default=64)
+    parser.add_argument("--bc-epochs", type=int, default=150)
+    parser.add_argument("--eval-every", type=int, default=30_000)
+    parser.add_argument("--eval-episodes", type=int, default=100)
+    parser.add_argument("--seeds", default="0,1", help="comma-separated; one run each")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a minute")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument("--json", action="store_true", help="print a one-line JSON summary")
+    cli_args = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(cli_args)
+    if args.quick:
+        args.steps, args.bc_epochs, args.eval_every, args.eval_episodes = 11_520, 10, 5_760, 20
+        args.seeds = "0"
+    seeds = [int(v) for v in args.seeds.split(",") if v]
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()[0]
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [run(policy, seed, args, Path(tmp)) for seed in seeds for policy in POLICIES]
+    load_after = os.getloadavg()[0]
+    end = {p: [r["end"]["success_rate"] for r in rows if r["policy"] == p] for p in POLICIES}
+    start = {p: [r["start"]["success_rate"] for r in rows if r["policy"] == p] for p in POLICIES}
+    headline = round(float(np.mean(end["genpo"]) - np.mean(end["gaussian"])), 4)
+    result = {
+        "bench": "genpo",
+        "command": " ".join(["python bench/genpo.py", *cli_args]),
+        "library_version": __version__,
+        "torch": torch.__version__,
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": 1,
+        "task": args.task,
+        "steps": args.steps,
+        "num_envs": args.num_envs,
+        "eval_episodes": args.eval_episodes,
+        "seeds": seeds,
+        "mean_end_success": {p: float(np.mean(v)) for p, v in end.items()},
+        "mean_start_success": {p: float(np.mean(v)) for p, v in start.items()},
+        "load_avg_1min_before": round(load_before, 2),
+        "load_avg_1min_after": round(load_after, 2),
+        "rows": rows,
+        HEADLINE: headline,
+        "runtime_s": round(time.perf_counter() - t_start, 1),
+    }
+    if not args.quick:
+        plot(rows, args.out.with_suffix(".png"), args.task)
+    write_json_atomic(args.out, result)
+    if args.json:
+        summary = {k: result[k] for k in ("bench", HEADLINE, "steps", "runtime_s")}
+        summary["success"] = {p: [start[p], end[p]] for p in POLICIES}
+        print(json.dumps(summary, separators=(",", ":"), sort_keys=True))
+    else:
+        print(
+            f"genpo bench: {result['cpu']} ({os.cpu_count()} cores), 1 torch thread, load "
+            f"{load_before:.1f} -> {load_after:.1f}, {args.steps} env steps a run, seeds {seeds}\n"
+        )
+        for r in rows:
+            s, e = r["start"], r["end"]
+            print(
+                f"{r['policy']:9} seed {r['seed']} success {s['success_rate']:.2f} -> "
+                f"{e['success_rate']:.2f}, "
+                f"return {s['mean_return']:.0f} -> {e['mean_return']:.0f}, unsafe steps "
+                f"{s['unsafe_steps']} -> {e['unsafe_steps']}, {r['wall_s']:.0f} s"
+            )
+            print(
+                f"          routes at the start {s['routes']}\n          at the end {e['routes']}"
+            )
+            print(
+                f"          first obstacle {r['start_first_obstacle']} -> {r['end_first_obstacle']}"
+            )
+        print(f"results: {args.out}\nruntime: {result['runtime_s']:.0f} s")
+    print(f"{HEADLINE}: {headline}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
