@@ -56,7 +56,6 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 from tqdm.auto import tqdm
 
-from imle_mpc.core.io import write_atomic, write_json_atomic
 from imle_mpc.learn.config import ResidualSACConfig
 from imle_mpc.learn.model_file import CheckpointError
 from imle_mpc.learn.residual.actor import (
@@ -65,12 +64,12 @@ from imle_mpc.learn.residual.actor import (
     ResidualNetwork,
     save_residual,
 )
-
-CHECKPOINT_FILE = "checkpoint.json"
-HISTORY_FILE = "history.json"
-CHECKPOINT_FORMAT = 1
-FREE_ON_RESUME = ("total_steps", "checkpoint_every", "device")
-"""``ResidualSACConfig`` fields a resumed run may change (train longer, save more often)."""
+from imle_mpc.learn.sb3_checkpoint import (
+    CHECKPOINT_FILE,
+    RunFile,
+    commit_checkpoint,
+    read_checkpoint,
+)
 
 EnvFactory = Callable[[int], gym.Env[Any, Any]]
 """``make_env(index) -> env``, one per environment of the run."""
@@ -241,7 +240,14 @@ def train_residual(
         )
     env = DummyVecEnv([partial(make_env, i) for i in range(config.num_envs)])
     if resume:
-        state = _read_checkpoint(out, config, meta)
+        state = read_checkpoint(
+            out,
+            config,
+            ResidualSACConfig.from_dict,
+            meta,
+            files=("model", "buffer"),
+            trains="refines",
+        )
         with warnings.catch_warnings():
             # SB3 warns that n_steps is "ignored" when the saved buffer class is its own
             # NStepReplayBuffer; the saved buffer kwargs carry the n-step setting.
@@ -359,60 +365,15 @@ class _Hooks(BaseCallback):
 
     def checkpoint(self, model: SAC) -> None:
         """Write model, buffer and actor, then commit them in ``checkpoint.json``."""
-        step = int(model.num_timesteps)
         self.history.seconds = self._seconds + time.perf_counter() - self._t0
-        files = {"model": f"sac_{step:010d}.zip", "buffer": f"replay_{step:010d}.pkl"}
-        # SB3 writes to a binary file object as well as to a path.
-        write_atomic(self.out / files["model"], lambda fh: model.save(fh))  # type: ignore[arg-type]
-        write_atomic(self.out / files["buffer"], lambda fh: model.save_replay_buffer(fh))  # type: ignore[arg-type]
         save_residual(actor_of(model, {"refinement": self.meta}), self.out / RESIDUAL_FILE)
-        write_json_atomic(
-            self.out / CHECKPOINT_FILE,
-            {
-                "format_version": CHECKPOINT_FORMAT, "step": step, **files,
-                "config": self.config.to_dict(), "meta": self.meta,
-                "history": self.history.to_dict(),
-            },
-        )  # fmt: skip
-        write_json_atomic(self.out / HISTORY_FILE, self.history.to_dict())
-        for stale in [*self.out.glob("sac_*.zip"), *self.out.glob("replay_*.pkl")]:
-            if stale.name not in files.values():
-                stale.unlink()
-        self.last_checkpoint = step
-
-
-def _read_checkpoint(out: Path, config: ResidualSACConfig, meta: dict[str, Any]) -> dict[str, Any]:
-    """The committed checkpoint of ``out``, checked against this run's config and meta."""
-    path = out / CHECKPOINT_FILE
-    if not path.is_file():
-        raise CheckpointError(
-            f"cannot resume: no committed checkpoint at {path}. Start the run without "
-            "--resume (resume=False)."
-        )
-    try:
-        state = json.loads(path.read_text())
-        saved = ResidualSACConfig.from_dict(state["config"]).to_dict()
-        version = state.get("format_version")
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({exc!r}).") from exc
-    if version != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{path} has checkpoint format {version!r}; this library resumes format "
-            f"{CHECKPOINT_FORMAT}. Start a new run (another --out)."
-        )
-    mine = config.to_dict()
-    diff = sorted(k for k in mine if k not in FREE_ON_RESUME and mine[k] != saved[k])
-    if diff:
-        raise CheckpointError(
-            f"cannot resume {path}: ResidualSACConfig fields {diff} differ from the saved run "
-            f"({ {k: saved[k] for k in diff} }); only {list(FREE_ON_RESUME)} may change."
-        )
-    if state.get("meta") != meta:
-        raise CheckpointError(
-            f"cannot resume {path}: it refines {state.get('meta')}, this run {meta}; use "
-            "another --out for another task, setting, base or scale."
-        )
-    missing = [state[k] for k in ("model", "buffer") if not (out / state[k]).is_file()]
-    if missing:
-        raise CheckpointError(f"cannot resume {path}: its files {missing} are missing from {out}.")
-    return state
+        # SB3 writes to a binary file object as well as to a path.
+        files = {
+            "model": RunFile("sac", "zip", lambda fh: model.save(fh)),  # type: ignore[arg-type]
+            "buffer": RunFile("replay", "pkl", lambda fh: model.save_replay_buffer(fh)),  # type: ignore[arg-type]
+        }
+        record = {
+            "config": self.config.to_dict(), "meta": self.meta, "history": self.history.to_dict()
+        }  # fmt: skip
+        commit_checkpoint(self.out, int(model.num_timesteps), files, record)
+        self.last_checkpoint = int(model.num_timesteps)
