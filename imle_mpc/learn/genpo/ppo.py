@@ -54,14 +54,16 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 from tqdm.auto import tqdm
 
-from imle_mpc.core.io import write_atomic, write_json_atomic
 from imle_mpc.learn.genpo.policy import GenerativePolicy, GenPOConfig, kl_estimate
 from imle_mpc.learn.genpo.vec_env import BatchedVecEnv
 from imle_mpc.learn.model_file import CheckpointError
+from imle_mpc.learn.sb3_checkpoint import (
+    CHECKPOINT_FILE,
+    RunFile,
+    commit_checkpoint,
+    read_checkpoint,
+)
 
-CHECKPOINT_FILE = "checkpoint.json"
-HISTORY_FILE = "history.json"
-CHECKPOINT_FORMAT = 1
 LR_BOUNDS = (1e-5, 1e-2)
 """The adaptive learning rate's range (the reference's)."""
 
@@ -109,9 +111,6 @@ class PPOConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PPOConfig:
         return cls(**{**data, "critic_hidden": tuple(data["critic_hidden"])})
-
-
-FREE_ON_RESUME = ("total_steps", "checkpoint_every", "device")
 
 
 class NormalisedObservation(BaseFeaturesExtractor):
@@ -445,7 +444,7 @@ def finetune_ppo(
             "(resume=True) or choose another --out."
         )
     if resume:
-        state = _read_checkpoint(out, config, meta)
+        state = read_checkpoint(out, config, PPOConfig.from_dict, meta, trains="fine-tunes")
         model = AdaptivePPO.load(out / state["model"], env=env, device=config.device)
         history = FinetuneHistory.from_dict(state["history"])
         env.seed(config.seed + model.num_timesteps)  # new episodes, not the first ones again
@@ -565,58 +564,12 @@ class _Hooks(BaseCallback):
 
     def checkpoint(self, model: AdaptivePPO) -> None:
         """Write the model (and the policy file), then commit them in ``checkpoint.json``."""
-        step = int(model.num_timesteps)
         self.history.seconds = self._seconds + time.perf_counter() - self._t0
-        name = f"ppo_{step:010d}.zip"
-        write_atomic(self.out / name, lambda fh: model.save(fh))  # type: ignore[arg-type]
         if self.write_policy is not None:
             self.write_policy(model, self.out)
-        write_json_atomic(
-            self.out / CHECKPOINT_FILE,
-            {
-                "format_version": CHECKPOINT_FORMAT, "step": step, "model": name,
-                "config": self.config.to_dict(), "meta": self.meta,
-                "history": self.history.to_dict(),
-            },
-        )  # fmt: skip
-        write_json_atomic(self.out / HISTORY_FILE, self.history.to_dict())
-        for stale in self.out.glob("ppo_*.zip"):
-            if stale.name != name:
-                stale.unlink()
-        self.last_checkpoint = step
-
-
-def _read_checkpoint(out: Path, config: PPOConfig, meta: dict[str, Any]) -> dict[str, Any]:
-    """The committed checkpoint of ``out``, checked against this run's config and meta."""
-    path = out / CHECKPOINT_FILE
-    if not path.is_file():
-        raise CheckpointError(
-            f"cannot resume: no committed checkpoint at {path}. Start the run without "
-            "--resume (resume=False)."
-        )
-    try:
-        state = json.loads(path.read_text())
-        saved = PPOConfig.from_dict(state["config"]).to_dict()
-        version = state.get("format_version")
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({exc!r}).") from exc
-    if version != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{path} has checkpoint format {version!r}; this library resumes format "
-            f"{CHECKPOINT_FORMAT}. Start a new run (another --out)."
-        )
-    mine = config.to_dict()
-    diff = sorted(k for k in mine if k not in FREE_ON_RESUME and mine[k] != saved[k])
-    if diff:
-        raise CheckpointError(
-            f"cannot resume {path}: PPOConfig fields {diff} differ from the saved run "
-            f"({ {k: saved[k] for k in diff} }); only {list(FREE_ON_RESUME)} may change."
-        )
-    if state.get("meta") != meta:
-        raise CheckpointError(
-            f"cannot resume {path}: it fine-tunes {state.get('meta')}, this run {meta}; use "
-            "another --out."
-        )
-    if not (out / state["model"]).is_file():
-        raise CheckpointError(f"cannot resume {path}: {state['model']} is missing from {out}.")
-    return state
+        files = {"model": RunFile("ppo", "zip", lambda fh: model.save(fh))}  # type: ignore[arg-type]
+        record = {
+            "config": self.config.to_dict(), "meta": self.meta, "history": self.history.to_dict()
+        }  # fmt: skip
+        commit_checkpoint(self.out, int(model.num_timesteps), files, record)
+        self.last_checkpoint = int(model.num_timesteps)
