@@ -69,7 +69,7 @@ class QualityRule:
 
     tail: float = 0.05
     spread: float = 3.0
-    min_sigma: float = 2.0
+    min_sigma: float = 3.0
     quantile: float = 0.05
     floor: float = -1000.0
 
