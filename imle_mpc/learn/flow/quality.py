@@ -377,4 +377,5 @@ def cross_fit(
 
 CROSS_FIT_TRAIN = TrainConfig(epochs=40, warmup_steps=20)
 """The cross-fitting flows' training: a flow that only scores needs less than one that
-plans (40 epochs: about 8 s a fold on the shipped nav_one_obstacle demonstrations)."""
+plans (40 epochs: 8 s a fold on 10 of nav_one_obstacle's demonstrations on an idle
+core, 17-43 s on the 22 of ``bench/data_check.py``'s folds beside other jobs)."""
