@@ -14,6 +14,7 @@ Subcommands:
             (``bridge controller TASK``, ``bridge robot TASK``, ``bridge keys DIR``)
     finetune  behaviour-clone a policy on the demonstrations, then fine-tune it with PPO
             on batched envs (GenPO's exact-likelihood generative policy, or a Gaussian)
+    data    check a demonstration dataset: its episodes ranked by a flow's density
 
 Every subcommand takes ``--json`` and then prints a one-line JSON summary last.
 """
@@ -21,6 +22,7 @@ Every subcommand takes ``--json`` and then prints a one-line JSON summary last.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -360,6 +362,58 @@ def cmd_bridge_keys(args: argparse.Namespace) -> dict[str, Any]:
     for role, path in made.items():
         print(f"{role}: {path} (secret) and {path.with_suffix('.key')} (public)")
     return {"command": "bridge keys", **{role: str(path) for role, path in made.items()}}
+
+
+def cmd_data(args: argparse.Namespace) -> dict[str, Any]:
+    # torch and zuko only for this subcommand.
+    import torch
+
+    from imle_mpc.learn.flow import load_flow
+    from imle_mpc.learn.flow.quality import CROSS_FIT_TRAIN, QualityRule, cross_fit, score_dataset
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = DemoDataset.load(args.data)
+    try:
+        rule = QualityRule(tail=args.tail, spread=args.spread, quantile=args.quantile)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    if args.flow:
+        report = score_dataset(load_flow(args.flow), dataset, rule)
+    else:
+        train = dataclasses.replace(CROSS_FIT_TRAIN, epochs=args.epochs, seed=args.seed)
+        report = cross_fit(
+            dataset, args.folds, train_config=train, rule=rule, progress=not args.json
+        )
+    quality = dataset.meta.get("quality")
+    print(f"{'rank':>4} {'episode':>7} {'score':>9} {'mean':>9} {'unlikely':>8}  flagged")
+    for rank, i in enumerate(report.ranking):
+        e = report.episodes[i]
+        known = f"  ({quality[i]})" if isinstance(quality, list) else ""
+        mark = "yes" if e.flagged else ""
+        print(
+            f"{rank:>4} {i:>7} {e.score:>9.1f} {e.mean_log_prob:>9.1f} "
+            f"{e.unlikely_share:>8.0%}  {mark}{known}"
+        )
+    print(
+        f"{len(report.flagged)} of {len(dataset.episodes)} episodes flagged (score below "
+        f"{report.cutoff:.1f} nats; {report.method}, {report.folds} fold(s))"
+    )
+    if args.out:
+        write_json_atomic(args.out, report.to_dict())
+    if args.write_clean:
+        report.cleaned(dataset).save(args.write_clean)
+        print(f"cleaned dataset written to {args.write_clean}")
+    return {
+        "command": "data check",
+        "data": str(args.data),
+        "method": report.method,
+        "episodes": len(dataset.episodes),
+        "flagged": list(report.flagged),
+        "ranking": list(report.ranking),
+        "cutoff": report.cutoff,
+        "train_seconds": report.train_seconds,
+    }
 
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
@@ -1002,6 +1056,47 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
     common(ft)
     ft.set_defaults(func=cmd_finetune)
+    data = sub.add_parser("data", help="demonstration datasets: check their quality")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    check = data_sub.add_parser(
+        "check",
+        help="rank a dataset's episodes by a flow's density and flag the unlikely ones",
+        description="Each episode is scored by the least likely 5 %% (--tail) of its chunks' "
+        "log-densities under a flow that did not see it: by default flows trained on the "
+        "other folds of DATA (cross-fitting, --folds trainings), or --flow, one trained on "
+        "other, trusted demonstrations. An episode is flagged when its score lies more than "
+        "--spread robust standard deviations below the median episode's.",
+    )
+    check.add_argument("data", help="the demonstrations (.npz)")
+    check.add_argument(
+        "--flow", default=None, help="score with this flow (its dir or .safetensors) instead"
+    )
+    check.add_argument("--folds", type=positive_int, default=4, help="cross-fitting folds")
+    check.add_argument(
+        "--epochs", type=positive_int, default=40, help="cross-fitting: epochs a fold's flow"
+    )
+    check.add_argument(
+        "--tail", type=open_fraction, default=0.05, help="score: this quantile of the chunks"
+    )
+    check.add_argument(
+        "--spread", type=positive_float, default=3.0, help="flag below median - SPREAD sigma"
+    )
+    check.add_argument(
+        "--quantile",
+        type=open_fraction,
+        default=0.05,
+        help="the calibrated threshold the reported unlikely share counts against",
+    )
+    check.add_argument("--out", default=None, help="write the full report here (JSON)")
+    check.add_argument(
+        "--write-clean", default=None, help="write DATA without the flagged episodes here (.npz)"
+    )
+    check.add_argument("--seed", type=non_negative_int, default=0)
+    check.add_argument(
+        "--threads", type=non_negative_int, default=1, help="torch CPU threads (0: leave)"
+    )
+    common(check)
+    check.set_defaults(func=cmd_data)
 
     train = sub.add_parser("train", help="train a generator with RS-IMLE, or a flow")
     train.add_argument(

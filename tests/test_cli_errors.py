@@ -87,12 +87,17 @@ BAD_OPTIONS = [
     (["finetune"], "--seed", ["-1"], "must be an integer >= 0"),
     (["finetune"], "--threads", ["-1"], "must be an integer >= 0"),
     (["finetune"], "--device", ["bogus"], "must be a torch device"),
+    (["data", "check", "demos.npz"], "--folds", ["0"], "must be a positive integer"),
+    (["data", "check", "demos.npz"], "--epochs", ["0"], "must be a positive integer"),
+    (["data", "check", "demos.npz"], "--spread", ["0", "nan"], "must be a finite number"),
+    (["data", "check", "demos.npz"], "--seed", ["-1"], "must be an integer >= 0"),
+    (["data", "check", "demos.npz"], "--threads", ["-1"], "must be an integer >= 0"),
 ]
 
 
 def _prog(sub: list[str]) -> str:
     """The subcommand's name as argparse prints it (``bridge`` has roles below it)."""
-    return " ".join(sub[:2] if sub[0] == "bridge" else sub[:1])
+    return " ".join(sub[:2] if sub[0] in ("bridge", "data") else sub[:1])
 
 
 CASES = [

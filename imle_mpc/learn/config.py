@@ -455,3 +455,72 @@ class ResidualSACConfig:
     def from_dict(cls, data: dict[str, Any]) -> ResidualSACConfig:
         """Inverse of ``to_dict``; unknown keys are an error naming them."""
         return cls(**_known_fields(cls, data))
+
+
+@dataclass(frozen=True)
+class OfflineRLConfig:
+    """Offline TD3+BC (``imle_mpc.learn.offline``): the published defaults (Fujimoto and
+    Gu, 2021) at a smaller budget.
+
+    The actor maximises ``lam * Q(s, pi(s)) - (pi(s) - a)^2`` with
+    ``lam = alpha / mean |Q|`` over the batch; the twin critics learn from clipped
+    double-Q targets with target-policy smoothing. Actions (raw, or the flow's latents)
+    are in [-1, 1]^d, the actor's output a tanh.
+
+    Attributes:
+        steps: gradient steps of the critics (the actor is updated every ``policy_delay``).
+        batch_size: transitions per step.
+        gamma: discount.
+        tau: soft target-update rate.
+        learning_rate: Adam's, actor and critics.
+        hidden: widths of the actor's and the critics' hidden layers (ReLU).
+        alpha: weight of the Q term against the behaviour-cloning term; 0: behaviour
+            cloning alone (the actor ignores the critics, which are not trained).
+        bc_weight: weight of the behaviour-cloning term; 0: TD3 alone (the actor
+            maximises Q, scaled by ``alpha / mean |Q|``), the CNF paper's agent, which
+            relies on the flow's bounded latent for conservatism instead.
+        policy_noise: std of the target-policy smoothing noise (action units of the box).
+        noise_clip: that noise is clipped to +-this.
+        policy_delay: critic steps per actor step.
+        seed: seed of the networks and the batches.
+        device: torch device.
+    """
+
+    steps: int = 20_000
+    batch_size: int = 256
+    gamma: float = 0.99
+    tau: float = 0.005
+    learning_rate: float = 3e-4
+    hidden: tuple[int, ...] = (256, 256)
+    alpha: float = 2.5
+    bc_weight: float = 1.0
+    policy_noise: float = 0.2
+    noise_clip: float = 0.5
+    policy_delay: int = 2
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        for name in ("steps", "batch_size", "policy_delay"):
+            require_int_at_least(owner, name, getattr(self, name), 1)
+        require_int_at_least(owner, "seed", self.seed, 0)
+        if not 0.0 < self.gamma < 1.0:
+            raise ValueError(f"{owner}.gamma must be in (0, 1), got {self.gamma!r}.")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"{owner}.tau must be in (0, 1], got {self.tau!r}.")
+        require_positive(owner, "learning_rate", self.learning_rate)
+        for name in ("alpha", "bc_weight", "policy_noise", "noise_clip"):
+            require_non_negative(owner, name, getattr(self, name))
+        if self.alpha == 0.0 and self.bc_weight == 0.0:
+            raise ValueError(f"{owner}: alpha and bc_weight are both 0: the actor learns nothing.")
+        object.__setattr__(self, "hidden", _int_tuple(owner, "hidden", self.hidden, 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OfflineRLConfig:
+        """Inverse of ``to_dict``; unknown keys are an error naming them."""
+        return cls(**_known_fields(cls, data))
