@@ -574,6 +574,7 @@ def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
         ppo = PPOConfig(
             total_steps=args.steps, learning_rate=args.lr,
             desired_kl=None if args.desired_kl == 0 else args.desired_kl,
+            critic_learning_rate=None if args.critic_lr == 0 else args.critic_lr,
             checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device,
         )  # fmt: skip
         config = FinetuneConfig(
@@ -1037,6 +1038,10 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument(
         "--desired-kl", type=non_negative_float, default=0.01,
         help="KL target of the adaptive learning rate (0: a fixed rate)",
+    )  # fmt: skip
+    ft.add_argument(
+        "--critic-lr", type=non_negative_float, default=1e-3,
+        help="the value network's fixed learning rate (0: the actor's, adapted with it)",
     )  # fmt: skip
     ft.add_argument(
         "--eval-every", type=non_negative_int, default=20_000,

@@ -22,7 +22,9 @@ loss, the rollout buffer and the truncation bootstrap through
   [1e-5, 1e-2]). SB3 has only a fixed schedule and ``target_kl`` early stopping. The
   KL is the log-prob estimate ``mean(log pi_old - log pi_new)`` over the rollout,
   measured after each ``train`` (the reference adapts after every minibatch; one
-  adaptation per rollout keeps SB3's ``train`` untouched).
+  adaptation per rollout keeps SB3's ``train`` untouched). The critic may keep a
+  fixed rate of its own (``PPOConfig.critic_learning_rate``): the optimiser has an
+  actor and a critic parameter group (``split_optimizer``).
 * The Gaussian baseline is SB3's own ``MlpPolicy`` through the same code path; its
   mean network is behaviour-cloned (MSE) on the same demonstrations (``bc_gaussian``).
 * Both see the observation normalised by the demonstrations' statistics
@@ -79,6 +81,12 @@ class PPOConfig:
         n_epochs: passes over a rollout.
         learning_rate: the initial learning rate (adapted if ``desired_kl``).
         desired_kl: the KL target of the adaptive learning rate (None: fixed rate).
+        critic_learning_rate: the value network's fixed rate (None: the actor's,
+            adapted with it). The KL adaptation reads the actor alone, and the
+            generative policy's KL estimates held its rate at 2e-5-2e-4 (the Gaussian's
+            rose to 1e-3), so its critic learnt 5-50x slower: with the critic at 1e-3,
+            GenPO seed 0 went 11 % -> 70 % success in 300k steps (1 % before), seed 1
+            0 % -> 6 % (1 % before).
         gamma, gae_lambda, clip_range, ent_coef, vf_coef, max_grad_norm: SB3's PPO.
         critic_hidden: the value network's hidden widths.
         gaussian_log_std: the Gaussian baseline's initial log-std (in the action's units).
@@ -93,6 +101,7 @@ class PPOConfig:
     n_epochs: int = 5
     learning_rate: float = 3e-4
     desired_kl: float | None = 0.01
+    critic_learning_rate: float | None = 1e-3
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip_range: float = 0.2
@@ -126,6 +135,34 @@ class NormalisedObservation(BaseFeaturesExtractor):
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         return (observations - self.shift) / self.scale
+
+
+CRITIC_GROUP = "critic"
+"""The name of the optimiser's parameter group of the value network."""
+
+
+def split_optimizer(policy: ActorCriticPolicy, lr: float) -> None:
+    """Rebuild ``policy.optimizer`` with two parameter groups: the actor's, then the
+    critic's (``name`` ``CRITIC_GROUP``: ``mlp_extractor.value_net`` and ``value_net``),
+    so the critic may have a rate of its own (``AdaptivePPO``). Adam is per parameter:
+    with equal rates the two groups are the one group's update."""
+    critic = [*policy.mlp_extractor.value_net.parameters(), *policy.value_net.parameters()]
+    ids = {id(q) for q in critic}
+    actor = [q for q in policy.parameters() if id(q) not in ids]
+    groups: list[dict[str, Any]] = [{"params": actor}, {"params": critic, "name": CRITIC_GROUP}]
+    policy.optimizer = policy.optimizer_class(  # type: ignore[call-arg]
+        groups, lr=lr,
+        **policy.optimizer_kwargs,
+    )  # fmt: skip
+
+
+class GaussianActorCritic(ActorCriticPolicy):
+    """SB3's ``MlpPolicy`` with the optimiser split into actor and critic groups
+    (``split_optimizer``)."""
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)
+        split_optimizer(self, lr_schedule(1))
 
 
 class GenPOActorCritic(ActorCriticPolicy):
@@ -169,9 +206,7 @@ class GenPOActorCritic(ActorCriticPolicy):
         )  # fmt: skip
         self._build_mlp_extractor()
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
-        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
-            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
-        )
+        split_optimizer(self, lr_schedule(1))
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -226,11 +261,19 @@ class AdaptivePPO(PPO):
 
     Args:
         desired_kl: the KL target (None: SB3's fixed ``learning_rate``).
+        critic_learning_rate: the critic group's fixed rate (None: the actor's).
         args, kwargs: SB3's ``PPO``.
     """
 
-    def __init__(self, *args: Any, desired_kl: float | None = 0.01, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        desired_kl: float | None = 0.01,
+        critic_learning_rate: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.desired_kl = desired_kl
+        self.critic_learning_rate = critic_learning_rate
         self.adaptive_lr = float(kwargs.get("learning_rate", 3e-4))
         super().__init__(*args, **kwargs)
 
@@ -239,6 +282,17 @@ class AdaptivePPO(PPO):
             super()._setup_lr_schedule()
         else:
             self.lr_schedule = _AdaptiveRate(self.adaptive_lr)
+
+    def _update_learning_rate(
+        self, optimizers: list[torch.optim.Optimizer] | torch.optim.Optimizer
+    ) -> None:
+        super()._update_learning_rate(optimizers)
+        if self.critic_learning_rate is None:
+            return
+        for group in self.policy.optimizer.param_groups:
+            if group.get("name") == CRITIC_GROUP:
+                group["lr"] = self.critic_learning_rate
+        self.logger.record("train/critic_learning_rate", self.critic_learning_rate)
 
     def train(self) -> None:
         super().train()
@@ -286,7 +340,7 @@ def build_ppo(
         learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda,
         clip_range=config.clip_range, ent_coef=config.ent_coef, vf_coef=config.vf_coef,
         max_grad_norm=config.max_grad_norm, seed=config.seed, device=config.device, verbose=0,
-        desired_kl=config.desired_kl,
+        desired_kl=config.desired_kl, critic_learning_rate=config.critic_learning_rate,
     )  # fmt: skip
     nu = env.nu
     low = env.env.dynamics.action_low
@@ -311,7 +365,7 @@ def build_ppo(
                                        "scale": np.asarray(obs_scale, float).tolist()},
             log_std_init=config.gaussian_log_std,
         )  # fmt: skip
-        return AdaptivePPO("MlpPolicy", env, policy_kwargs=policy_kwargs, **common)
+        return AdaptivePPO(GaussianActorCritic, env, policy_kwargs=policy_kwargs, **common)
     raise ValueError(f"policy kind {kind!r} is not 'genpo' or 'gaussian'.")
 
 

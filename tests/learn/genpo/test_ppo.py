@@ -14,6 +14,8 @@ from imle_mpc.eval.finetune import FinetuneConfig, finetune
 from imle_mpc.learn.genpo import GenPOConfig, load_policy
 from imle_mpc.learn.genpo.ppo import (
     CHECKPOINT_FILE,
+    CRITIC_GROUP,
+    AdaptivePPO,
     PPOConfig,
     build_ppo,
     genpo_action_map,
@@ -67,7 +69,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("policy", ["genpo", "gaussian"])
-def test_the_kl_adaptive_rate_falls_when_the_steps_are_too_big(policy: str) -> None:
+def test_the_kl_adaptive_rate_falls_when_the_steps_are_too_big(policy: str, tmp_path: Path) -> None:
     task = make_task("nav_one_obstacle")
     space, action_map = None, None
     if policy == "genpo":
@@ -83,7 +85,18 @@ def test_the_kl_adaptive_rate_falls_when_the_steps_are_too_big(policy: str) -> N
     model.learn(256)
     assert model.last_kl > 2e-4
     assert model.adaptive_lr == pytest.approx(5e-2 / 1.5**2)  # two updates, each / 1.5
-    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(5e-2 / 1.5)
+    actor_group, critic_group = model.policy.optimizer.param_groups
+    assert actor_group["lr"] == pytest.approx(5e-2 / 1.5)
+    # the critic keeps its own fixed rate, and its group survives a save and a load
+    assert critic_group["lr"] == big.critic_learning_rate == 1e-3
+    value_ids = {id(q) for q in model.policy.value_net.parameters()}
+    assert value_ids <= {id(q) for q in critic_group["params"]}
+    assert not value_ids & {id(q) for q in actor_group["params"]}
+    model.save(tmp_path / "ppo.zip")
+    loaded = AdaptivePPO.load(tmp_path / "ppo.zip", env=env)
+    assert [g.get("name") for g in loaded.policy.optimizer.param_groups] == [None, CRITIC_GROUP]
+    loaded.learn(128, reset_num_timesteps=False)
+    assert loaded.policy.optimizer.param_groups[1]["lr"] == 1e-3
 
 
 def test_the_finetune_command_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
