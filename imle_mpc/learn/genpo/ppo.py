@@ -39,8 +39,7 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,22 +48,16 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
-from tqdm.auto import tqdm
 
 from imle_mpc.learn.genpo.policy import GenerativePolicy, GenPOConfig, kl_estimate
 from imle_mpc.learn.genpo.vec_env import BatchedVecEnv
 from imle_mpc.learn.model_file import CheckpointError
-from imle_mpc.learn.sb3_checkpoint import (
-    CHECKPOINT_FILE,
-    RunFile,
-    commit_checkpoint,
-    read_checkpoint,
-)
+from imle_mpc.learn.sb3_run import CHECKPOINT_FILE, RunFile, RunHooks, read_checkpoint
 
 LR_BOUNDS = (1e-5, 1e-2)
 """The adaptive learning rate's range (the reference's)."""
@@ -506,8 +499,10 @@ def finetune_ppo(
         env.seed(config.seed)
         model = make_model()
         history = FinetuneHistory()
-    hooks = _Hooks(out, config, meta, history, evaluate, eval_every, progress, callback)
-    hooks.write_policy = write_policy
+    hooks = _Hooks(
+        out, config, meta, history, evaluate, eval_every, progress, callback,
+        write_policy=write_policy,
+    )  # fmt: skip
     hooks.last_checkpoint = model.num_timesteps if resume else -1
     remaining = config.total_steps - model.num_timesteps
     if remaining > 0:
@@ -516,114 +511,55 @@ def finetune_ppo(
     return model, history
 
 
-class _Hooks(BaseCallback):
-    """History, evaluations, checkpoints and the progress bar."""
+class _Hooks(RunHooks[PPOConfig, FinetuneHistory]):
+    """``RunHooks`` plus a record of each PPO update (return, success, KL, rate)."""
 
-    def __init__(
-        self,
-        out: Path,
-        config: PPOConfig,
-        meta: dict[str, Any],
-        history: FinetuneHistory,
-        evaluate: Evaluator | None,
-        eval_every: int,
-        progress: bool,
-        callback: Callable[[int, FinetuneHistory], None] | None,
-    ) -> None:
-        super().__init__()
-        self.out, self.config, self.meta, self.history = out, config, meta, history
-        self.evaluate, self.eval_every, self.progress = evaluate, eval_every, progress
-        self.user_callback = callback
-        self.write_policy: Writer | None = None
-        self.last_checkpoint = -1
-        self._seconds = history.seconds
-        self._t0 = time.perf_counter()
-        self._bar: Any = None
+    description = "PPO fine-tuning"
+
+    def __init__(self, *args: Any, write_policy: Writer | None = None) -> None:
+        super().__init__(*args)
+        self.write_policy = write_policy
         self._episodes: list[dict[str, Any]] = []
         self._start_step = 0
 
-    @property
-    def _ppo(self) -> AdaptivePPO:
-        assert isinstance(self.model, AdaptivePPO)
-        return self.model
+    def started(self) -> None:
+        self._start_step = self.num_timesteps
 
-    def _on_training_start(self) -> None:
-        self._t0 = time.perf_counter()
-        self.last_checkpoint = self._start_step = self.num_timesteps
-        self._bar = tqdm(
-            total=self.config.total_steps, initial=self.num_timesteps, desc="PPO fine-tuning",
-            unit="step", disable=not self.progress, smoothing=0.05,
-        )  # fmt: skip
+    def collect(self, infos: Sequence[dict[str, Any]]) -> None:
+        self._episodes.extend(info["episode"] for info in infos if "episode" in info)
 
-    def _on_step(self) -> bool:
-        for info in self.locals["infos"]:
-            if "episode" in info:
-                self._episodes.append(info["episode"])
-        if self._bar is not None:
-            self._bar.update(self.num_timesteps - self._bar.n)
-        return True
-
-    def _on_rollout_start(self) -> None:
-        model, step = self._ppo, self.num_timesteps
-        if step > self._start_step:  # the update that just ran, and the rollout before it
-            eps = self._episodes
-            entry: dict[str, Any] = {
-                "step": int(step),
-                "episodes": len(eps),
-                "mean_return": float(np.mean([e["r"] for e in eps])) if eps else None,
-                "kl": float(getattr(model, "last_kl", math.nan)),
-                "lr": float(model.adaptive_lr),
-            }
-            if eps and "success" in eps[0]:
-                entry["success"] = float(np.mean([e["success"] for e in eps]))
-            self.history.updates.append(entry)
-            self._episodes = []
-        self._evaluate(model, self.eval_every)
-        if step - self.last_checkpoint >= self.config.checkpoint_every:
-            self.checkpoint(model)
-        self._show()
-        if self.user_callback is not None:
-            self.user_callback(step, self.history)
-
-    def finish(self, model: AdaptivePPO) -> None:
-        """The run's end: evaluate and checkpoint (unless just done)."""
-        self._evaluate(model, 1)
-        if self.last_checkpoint != model.num_timesteps or not (self.out / CHECKPOINT_FILE).exists():
-            self.checkpoint(model)
-
-    def _evaluate(self, model: AdaptivePPO, every: int) -> None:
-        evaluations = self.history.evaluations
-        if self.evaluate is None or self.eval_every <= 0:
+    def before_rollout(self, model: BaseAlgorithm) -> None:
+        assert isinstance(model, AdaptivePPO)
+        if model.num_timesteps <= self._start_step:
             return
-        last = evaluations[-1]["step"] if evaluations else -math.inf
-        if model.num_timesteps - last >= every:
-            evaluations.append({"step": int(model.num_timesteps), **self.evaluate(model)})
+        # The update that just ran, and the rollout before it.
+        eps = self._episodes
+        entry: dict[str, Any] = {
+            "step": int(model.num_timesteps),
+            "episodes": len(eps),
+            "mean_return": float(np.mean([e["r"] for e in eps])) if eps else None,
+            "kl": float(getattr(model, "last_kl", math.nan)),
+            "lr": float(model.adaptive_lr),
+        }
+        if eps and "success" in eps[0]:
+            entry["success"] = float(np.mean([e["success"] for e in eps]))
+        self.history.updates.append(entry)
+        self._episodes = []
 
-    def _on_training_end(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-    def _show(self) -> None:
-        if self._bar is None or not self.history.updates:
-            return
+    def postfix(self) -> dict[str, str]:
+        if not self.history.updates:
+            return {}
         last = self.history.updates[-1]
         postfix = {"kl": f"{last['kl']:.4f}", "lr": f"{last['lr']:.1e}"}
         if last["mean_return"] is not None:
             postfix["return"] = f"{last['mean_return']:.1f}"
         if "success" in last:
             postfix["success"] = f"{last['success']:.2f}"
-        if self.history.evaluations and "success_rate" in self.history.evaluations[-1]:
-            postfix["eval_success"] = f"{self.history.evaluations[-1]['success_rate']:.2f}"
-        self._bar.set_postfix(postfix)
+        return postfix
 
-    def checkpoint(self, model: AdaptivePPO) -> None:
-        """Write the model (and the policy file), then commit them in ``checkpoint.json``."""
-        self.history.seconds = self._seconds + time.perf_counter() - self._t0
+    def files(self, model: BaseAlgorithm) -> dict[str, RunFile]:
+        """SB3's model (the policy file is written beside it)."""
+        assert isinstance(model, AdaptivePPO)
         if self.write_policy is not None:
             self.write_policy(model, self.out)
-        files = {"model": RunFile("ppo", "zip", lambda fh: model.save(fh))}  # type: ignore[arg-type]
-        record = {
-            "config": self.config.to_dict(), "meta": self.meta, "history": self.history.to_dict()
-        }  # fmt: skip
-        commit_checkpoint(self.out, int(model.num_timesteps), files, record)
-        self.last_checkpoint = int(model.num_timesteps)
+        return {"model": RunFile("ppo", "zip", lambda fh: model.save(fh))}  # type: ignore[arg-type]

@@ -38,9 +38,8 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -50,11 +49,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
-from tqdm.auto import tqdm
 
 from imle_mpc.learn.config import ResidualSACConfig
 from imle_mpc.learn.model_file import CheckpointError
@@ -64,12 +62,7 @@ from imle_mpc.learn.residual.actor import (
     ResidualNetwork,
     save_residual,
 )
-from imle_mpc.learn.sb3_checkpoint import (
-    CHECKPOINT_FILE,
-    RunFile,
-    commit_checkpoint,
-    read_checkpoint,
-)
+from imle_mpc.learn.sb3_run import CHECKPOINT_FILE, RunFile, RunHooks, read_checkpoint
 
 EnvFactory = Callable[[int], gym.Env[Any, Any]]
 """``make_env(index) -> env``, one per environment of the run."""
@@ -273,107 +266,40 @@ def train_residual(
     return actor_of(model, {"refinement": meta}), history
 
 
-class _Hooks(BaseCallback):
-    """The schedule's clock, the history, evaluations, checkpoints and the progress bar."""
+class _Hooks(RunHooks[ResidualSACConfig, RefineHistory]):
+    """``RunHooks`` plus the schedule's clock and the training episodes' summaries."""
 
-    def __init__(
-        self,
-        out: Path,
-        config: ResidualSACConfig,
-        meta: dict[str, Any],
-        history: RefineHistory,
-        evaluate: Evaluator | None,
-        eval_every: int,
-        progress: bool,
-        callback: Callable[[int, RefineHistory], None] | None,
-    ) -> None:
-        super().__init__()
-        self.out, self.config, self.meta, self.history = out, config, meta, history
-        self.evaluate, self.eval_every, self.progress = evaluate, eval_every, progress
-        self.user_callback = callback
-        self.last_checkpoint = -1
-        self._seconds = history.seconds
-        self._t0 = time.perf_counter()
-        self._bar: Any = None
+    description = "residual SAC"
 
-    @property
-    def _sac(self) -> SAC:
-        assert isinstance(self.model, SAC)
-        return self.model
-
-    def _on_training_start(self) -> None:
-        self._t0 = time.perf_counter()
-        self.last_checkpoint = self.num_timesteps
+    def started(self) -> None:
         self.training_env.env_method("set_global_step", self.num_timesteps)
-        self._bar = tqdm(
-            total=self.config.total_steps, initial=self.num_timesteps, desc="residual SAC",
-            unit="step", disable=not self.progress, smoothing=0.05,
-        )  # fmt: skip
 
-    def _on_step(self) -> bool:
+    def collect(self, infos: Sequence[dict[str, Any]]) -> None:
         step = self.num_timesteps
         self.training_env.env_method("set_global_step", step)
-        for info in self.locals["infos"]:
+        for info in infos:
             summary = info.get("episode_summary")
             if summary is not None:
                 self.history.episodes.append({"step": step, **summary})
-        if self._bar is not None:
-            self._bar.update(step - self._bar.n)
-        return True
 
-    def _on_rollout_start(self) -> None:
-        # A clean point: every transition collected is stored, every update done.
-        step = self.num_timesteps
-        self._evaluate(self._sac, self.eval_every)
-        if step - self.last_checkpoint >= self.config.checkpoint_every:
-            self.checkpoint(self._sac)
-        self._show()
-        if self.user_callback is not None:
-            self.user_callback(step, self.history)
+    def evaluated(self, model: BaseAlgorithm) -> ResidualActor:
+        assert isinstance(model, SAC)
+        return actor_of(model, {"refinement": self.meta})
 
-    def finish(self, model: SAC) -> None:
-        """The run's end: evaluate and checkpoint the final actor (unless just done)."""
-        self._evaluate(model, 1)
-        if self.last_checkpoint != model.num_timesteps or not (self.out / CHECKPOINT_FILE).exists():
-            self.checkpoint(model)
-
-    def _evaluate(self, model: SAC, every: int) -> None:
-        """A point of the learning curve, if ``every`` steps passed since the last one."""
-        evaluations = self.history.evaluations
-        if self.evaluate is None or self.eval_every <= 0:
-            return
-        last = evaluations[-1]["step"] if evaluations else -math.inf
-        if model.num_timesteps - last >= every:
-            figures = self.evaluate(actor_of(model, {"refinement": self.meta}))
-            evaluations.append({"step": int(model.num_timesteps), **figures})
-
-    def _on_training_end(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-    def _show(self) -> None:
-        if self._bar is None:
-            return
+    def postfix(self) -> dict[str, str]:
         recent = [e for e in self.history.episodes[-200:] if e["residual_on"]][-50:]
         postfix = {"decorated_success": "-", "guard": "-"}
         if recent:  # the decorated episodes' success, and the guard's interventions in them
             postfix["decorated_success"] = f"{np.mean([e['success'] for e in recent]):.2f}"
             postfix["guard"] = f"{np.mean([e['interventions'] for e in recent]):.1f}"
-        if self.history.evaluations and "success_rate" in self.history.evaluations[-1]:
-            postfix["eval_success"] = f"{self.history.evaluations[-1]['success_rate']:.2f}"
-        self._bar.set_postfix(postfix)
+        return postfix
 
-    def checkpoint(self, model: SAC) -> None:
-        """Write model, buffer and actor, then commit them in ``checkpoint.json``."""
-        self.history.seconds = self._seconds + time.perf_counter() - self._t0
-        save_residual(actor_of(model, {"refinement": self.meta}), self.out / RESIDUAL_FILE)
+    def files(self, model: BaseAlgorithm) -> dict[str, RunFile]:
+        """SB3's model and replay buffer (the actor's file is written beside them)."""
+        assert isinstance(model, SAC)
+        save_residual(self.evaluated(model), self.out / RESIDUAL_FILE)
         # SB3 writes to a binary file object as well as to a path.
-        files = {
+        return {
             "model": RunFile("sac", "zip", lambda fh: model.save(fh)),  # type: ignore[arg-type]
             "buffer": RunFile("replay", "pkl", lambda fh: model.save_replay_buffer(fh)),  # type: ignore[arg-type]
         }
-        record = {
-            "config": self.config.to_dict(), "meta": self.meta, "history": self.history.to_dict()
-        }  # fmt: skip
-        commit_checkpoint(self.out, int(model.num_timesteps), files, record)
-        self.last_checkpoint = int(model.num_timesteps)
