@@ -7,10 +7,11 @@ loading a deep-learning backend.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from imle_mpc.core.validation import require_int_at_least, require_non_negative, require_positive
+from imle_mpc.learn.records import JsonRecord, known_fields
 
 Architecture = Literal["mlp", "unet"]
 ARCHITECTURES: tuple[str, ...] = ("mlp", "unet")
@@ -34,7 +35,7 @@ def _int_tuple(owner: str, field: str, value: Any, minimum: int) -> tuple[int, .
 
 
 @dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(JsonRecord):
     """Shape and network of a generator ``G(z, obs_history) -> action chunk``.
 
     The latent ``z`` has the chunk's size (``latent_dim = horizon * nu``), as in
@@ -142,18 +143,9 @@ class GeneratorConfig:
         """Size of the latent ``z`` for actions of size ``nu``: ``horizon * nu``."""
         return self.horizon * nu
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
-        """Inverse of ``to_dict``; unknown keys are an error naming them."""
-        return cls(**_known_fields(cls, data))
-
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonRecord):
     """Settings of conditional RS-IMLE training (and of the flow's: the same optimiser).
 
     The flow (``imle_mpc.learn.flow.train_flow``) uses every field but the two of
@@ -232,7 +224,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict; ``inf`` grad_clip is stored as the string "inf"."""
-        data = asdict(self)
+        data = super().to_dict()
         if math.isinf(data["grad_clip"]):
             data["grad_clip"] = "inf"
         return data
@@ -240,14 +232,14 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Inverse of ``to_dict``; unknown keys are an error naming them."""
-        values = _known_fields(cls, data)
+        values = known_fields(cls, data)
         if values.get("grad_clip") == "inf":
             values["grad_clip"] = math.inf
         return cls(**values)
 
 
 @dataclass(frozen=True)
-class FlowConfig:
+class FlowConfig(JsonRecord):
     """Shape of a conditional normalizing flow over action chunks, and what its training adds.
 
     The flow maps a chunk (min-max normalised onto the box [-1, 1]^(H*nu)) onto a
@@ -308,28 +300,9 @@ class FlowConfig:
         """Size of the latent for actions of size ``nu``: ``horizon * nu`` (a bijection)."""
         return self.horizon * nu
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FlowConfig:
-        """Inverse of ``to_dict``; unknown keys are an error naming them."""
-        return cls(**_known_fields(cls, data))
-
-
-def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(
-            f"{cls.__name__} has no fields {unknown}; known fields are {sorted(names)}."
-        )
-    return dict(data)
-
 
 @dataclass(frozen=True)
-class ResidualSACConfig:
+class ResidualSACConfig(JsonRecord):
     """Online SAC for a residual on a frozen base (``imle_mpc.learn.residual``).
 
     The defaults are Policy Decorator's reference settings where they carry over
@@ -447,18 +420,9 @@ class ResidualSACConfig:
         """Gradient steps per round of updates (``train_every * update_to_data``)."""
         return round(self.train_every * self.update_to_data)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ResidualSACConfig:
-        """Inverse of ``to_dict``; unknown keys are an error naming them."""
-        return cls(**_known_fields(cls, data))
-
 
 @dataclass(frozen=True)
-class OfflineRLConfig:
+class OfflineRLConfig(JsonRecord):
     """Offline TD3+BC (``imle_mpc.learn.offline``): the published defaults (Fujimoto and
     Gu, 2021) at a smaller budget.
 
@@ -515,12 +479,3 @@ class OfflineRLConfig:
         if self.alpha == 0.0 and self.bc_weight == 0.0:
             raise ValueError(f"{owner}: alpha and bc_weight are both 0: the actor learns nothing.")
         object.__setattr__(self, "hidden", _int_tuple(owner, "hidden", self.hidden, 1))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> OfflineRLConfig:
-        """Inverse of ``to_dict``; unknown keys are an error naming them."""
-        return cls(**_known_fields(cls, data))

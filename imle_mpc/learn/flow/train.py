@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -33,12 +32,13 @@ from imle_mpc.learn.flow.checkpoint import FLOW_FILE, save_flow
 from imle_mpc.learn.flow.chunk_flow import ChunkFlow
 from imle_mpc.learn.flow.network import build_box_flow
 from imle_mpc.learn.pairs import TrainingPairs, build_training_pairs, fit_normalizers
+from imle_mpc.learn.records import JsonRecord
 from imle_mpc.learn.trained_for import TrainedFor
 from imle_mpc.learn.training import TrainingRun
 
 
 @dataclass
-class FlowHistory:
+class FlowHistory(JsonRecord):
     """Per-epoch record of flow training (resumed runs included).
 
     Attributes:
@@ -58,18 +58,6 @@ class FlowHistory:
     def epochs(self) -> int:
         """Number of finished epochs."""
         return len(self.loss)
-
-    def to_dict(self) -> dict[str, list[float]]:
-        return {
-            "loss": list(self.loss),
-            "held_out_nll": list(self.held_out_nll),
-            "epoch_seconds": list(self.epoch_seconds),
-            "lr": list(self.lr),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, list[Any]]) -> FlowHistory:
-        return cls(*([float(v) for v in data[k]] for k in cls().to_dict()))
 
 
 def held_out_episodes(dataset: DemoDataset, fraction: float, seed: int) -> tuple[int, ...]:

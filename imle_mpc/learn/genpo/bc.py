@@ -29,6 +29,7 @@ import torch
 from imle_mpc.learn.config import TrainConfig
 from imle_mpc.learn.demos import DemoDataset
 from imle_mpc.learn.genpo.policy import GenerativePolicy, GenPOConfig, save_policy
+from imle_mpc.learn.records import JsonRecord
 from imle_mpc.learn.training import TrainingRun
 
 DATA_MARGIN = 0.005
@@ -36,17 +37,10 @@ DATA_MARGIN = 0.005
 
 
 @dataclass
-class BCHistory:
+class BCHistory(JsonRecord):
     """Mean training NLL (nats per step, the pair's) of each epoch."""
 
     nll: list[float] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"nll": list(self.nll)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BCHistory:
-        return cls([float(v) for v in data["nll"]])
 
 
 def demo_pairs(dataset: DemoDataset) -> tuple[np.ndarray, np.ndarray]:

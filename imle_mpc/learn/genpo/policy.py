@@ -33,7 +33,7 @@ zero, so an untrained policy is the mixing of the base alone.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from imle_mpc.learn.model_file import (
     read_model_file,
     write_model_file,
 )
+from imle_mpc.learn.records import JsonRecord
 
 POLICY_FILE = "policy.safetensors"
 _RETRAIN = "Train it again with `imle-mpc finetune` (or train_genpo_bc)."
@@ -68,7 +69,7 @@ _EDGE = 1e-6
 
 
 @dataclass(frozen=True)
-class GenPOConfig:
+class GenPOConfig(JsonRecord):
     """The generative policy's shape.
 
     Attributes:
@@ -105,13 +106,6 @@ class GenPOConfig:
             raise ValueError(f"GenPOConfig.mix must be in (0, 1], got {self.mix!r}.")
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
             raise ValueError(f"GenPOConfig.hidden needs positive widths, got {self.hidden!r}.")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "hidden": list(self.hidden)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GenPOConfig:
-        return cls(**{**data, "hidden": tuple(int(h) for h in data["hidden"])})
 
 
 def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int) -> nn.Sequential:

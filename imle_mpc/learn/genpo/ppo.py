@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from torch import nn
 from imle_mpc.learn.genpo.policy import GenerativePolicy, GenPOConfig, kl_estimate
 from imle_mpc.learn.genpo.vec_env import BatchedVecEnv
 from imle_mpc.learn.model_file import CheckpointError
+from imle_mpc.learn.records import JsonRecord
 from imle_mpc.learn.sb3_run import CHECKPOINT_FILE, RunFile, RunHooks, read_checkpoint
 
 LR_BOUNDS = (1e-5, 1e-2)
@@ -64,7 +65,7 @@ LR_BOUNDS = (1e-5, 1e-2)
 
 
 @dataclass(frozen=True)
-class PPOConfig:
+class PPOConfig(JsonRecord):
     """The PPO run's settings (shared by both policies).
 
     Attributes:
@@ -106,13 +107,6 @@ class PPOConfig:
     checkpoint_every: int = 20_000
     seed: int = 0
     device: str = "cpu"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "critic_hidden": list(self.critic_hidden)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PPOConfig:
-        return cls(**{**data, "critic_hidden": tuple(data["critic_hidden"])})
 
 
 class NormalisedObservation(BaseFeaturesExtractor):
@@ -420,7 +414,7 @@ def bc_gaussian(
 
 # ---- the resumable run --------------------------------------------------------------------
 @dataclass
-class FinetuneHistory:
+class FinetuneHistory(JsonRecord):
     """What a fine-tuning run did, kept across resumed runs.
 
     Attributes:
@@ -433,13 +427,6 @@ class FinetuneHistory:
     updates: list[dict[str, Any]] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FinetuneHistory:
-        return cls(list(data["updates"]), list(data["evaluations"]), float(data["seconds"]))
 
 
 Evaluator = Callable[[AdaptivePPO], dict[str, Any]]

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +30,7 @@ from imle_mpc.learn.imle.generator import IMLEGenerator
 from imle_mpc.learn.imle.loss import rs_imle_loss
 from imle_mpc.learn.imle.networks import build_network
 from imle_mpc.learn.pairs import build_training_pairs, fit_normalizers
+from imle_mpc.learn.records import JsonRecord
 from imle_mpc.learn.trained_for import TrainedFor
 from imle_mpc.learn.training import (
     HISTORY_FILE,
@@ -53,7 +53,7 @@ __all__ = [
 
 
 @dataclass
-class TrainHistory:
+class TrainHistory(JsonRecord):
     """Per-epoch training record (one entry per finished epoch, resumed runs included).
 
     Attributes:
@@ -77,27 +77,6 @@ class TrainHistory:
     def epochs(self) -> int:
         """Number of finished epochs."""
         return len(self.loss)
-
-    def to_dict(self) -> dict[str, list[Any]]:
-        return {
-            "loss": list(self.loss),
-            "rejected_fraction": list(self.rejected_fraction),
-            "skipped": list(self.skipped),
-            "skipped_steps": list(self.skipped_steps),
-            "epoch_seconds": list(self.epoch_seconds),
-            "lr": list(self.lr),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, list[Any]]) -> TrainHistory:
-        return cls(
-            loss=[float(v) for v in data["loss"]],
-            rejected_fraction=[float(v) for v in data["rejected_fraction"]],
-            skipped=[int(v) for v in data["skipped"]],
-            skipped_steps=[int(v) for v in data["skipped_steps"]],
-            epoch_seconds=[float(v) for v in data["epoch_seconds"]],
-            lr=[float(v) for v in data["lr"]],
-        )
 
 
 def train_generator(

@@ -40,7 +40,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from torch import nn
 
 from imle_mpc.learn.config import ResidualSACConfig
 from imle_mpc.learn.model_file import CheckpointError
+from imle_mpc.learn.records import JsonRecord
 from imle_mpc.learn.residual.actor import (
     RESIDUAL_FILE,
     ResidualActor,
@@ -72,7 +73,7 @@ episodes of base + residual): a point of the learning curve."""
 
 
 @dataclass
-class RefineHistory:
+class RefineHistory(JsonRecord):
     """What a refinement run did, kept across resumed runs.
 
     Attributes:
@@ -85,13 +86,6 @@ class RefineHistory:
     episodes: list[dict[str, Any]] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RefineHistory:
-        return cls(list(data["episodes"]), list(data["evaluations"]), float(data["seconds"]))
 
 
 class ResidualSAC(SAC):
