@@ -16,22 +16,18 @@ from pathlib import Path
 
 import torch
 
-from imle_mpc.learn.config import GeneratorConfig, TrainConfig
+from imle_mpc.learn.chunk_model_file import chunk_model_meta, read_chunk_model
+from imle_mpc.learn.config import GeneratorConfig
 from imle_mpc.learn.imle.generator import IMLEGenerator
 from imle_mpc.learn.imle.networks import build_network
 from imle_mpc.learn.model_file import (
     FORMAT_VERSION,
     CheckpointError,
     ModelKind,
-    check_weights,
     load_training_state,
-    read_model_file,
-    read_statistics,
     save_training_state,
     write_model_file,
 )
-from imle_mpc.learn.pairs import MinMaxNormalizer
-from imle_mpc.learn.trained_for import TrainedFor
 
 GENERATOR_FILE = "generator.safetensors"
 TRAINING_STATE_FILE = "training_state.pt"
@@ -68,16 +64,7 @@ def save_generator(generator: IMLEGenerator, path: str | Path) -> Path:
     Returns:
         The file written.
     """
-    train = generator.train_config
-    meta = {
-        "obs_dim": generator.obs_dim,
-        "nu": generator.nu,
-        "generator_config": generator.config.to_dict(),
-        "train_config": None if train is None else train.to_dict(),
-        "obs_normalizer": generator.obs_normalizer.to_dict(),
-        "action_normalizer": generator.action_normalizer.to_dict(),
-        "trained_for": generator.trained_for.to_dict(),
-    }
+    meta = chunk_model_meta(generator, "generator_config", generator.config)
     return write_model_file(path, GENERATOR_KIND, generator.network.state_dict(), meta)
 
 
@@ -95,28 +82,15 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> IMLE
             ``generator.safetensors``.
         device: torch device to run the generator on.
     """
-    p, meta, tensors = read_model_file(path, GENERATOR_KIND)
-    try:
-        config = GeneratorConfig.from_dict(meta["generator_config"])
-        train = meta.get("train_config")
-        train_config = None if train is None else TrainConfig.from_dict(train)
-        obs_norm = read_statistics(p, meta, "obs_normalizer", MinMaxNormalizer.from_dict, _RETRAIN)
-        act_norm = read_statistics(
-            p, meta, "action_normalizer", MinMaxNormalizer.from_dict, _RETRAIN
-        )
-        obs_dim, nu = int(meta["obs_dim"]), int(meta["nu"])
-        trained_for = TrainedFor.from_meta(meta.get("trained_for") or {})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{p} has invalid metadata: {exc!r}. {_RETRAIN}") from exc
-    if obs_norm.dim != obs_dim or act_norm.dim != nu:
-        raise CheckpointError(
-            f"{p}: normalisation statistics have dims obs={obs_norm.dim}, action={act_norm.dim} "
-            f"but the model has obs_dim={obs_dim}, nu={nu}. {_RETRAIN}"
-        )
-    net = build_network(config, obs_dim, nu)
-    check_weights(p, net.state_dict(), tensors, _RETRAIN)
-    net.load_state_dict(tensors)
+    file = read_chunk_model(
+        path, GENERATOR_KIND, "generator_config", GeneratorConfig.from_dict, build_network
+    )
     return IMLEGenerator(
-        net, config, obs_norm, act_norm, device=device, train_config=train_config,
-        trained_for=trained_for,
-    )  # fmt: skip
+        file.network,
+        file.config,
+        file.obs_normalizer,
+        file.action_normalizer,
+        device=device,
+        train_config=file.train_config,
+        trained_for=file.trained_for,
+    )
