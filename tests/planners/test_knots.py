@@ -231,3 +231,15 @@ def test_pendulum_swings_up_with_knots_and_smoother(kind: str, seed: int) -> Non
     jerk = float(np.mean(np.diff(record.actions, axis=0) ** 2))
     base = float(np.mean(np.diff(per_step.actions, axis=0) ** 2))
     assert jerk < 0.5 * base, (jerk, base)
+
+
+def test_make_planner_builds_knot_planners_and_refuses_them_for_learned_kinds() -> None:
+    from imle_mpc.eval.factory import make_planner
+
+    task = make_task("pendulum")
+    planner = make_planner("cem", task, knots=8, interpolation="linear")
+    assert planner.knots is not None and planner.knots.num_knots == 8
+    assert planner.sampler.sigma.shape == (8, 1)  # CEM's std lives on the knots
+    assert make_planner("mppi", task).knots is None
+    with pytest.raises(ValueError, match="for the sampling planners"):
+        make_planner("imle_mpc", task, knots=8)
