@@ -234,15 +234,15 @@ class SamplingPlanner(NominalSettable):
         self.constraints = hard
         K, H, nu, nx = config.num_samples, config.horizon, dynamics.nu, dynamics.nx
         self.knots = knots
-        M = _search_rows(knots, sampler, H)
+        rows = _search_rows(knots, sampler, H)  # M knots, or H steps
         self._U = np.zeros((K, H, nu))
         # The search's samples and its plan: knots, or the per-step arrays themselves.
-        self._Z = self._U if knots is None else np.zeros((K, M, nu))
+        self._Z = self._U if knots is None else np.zeros((K, rows, nu))
         self._X = np.zeros((K, H + 1, nx))
         self._violation = np.zeros(K)
         self._plan_buffer = np.zeros((H, nu))
-        self._search_plan = self._plan_buffer if knots is None else np.zeros((M, nu))
-        self._candidate = np.zeros((M, nu))
+        self._search_plan = self._plan_buffer if knots is None else np.zeros((rows, nu))
+        self._candidate = np.zeros((rows, nu))
         self._U1 = np.zeros((1, H, nu))
         self._X1 = np.zeros((1, H + 1, nx))
         self._breakdown: dict[str, FloatArray] = {}
