@@ -3,12 +3,14 @@
 MPPI on three shipped tasks, each at its own hints (K, H, noise, temperature):
 ``pendulum`` (swing-up, H = 40), ``cartpole`` (swing-up, H = 30) and
 ``panda_reach_around`` (the 7-DoF Panda around a ball, H = 16, Pinocchio model: the
-generic path). Per task four rows: per-step noise (today's planner, the baseline) and
+generic path). Per task five rows: per-step noise (today's planner, the baseline) and
 ``KNOTS[task]`` knots per action (a knot per 4 steps; the Panda's 3 cm arrival needs
 one per 2: at 4 knots it missed on 2 of 2 seeds while tuning) with zero-order hold,
-linear and natural cubic interpolation (``SamplingConfig.knots`` / ``interpolation``).
-The rows alternate within each seed (per-step, zero, linear, cubic, then the next
-seed), in one process.
+linear and natural cubic interpolation (``SamplingConfig.knots`` / ``interpolation``)
+at the hints' noise, and cubic at half of it (``cubic_half_noise``: a knot's noise
+moves the whole segment it shapes, so the same std explores farther than per-step
+noise). The rows alternate within each seed (all five, then the next seed), in one
+process.
 
 Per row over seeds 0..N-1: successes; the jerk proxy, the mean over an episode's
 steps of the squared change of the command ``||u[t+1] - u[t]||^2`` (summed over the
@@ -18,8 +20,8 @@ episodes; the cores other processes used meanwhile (``other_cpu_cores``) and the
 depend on the timing (the episodes are simulated, not run in real time).
 
 Results go to ``bench/results/knots.json`` (atomically). The last stdout line is
-``knots_jerk_ratio: X``: the cubic rows' jerk proxy over the per-step rows', the median
-over the three tasks (below 1: smoother).
+``knots_jerk_ratio: X``: the cubic rows' jerk proxy over the per-step rows' (the same
+noise), the median over the three tasks (below 1: smoother).
 
     .venv/bin/python bench/knots.py                 # 5 seeds, ~2 min idle on 2 cores
     .venv/bin/python bench/knots.py --episodes 2 --tasks pendulum --json
@@ -33,6 +35,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,22 +47,25 @@ from imle_mpc import __version__
 from imle_mpc.core.io import write_json_atomic
 from imle_mpc.eval.episodes import run_episode
 from imle_mpc.eval.factory import make_planner
-from imle_mpc.tasks import make_task
+from imle_mpc.tasks import Task, make_task
+from planners.knots import Interpolation
 
 RESULTS = Path(__file__).resolve().parent / "results" / "knots.json"
 HEADLINE = "knots_jerk_ratio"
 KNOTS = {"pendulum": 10, "cartpole": 7, "panda_reach_around": 8}
 """Knots per action (H = 40, 30, 16)."""
 TASKS = tuple(KNOTS)
-ROWS: tuple[str | None, ...] = (None, "zero", "linear", "cubic")
-"""The interpolation of each row; None is one action per step (the baseline)."""
+ROWS: tuple[tuple[str, Interpolation | None, float], ...] = (
+    ("per_step", None, 1.0),
+    ("zero", "zero", 1.0),
+    ("linear", "linear", 1.0),
+    ("cubic", "cubic", 1.0),
+    ("cubic_half_noise", "cubic", 0.5),
+)
+"""(key, interpolation, noise scale) of each row; interpolation None: one action per step."""
 DEFAULT_EPISODES = 5
 WARMUP_SEED = 2**31 - 1
 CONTENDED_CORES = 0.25
-
-
-def row_key(interpolation: str | None) -> str:
-    return "per_step" if interpolation is None else interpolation
 
 
 def jerk_proxy(actions: np.ndarray) -> float:
@@ -70,32 +76,35 @@ def jerk_proxy(actions: np.ndarray) -> float:
 
 def run_task(name: str, seeds: list[int], bar: Any) -> dict[str, Any]:
     """Every row of one task, alternating within each seed."""
-    task = make_task(name)
+    base_task = make_task(name)
     knots = KNOTS[name]
-    for interp in ROWS:  # compile every kernel before anything is timed
-        warm = make_planner(
+
+    def build(interp: Interpolation | None, scale: float, seed: int) -> tuple[Any, Task]:
+        """The row's planner, and the task with the row's noise in its hints."""
+        sigma = tuple(float(v) for v in np.atleast_1d(base_task.hints.noise_sigma) * scale)
+        task = replace(base_task, hints=replace(base_task.hints, noise_sigma=sigma))
+        planner = make_planner(
             "mppi",
             task,
-            WARMUP_SEED,
+            seed,
             knots=None if interp is None else knots,
             interpolation=interp or "cubic",
         )
+        return planner, task
+
+    for _, interp, scale in ROWS:  # compile every kernel before anything is timed
+        warm, task = build(interp, scale, WARMUP_SEED)
         for _ in range(3):
             warm.plan(task.initial_state.copy())
     per_row: dict[str, dict[str, Any]] = {
-        row_key(i): {"success": [], "jerk": [], "times": [], "wall": 0.0, "other": []} for i in ROWS
+        key: {"success": [], "jerk": [], "times": [], "wall": 0.0, "other": []}
+        for key, _, _ in ROWS
     }
     for seed in seeds:
-        for interp in ROWS:
-            acc = per_row[row_key(interp)]
-            bar.set_postfix_str(f"{name} {row_key(interp)} seed {seed}")
-            planner = make_planner(
-                "mppi",
-                task,
-                seed,
-                knots=None if interp is None else knots,
-                interpolation=interp or "cubic",
-            )
+        for key, interp, scale in ROWS:
+            acc = per_row[key]
+            bar.set_postfix_str(f"{name} {key} seed {seed}")
+            planner, task = build(interp, scale, seed)
             t0, cpu0 = time.perf_counter(), cpu_seconds()
             record = run_episode(task, planner, seed=seed)
             wall = time.perf_counter() - t0
@@ -106,17 +115,20 @@ def run_task(name: str, seeds: list[int], bar: Any) -> dict[str, Any]:
             acc["other"].append(other_cpu_load(cpu0, wall))
             bar.update(1)
     rows = []
-    for interp in ROWS:
-        acc = per_row[row_key(interp)]
+    for key, interp, scale in ROWS:
+        acc = per_row[key]
         ms = np.concatenate(acc["times"]) * 1e3
         other = [o for o in acc["other"] if o is not None]
         rows.append(
             {
-                "key": row_key(interp),
+                "key": key,
                 "interpolation": interp,
                 "knots": None if interp is None else knots,
-                "num_samples": task.hints.num_samples,
-                "horizon": task.hints.horizon,
+                "noise_sigma": [
+                    float(v) for v in np.atleast_1d(base_task.hints.noise_sigma) * scale
+                ],
+                "num_samples": base_task.hints.num_samples,
+                "horizon": base_task.hints.horizon,
                 "episodes": len(seeds),
                 "successes": int(sum(acc["success"])),
                 "success_rate": float(np.mean(acc["success"])),
@@ -140,13 +152,13 @@ def run_task(name: str, seeds: list[int], bar: Any) -> dict[str, Any]:
 def print_table(res: dict[str, Any]) -> None:
     print(f"{res['task']} (K = {res['rows'][0]['num_samples']}, H = {res['rows'][0]['horizon']}, "
           f"{res['knots']} knots)")  # fmt: skip
-    header = f"{'row':<9} {'success':>8} {'jerk med':>10} {'ratio':>6} {'plan ms':>8} {'p95':>7}"
+    header = f"{'row':<16} {'success':>8} {'jerk med':>10} {'ratio':>6} {'plan ms':>8} {'p95':>7}"
     print(header)
     print("-" * len(header))
     for r in res["rows"]:
         ratio = r.get("jerk_ratio")
         print(
-            f"{r['key']:<9} {r['successes']:>3}/{r['episodes']:<4} {r['jerk_median']:>10.4g} "
+            f"{r['key']:<16} {r['successes']:>3}/{r['episodes']:<4} {r['jerk_median']:>10.4g} "
             f"{'-' if ratio is None else f'{ratio:.3f}':>6} {r['plan_ms_median']:>8.3f} "
             f"{r['plan_ms_p95']:>7.3f}"
         )
@@ -177,7 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     total = len(names) * len(ROWS) * len(seeds)
     with tqdm(total=total, desc="knots", unit="ep", file=sys.stderr) as bar:
         tasks = {name: run_task(name, seeds, bar) for name in names}
-    cubic = {name: res["rows"][ROWS.index("cubic")]["jerk_ratio"] for name, res in tasks.items()}
+    keys = [key for key, _, _ in ROWS]
+    cubic = {name: res["rows"][keys.index("cubic")]["jerk_ratio"] for name, res in tasks.items()}
+    half = {
+        name: res["rows"][keys.index("cubic_half_noise")]["jerk_ratio"]
+        for name, res in tasks.items()
+    }
     headline = float(np.median(list(cubic.values()))) if cubic else math.nan
     runtime = time.perf_counter() - t_start
     busy = [
@@ -207,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         "tasks": tasks,
         HEADLINE: None if math.isnan(headline) else round(headline, 4),
         f"{HEADLINE}_per_task": cubic,
+        "knots_half_noise_jerk_ratio_per_task": half,
         "runtime_s": round(runtime, 1),
     }
     write_json_atomic(args.out, result)
