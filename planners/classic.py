@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike
 from cost.composite import CostSum
 from imle_mpc.core.protocols import Constraint, Dynamics, Selector
 from imle_mpc.core.validation import FloatArray, require_int_at_least, require_positive
+from planners.knots import KnotSchedule
 from planners.samplers import CrossEntropySampler, GaussianSampler
 from planners.sampling import SamplingConfig, SamplingPlanner
 from planners.selectors import ArgminSelector, EliteMeanSelector, SoftmaxSelector
@@ -90,7 +91,11 @@ class PredictiveSamplingConfig(SamplingConfig):
 
 
 class _GaussianPlanner(SamplingPlanner):
-    """The shared constructor: a subclass names its config type, sampler and selector."""
+    """The shared constructor: a subclass names its config type, sampler and selector.
+
+    With ``config.knots`` the sampler is built for M knot rows and the planner searches
+    them (``planners.knots``); its noise std is then per knot.
+    """
 
     config_type: ClassVar[type[SamplingConfig]]
 
@@ -110,22 +115,26 @@ class _GaussianPlanner(SamplingPlanner):
                 f"{type(self).__name__} takes a {self.config_type.__name__}, got "
                 f"{type(config).__name__}."
             )
+        knots = KnotSchedule.from_config(config.knots, config.horizon, config.interpolation)
+        rows = config.horizon if knots is None else knots.num_knots
         super().__init__(
             dynamics,
             cost,
-            self._make_sampler(config, dynamics),
+            self._make_sampler(config, dynamics, rows),
             self._make_selector(config),
             config,
             constraints,
             initial_plan,
             fused=fused,
+            knots=knots,
         )
 
     @staticmethod
-    def _make_sampler(config: Any, dynamics: Dynamics) -> GaussianSampler:
+    def _make_sampler(config: Any, dynamics: Dynamics, rows: int) -> GaussianSampler:
+        """The sampler for ``rows`` rows a sample (H steps, or M knots)."""
         return GaussianSampler(
             config.noise_sigma,
-            config.horizon,
+            rows,
             dynamics.nu,
             dynamics.action_low,
             dynamics.action_high,
@@ -165,10 +174,10 @@ class CEM(_GaussianPlanner):
     config_type = CEMConfig
 
     @staticmethod
-    def _make_sampler(config: CEMConfig, dynamics: Dynamics) -> GaussianSampler:
+    def _make_sampler(config: CEMConfig, dynamics: Dynamics, rows: int) -> GaussianSampler:
         return CrossEntropySampler(
             config.noise_sigma,
-            config.horizon,
+            rows,
             dynamics.nu,
             dynamics.action_low,
             dynamics.action_high,

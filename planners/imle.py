@@ -6,7 +6,8 @@ Each control step the proposals are, in rows:
 * ``num_imle`` chunks from ONE batched generator pass;
 * perturbations of those chunks (small Gaussian noise), filling the batch up
   to the last ``num_gaussian`` rows;
-* optional Gaussian samples around the warm start.
+* optional Gaussian samples around the warm start (per step, or spline knots
+  around the warm start's knots expanded to per-step rows: ``config.knots``).
 
 A consistency term keeps the planner from hopping between modes: after
 executing ``k`` steps, the new chunk's steps ``0..H-k-1`` are compared with the
@@ -51,6 +52,7 @@ from planners.imle_config import (
     ModeSoftmaxSelection,
     SoftmaxRefit,
 )
+from planners.knots import KnotSchedule
 from planners.sampling import SamplingConfig, SamplingPlanner, as_cost_sum
 from planners.selectors import ArgminSelector, ModeAwareSelector
 
@@ -137,6 +139,8 @@ class IMLESampler(ReferenceSampler):
         observation_fn: maps a state to the generator's observation, Shape=(obs_dim,).
         config: row counts and noise levels.
         action_low, action_high: actuator box, Shape=(nu,).
+        knots: the Gaussian rows' spline knots (None: per-step noise). The rows are
+            expanded to per-step actions here, so they share one batch with the chunks.
 
     Each step's ``reference(nominal)`` is what the consistency term compares with.
     """
@@ -148,12 +152,14 @@ class IMLESampler(ReferenceSampler):
         config: IMLEMPCConfig,
         action_low: FloatArray,
         action_high: FloatArray,
+        knots: KnotSchedule | None = None,
     ) -> None:
         self.generator = generator
         self.config = config
         self.low = np.asarray(action_low, dtype=np.float64)
         self.high = np.asarray(action_high, dtype=np.float64)
         self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim, observation_fn)
+        self.knots = knots
         self._warm = False
         self._age = 0
 
@@ -176,9 +182,16 @@ class IMLESampler(ReferenceSampler):
             parents = chunks[np.arange(n_pert) % n_imle]
             noise = rng.standard_normal(parents.shape)
             out[1 + n_imle : end_perturbed] = parents + cfg.perturb_sigma * noise
-        if cfg.num_gaussian:
+        knots = self.knots
+        if cfg.num_gaussian and knots is None:
             noise = rng.standard_normal((cfg.num_gaussian, *nominal.shape))
             out[end_perturbed:] = nominal + cfg.gaussian_sigma * noise
+        elif cfg.num_gaussian and knots is not None:
+            # Knots around the warm start's fit, expanded before they join the chunks.
+            centre = knots.fit(nominal, np.empty((knots.num_knots, nominal.shape[1])))
+            noise = rng.standard_normal((cfg.num_gaussian, *centre.shape))
+            Z = np.clip(centre + cfg.gaussian_sigma * noise, self.low, self.high)
+            knots.expand(Z, self.low, self.high, out[end_perturbed:])
         np.clip(out, self.low, self.high, out=out)
         return out
 
@@ -233,8 +246,9 @@ class IMLEMPC(SamplingPlanner):
         terms += cost_to_go_terms(
             generator, observation_fn, dynamics, task_cost, constraints, config.lookahead
         )
+        knots = KnotSchedule.from_config(config.knots, config.horizon, config.interpolation)
         sampler = IMLESampler(
-            generator, observation_fn, config, dynamics.action_low, dynamics.action_high
+            generator, observation_fn, config, dynamics.action_low, dynamics.action_high, knots
         )
         selector = config.selector.build(dynamics.action_low, dynamics.action_high)
         super().__init__(dynamics, CostSum(*terms), sampler, selector, config, constraints)

@@ -32,6 +32,7 @@ from imle_mpc.core.validation import (
     require_non_negative,
     require_positive,
 )
+from planners.knots import Interpolation
 from planners.sampling import SamplingConfig
 from planners.selectors import ArgminSelector, ModeAwareSelector
 
@@ -172,6 +173,11 @@ class IMLEMPCConfig(SamplingConfig):
     ``num_elites``, ``mode_radius`` (selection), ``cost_to_go_steps`` and
     ``cost_to_go_weight`` (lookahead) override the parts' fields, and read back
     as properties.
+
+    ``knots`` and ``interpolation`` (``SamplingConfig``) shape only the Gaussian rows
+    (``num_gaussian``): they are drawn as spline knots around the warm start's knots and
+    expanded to per-step actions before they join the batch; the generator's chunks
+    stay per step, and so does the search (the selector sees per-step rows).
     """
 
     horizon: int = 16
@@ -193,6 +199,8 @@ class IMLEMPCConfig(SamplingConfig):
         lookahead: Lookahead = Lookahead(),
         *,
         threads: ThreadPolicy = PLANNING_THREADS,
+        knots: int | None = None,
+        interpolation: Interpolation = "cubic",
         num_imle: int | None = None,
         perturb_sigma: float | None = None,
         num_gaussian: int | None = None,
@@ -209,7 +217,7 @@ class IMLEMPCConfig(SamplingConfig):
         for name, value in (
             ("num_samples", num_samples), ("horizon", horizon), ("iterations", iterations),
             ("shift", shift), ("seed", seed), ("record_samples", record_samples),
-            ("threads", threads),
+            ("threads", threads), ("knots", knots), ("interpolation", interpolation),
         ):  # fmt: skip
             object.__setattr__(self, name, value)
         SamplingConfig.__post_init__(self)
@@ -232,6 +240,12 @@ class IMLEMPCConfig(SamplingConfig):
             raise ValueError(
                 f"IMLEMPCConfig.num_samples={self.num_samples} must be >= 1 (warm start) + "
                 f"num_imle={rows.num_imle} + num_gaussian={rows.num_gaussian}; raise num_samples."
+            )
+        if self.knots is not None and rows.num_gaussian == 0:
+            raise ValueError(
+                f"IMLEMPCConfig.knots={self.knots} shapes the Gaussian rows, and num_gaussian=0 "
+                "makes none (the generator's chunks stay per step); set num_gaussian > 0 or "
+                "knots=None."
             )
 
     # -- the one-piece names, read from the parts --------------------------------------------
@@ -406,6 +420,12 @@ class LatentPlanConfig(SamplingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.knots is not None:
+            raise ValueError(
+                f"LatentPlanConfig.knots={self.knots}: the latent search proposes decoded "
+                "chunks, not knots; set knots=None (use MPPI / CEM / predictive sampling, or "
+                "IMLE-MPC's Gaussian rows, for knot samples)."
+            )
         if not isinstance(self.update, EliteRefit | SoftmaxRefit):
             raise TypeError(
                 f"LatentPlanConfig.update must be EliteRefit() or SoftmaxRefit(temperature), "

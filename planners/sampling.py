@@ -16,6 +16,13 @@ Two ways through a step, chosen once in the constructor:
   ``CostSum.evaluate``, each in turn.
 
 Both give the same proposals, states and costs for the same seed.
+
+The search may run over spline knots instead of per-step actions (``SamplingConfig.knots``,
+``planners.knots``): the sampler proposes K x M knots around the nominal's knots, they
+are expanded to K x H actions inside the rollout (in the fused kernel on the fused
+path, one Numba pass before the rollout on the generic one), and the selector and
+the sampler's adaptation see the knots, so MPPI's weighted mean, CEM's elites and
+predictive sampling's best live in knot space. The executed plan is the expansion.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ from imle_mpc.core.validation import (
     check_state,
     require_int_at_least,
 )
+from planners.knots import Interpolation, KnotSchedule, check_knots
 from planners.samplers import GaussianSampler
 
 
@@ -75,6 +83,11 @@ class SamplingConfig:
             result (for plots; costs memory and time).
         threads: the threads a step may use (``imle_mpc.core.threads``; default one
             Numba and one torch thread, which keeps plan time bounded under load).
+        knots: M, the spline knots per action a sample is made of (``planners.knots``;
+            1 <= M <= H, M >= 2 unless ``interpolation="zero"``). None (or H): one
+            value per step, the planners exactly as without knots.
+        interpolation: how knots become steps: ``"zero"`` (hold), ``"linear"`` or
+            ``"cubic"`` (natural spline). Read only with ``knots``.
     """
 
     num_samples: int = 256
@@ -84,6 +97,8 @@ class SamplingConfig:
     seed: int = 0
     record_samples: bool = False
     threads: ThreadPolicy = PLANNING_THREADS
+    knots: int | None = None
+    interpolation: Interpolation = "cubic"
 
     def __post_init__(self) -> None:
         require_int_at_least(type(self).__name__, "num_samples", self.num_samples, 2)
@@ -96,6 +111,24 @@ class SamplingConfig:
                 f"{type(self).__name__}.shift={self.shift} must be smaller than horizon="
                 f"{self.horizon}; otherwise nothing of the plan is left to warm-start from."
             )
+        check_knots(type(self).__name__, self.knots, self.interpolation, self.horizon)
+
+
+def _search_rows(knots: KnotSchedule | None, sampler: ProposalSampler, horizon: int) -> int:
+    """Rows of one sample in the search (M knots or H steps); a mismatched sampler is an error."""
+    if knots is not None and knots.horizon != horizon:
+        raise ValueError(
+            f"the knot schedule expands to {knots.horizon} steps but the planner's horizon is "
+            f"{horizon}; build it with KnotSchedule(M, horizon={horizon}, ...)."
+        )
+    rows = horizon if knots is None else knots.num_knots
+    if isinstance(sampler, GaussianSampler) and sampler.sigma.shape[0] != rows:
+        what = "steps" if knots is None else "knots"
+        raise ValueError(
+            f"the sampler proposes {sampler.sigma.shape[0]} rows a sample but the planner "
+            f"searches {rows} {what}; build the sampler with horizon={rows}."
+        )
+    return rows
 
 
 def as_cost_sum(cost: CostSum | Callable[[FloatArray, FloatArray], FloatArray]) -> CostSum:
@@ -125,6 +158,7 @@ class _FusedPath:
         shape: tuple[int, int, int, int],
         low: FloatArray,
         high: FloatArray,
+        knots: KnotSchedule | None,
     ) -> None:
         K, H, nx, nu = shape
         self.kernels = kernels
@@ -141,6 +175,8 @@ class _FusedPath:
         self.store = store
         self.scratch = np.zeros((K, 2, nx))
         self.no_sigma = np.zeros((H, nu))  # placeholder when the proposals come in U
+        # The knot expansion the kernel applies (a placeholder when the search is per step).
+        self.basis = np.zeros((1, 1)) if knots is None else knots.basis
         # One-sample buffers to score the executed plan.
         self.U1 = np.zeros((1, H, nu))
         self.X1 = np.zeros((1, H + 1, nx))
@@ -164,6 +200,9 @@ class SamplingPlanner(NominalSettable):
             clipped to the actuator box by default.
         fused: use the fused Numba path when the model and the cost allow it
             (``uses_fused_path`` tells); False forces the generic path.
+        knots: search over these spline knots (``planners.knots.KnotSchedule``): the
+            sampler then proposes Shape=(K, M, nu) around the nominal's knots, built
+            for M rows; None searches per-step actions.
 
     Compilation happens here (``warmup``), not on the first control step.
     On the fused path ``timings["rollout"]`` covers rollout and cost, and the
@@ -182,6 +221,7 @@ class SamplingPlanner(NominalSettable):
         initial_plan: ArrayLike | None = None,
         *,
         fused: bool = True,
+        knots: KnotSchedule | None = None,
     ) -> None:
         self.dynamics = dynamics
         hard, soft = split_constraints(constraints)
@@ -193,11 +233,16 @@ class SamplingPlanner(NominalSettable):
         self.thread_policy = config.threads
         self.constraints = hard
         K, H, nu, nx = config.num_samples, config.horizon, dynamics.nu, dynamics.nx
+        self.knots = knots
+        rows = _search_rows(knots, sampler, H)  # M knots, or H steps
         self._U = np.zeros((K, H, nu))
+        # The search's samples and its plan: knots, or the per-step arrays themselves.
+        self._Z = self._U if knots is None else np.zeros((K, rows, nu))
         self._X = np.zeros((K, H + 1, nx))
         self._violation = np.zeros(K)
         self._plan_buffer = np.zeros((H, nu))
-        self._candidate = np.zeros((H, nu))
+        self._search_plan = self._plan_buffer if knots is None else np.zeros((rows, nu))
+        self._candidate = np.zeros((rows, nu))
         self._U1 = np.zeros((1, H, nu))
         self._X1 = np.zeros((1, H + 1, nx))
         self._breakdown: dict[str, FloatArray] = {}
@@ -274,6 +319,7 @@ class SamplingPlanner(NominalSettable):
             (self.config.num_samples, self.config.horizon, dyn.nx, dyn.nu),
             self._low,
             self._high,
+            self.knots,
         )
 
     @property
@@ -367,10 +413,14 @@ class SamplingPlanner(NominalSettable):
             if violation is not None:
                 violation += v
 
-    def _propose(self, x: FloatArray, plan: FloatArray, U: FloatArray) -> None:
-        """Fill ``U`` with proposals around ``plan``; take the sampler's reference for them."""
+    def _propose(self, x: FloatArray, plan: FloatArray, Z: FloatArray) -> None:
+        """Fill ``Z`` with proposals around ``plan``; take the sampler's reference for them.
+
+        ``Z`` and ``plan`` are in the search's space: knots Shape=(K, M, nu) and (M, nu),
+        or per-step actions.
+        """
         sampler = self.sampler
-        sampler.propose(x, plan, self._rng, U)
+        sampler.propose(x, plan, self._rng, Z)
         if isinstance(sampler, ReferenceSampler):
             self._reference = sampler.reference(plan)
 
@@ -380,7 +430,9 @@ class SamplingPlanner(NominalSettable):
         """Propose, roll out and score K samples around ``plan``; returns costs Shape=(K,)."""
         U, X = self._U, self._X
         t0 = time.perf_counter()
-        self._propose(x, plan, U)
+        self._propose(x, plan, self._Z)
+        if self.knots is not None:
+            self.knots.expand(self._Z, self._low, self._high, U)
         t1 = time.perf_counter()
         self._rollout(x, U, X)
         t2 = time.perf_counter()
@@ -398,7 +450,7 @@ class SamplingPlanner(NominalSettable):
         """``_score_generic`` with rollout and cost (and Gaussian sampling) in one kernel."""
         fused = self._fused
         assert fused is not None
-        U, X, costs = self._U, self._X, fused.total
+        U, Z, X, costs = self._U, self._Z, self._X, fused.total
         t0 = time.perf_counter()
         if fused.samples:
             sampler: GaussianSampler = self.sampler  # type: ignore[assignment]
@@ -410,7 +462,7 @@ class SamplingPlanner(NominalSettable):
                 sampler.high,
             )
         else:
-            self._propose(x, plan, U)
+            self._propose(x, plan, Z)
             seed, sigma, first_noisy, low, high = (
                 np.uint64(0),
                 fused.no_sigma,
@@ -420,9 +472,9 @@ class SamplingPlanner(NominalSettable):
             )
         t1 = time.perf_counter()
         fused.kernels.parallel(
-            x, U, plan, sigma, low, high, first_noisy, seed, fused.samples, fused.store,
-            fused.params(), fused.P, fused.weights, X if fused.store else fused.scratch,
-            fused.parts, costs,
+            x, Z, U, fused.basis, plan, sigma, low, high, first_noisy, seed, fused.samples,
+            fused.store, fused.params(), fused.P, fused.weights,
+            X if fused.store else fused.scratch, fused.parts, costs,
         )  # fmt: skip
         t2 = time.perf_counter()
         self._reject_infeasible(X, U, costs, self._violation)
@@ -435,18 +487,23 @@ class SamplingPlanner(NominalSettable):
     def _plan_once(self, x: FloatArray, nominal: FloatArray) -> PlanResult:
         t_start = time.perf_counter()
         timings = {"propose": 0.0, "rollout": 0.0, "cost": 0.0, "select": 0.0}
-        U, plan, candidate = self._U, self._plan_buffer, self._candidate
+        U, Z, plan, candidate = self._U, self._Z, self._plan_buffer, self._candidate
         plan[:] = nominal
+        knots = self.knots
+        # The search's mean: the plan itself, or its knots re-fitted (the shifted warm start).
+        search = plan if knots is None else knots.fit(nominal, self._search_plan)
         best = -1
         costs = np.empty(0)
         for _ in range(self.config.iterations):
-            costs = self._score(x, plan, timings)
+            costs = self._score(x, search, timings)
             t3 = time.perf_counter()
-            best = self.selector.select(U, costs, candidate)
+            best = self.selector.select(Z, costs, candidate)
             if best >= 0:
-                plan[:] = candidate
-            self.sampler.update(U, costs)
+                search[:] = candidate
+            self.sampler.update(Z, costs)
             timings["select"] += time.perf_counter() - t3
+        if knots is not None:
+            knots.expand_plan(search, self._low, self._high, plan)
         num_feasible = int(np.count_nonzero(np.isfinite(costs)))
         if num_feasible == 0 and self.constraints:
             # Nothing is safe: hand back the least-violating sample rather than a
@@ -512,8 +569,9 @@ class SamplingPlanner(NominalSettable):
         U1, X1, total = fused.U1, fused.X1, fused.total1
         U1[0] = plan
         fused.kernels.serial(
-            x, U1, plan, fused.no_sigma, fused.low, fused.high, 0, np.uint64(0), False, True,
-            fused.params(), fused.P, fused.weights, X1, fused.parts1, total,
+            x, U1, U1, fused.basis, plan, fused.no_sigma, fused.low, fused.high, 0,
+            np.uint64(0), False, True, fused.params(), fused.P, fused.weights, X1, fused.parts1,
+            total,
         )  # fmt: skip
         self._reject_infeasible(X1, U1, total)
         parts = fused.parts1[0]

@@ -222,6 +222,9 @@ class ProposalSampler(Protocol):
     ) -> Array:
         """Fill ``out`` Shape=(K, H, nu) with proposals and return it.
 
+        A planner that searches spline knots (``planners.knots``) passes knots
+        instead: ``nominal`` Shape=(M, nu), ``out`` Shape=(K, M, nu); it expands them.
+
         Args:
             state: current state, Shape=(nx,).
             nominal: warm-start plan, Shape=(H, nu). Row 0 of ``out`` should be

@@ -29,6 +29,7 @@ from planners.imle import (
     LatentPlanConfig,
     Lookahead,
 )
+from planners.knots import Interpolation
 from planners.safety.guard import GuardConfig, PassThrough, SafetyGuard
 from planners.safety.offset_free import OffsetFree
 
@@ -43,14 +44,23 @@ def make_planner(
     num_samples: int | None = None,
     record_samples: bool = False,
     generator: Any = None,
+    knots: int | None = None,
+    interpolation: Interpolation = "cubic",
 ) -> Any:
     """Build a planner for ``task`` from its hints. ``kind`` is one of ``PLANNERS``.
 
     The learned kinds use ``generator`` (a loaded one, a checkpoint path, or None for
     the one shipped with the task);
     for them ``num_samples`` is the number of generator chunks N per step.
+    ``knots`` and ``interpolation`` make a sampling kind search spline knots
+    (``SamplingConfig.knots``); the learned kinds take them from their own configs.
     """
     if kind in LEARNED:
+        if knots is not None:
+            raise ValueError(
+                f"knots={knots} is for the sampling planners (mppi, cem, predictive_sampling); "
+                f"{kind} proposes the generator's per-step chunks."
+            )
         return _make_learned_planner(kind, task, seed, num_samples, record_samples, generator)
     hints = task.hints
     if num_samples is not None:
@@ -61,6 +71,8 @@ def make_planner(
         "noise_sigma": hints.noise_sigma,
         "seed": seed,
         "record_samples": record_samples,
+        "knots": knots,
+        "interpolation": interpolation,
     }
     if kind == "mppi":
         config = MPPIConfig(temperature=hints.temperature, **common)

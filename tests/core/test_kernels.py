@@ -234,12 +234,16 @@ def _fused_setup(K: int = 21, H: int = 7):
     return model, cost, kernels, bufs
 
 
-def _run(kernels, which, model, x0, U, nominal, sigma, seed, sample, bufs, store=True) -> None:
+def _run(kernels, which, model, x0, U, nominal, sigma, seed, sample, bufs, store=True,
+         Z=None, basis=None) -> None:  # fmt: skip
+    """Z, basis: knots and their expansion; None scores (or samples into) U per step."""
     fn = kernels.parallel if which == "parallel" else kernels.serial
     X = bufs["X"] if store else bufs["scratch"]
-    fn(x0, U, nominal, sigma, model.action_low, model.action_high, 1, np.uint64(seed), sample,
-       store, model.params_vector(), bufs["P"], bufs["weights"], X, bufs["parts"],
-       bufs["total"])  # fmt: skip
+    Z = U if Z is None else Z
+    basis = np.zeros((1, 1)) if basis is None else basis
+    fn(x0, Z, U, basis, nominal, sigma, model.action_low, model.action_high, 1,
+       np.uint64(seed), sample, store, model.params_vector(), bufs["P"], bufs["weights"], X,
+       bufs["parts"], bufs["total"])  # fmt: skip
 
 
 @pytest.mark.parametrize("which", ["parallel", "serial"])
@@ -296,3 +300,29 @@ def test_fused_kernel_nan_cost_is_inf(rng: np.random.Generator) -> None:
 def test_kernels_without_jit() -> None:
     result = run_without_jit("tests/core/test_kernels.py", "-k", "reference or reproducible")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_fused_kernel_expands_knots_like_the_sampler_and_expand_knots(
+    rng: np.random.Generator,
+) -> None:
+    """Protects: with knots the fused kernel draws the knots the sampling kernel draws,
+    expands them in place (``expand_knots``'s rows, to the bit) and scores the expansion."""
+    from planners.knots import KnotSchedule
+
+    model, cost, kernels, bufs = _fused_setup()
+    K, H, M = bufs["total"].size, 7, 3
+    knots = KnotSchedule(M, H, "cubic")
+    x0 = np.array([0.0, 0.0, 0.2, -0.1])
+    nominal = rng.uniform(-1, 1, (M, 2))
+    sigma = rng.uniform(0.2, 1.5, (M, 2))
+    Z, U = np.zeros((K, M, 2)), np.zeros((K, H, 2))
+    _run(kernels, "parallel", model, x0, U, nominal, sigma, 5, True, bufs, Z=Z,
+         basis=knots.basis)  # fmt: skip
+    ref_Z = np.empty_like(Z)
+    seeded_gaussian_proposals(nominal, np.uint64(5), sigma, model.action_low,
+                              model.action_high, 1, ref_Z)  # fmt: skip
+    np.testing.assert_array_equal(Z, ref_Z)
+    ref_U = knots.expand(ref_Z, model.action_low, model.action_high, np.empty_like(U))
+    np.testing.assert_array_equal(U, ref_U)
+    assert not np.allclose(U[:, 1:], U[:, :-1])  # really expanded, not held
+    np.testing.assert_allclose(bufs["total"], cost(model.rollout(x0, ref_U), ref_U), rtol=1e-12)

@@ -364,6 +364,30 @@ def test_perturbed_rows_are_their_parent_chunks_plus_noise_and_gaussian_rows_the
     assert np.all(np.abs(U[20:, :, 1].mean(axis=1)) < 0.3)
 
 
+def test_knot_gaussian_rows_are_splines_in_the_same_batch_as_the_chunks() -> None:
+    """Protects: with ``knots`` IMLE-MPC's Gaussian rows are spline knots around the warm
+    start's knots, expanded to per-step rows in the one batch; the warm start, chunks and
+    perturbed rows are those of the per-step planner (the same seed, drawn first)."""
+    from planners.knots import KnotSchedule
+
+    rows = {"record_samples": True, "num_gaussian": 4, "gaussian_sigma": 0.3}
+    planners = [_planner(**rows)[0], _planner(**rows, knots=4, interpolation="linear")[0]]
+    batches = []
+    for planner in planners:
+        planner.set_nominal(np.full((H, 2), 0.2))
+        batches.append(planner.plan(np.zeros(4)).samples[0])
+    per_step, knotted = batches
+    assert knotted.shape == per_step.shape == (24, H, 2)
+    np.testing.assert_array_equal(knotted[:20], per_step[:20])
+    knots = KnotSchedule(4, H, "linear")
+    for row in knotted[20:]:
+        spline = knots.basis @ knots.fit(row, np.zeros((4, 2)))
+        np.testing.assert_allclose(spline, row, atol=1e-12)  # a line through 4 knots
+    for row in per_step[20:]:  # per-step noise is not (the check can fail)
+        assert np.abs(knots.basis @ knots.fit(row, np.zeros((4, 2))) - row).max() > 0.1
+    assert abs((knotted[20:] - 0.2).std() / 0.3 - 1.0) < 0.35  # the noise is the knots'
+
+
 def test_latent_mppi_moves_its_mean_to_the_softmax_average() -> None:
     """Protects: ``SoftmaxRefit`` (MPPI in the latent). With a small temperature the mean
     goes to the cheapest latents, within 0.15 of z* after five rounds; the std stays at

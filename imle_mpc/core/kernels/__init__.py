@@ -7,7 +7,12 @@ output arrays, so a planner allocates its work arrays once.
 from imle_mpc.core.kernels.fused import FusedKernels, StageForm, make_fused_kernels
 from imle_mpc.core.kernels.rng import draw_seed, fill_standard_normal
 from imle_mpc.core.kernels.rollout import make_rollout_kernel, make_stage_cost_kernel
-from imle_mpc.core.kernels.sampling import fill_proposal, seeded_gaussian_proposals
+from imle_mpc.core.kernels.sampling import (
+    expand_knots,
+    expand_knots_row,
+    fill_proposal,
+    seeded_gaussian_proposals,
+)
 from imle_mpc.core.kernels.select import (
     argmin_finite,
     elite_indices,
@@ -21,6 +26,8 @@ __all__ = [
     "argmin_finite",
     "draw_seed",
     "elite_indices",
+    "expand_knots",
+    "expand_knots_row",
     "fill_proposal",
     "fill_standard_normal",
     "make_fused_kernels",

@@ -1,11 +1,12 @@
-"""The fused hot path: Gaussian sampling + rollout + per-step cost in one pass.
+"""The fused hot path: Gaussian sampling (+ knot expansion) + rollout + per-step cost in one pass.
 
 The generic path makes four passes over K x H memory (draw noise, form
 proposals, roll out, score), each its own parallel region. When the model is a
 single-step ``@njit`` function and every cost term can be written per step
 (a ``StageForm``), one parallel loop over blocks of samples does all of it
 while a block's states are still in L1: draw each sample's noise from its own
-counter-seeded stream (``imle_mpc.core.kernels.rng``), clip, then step the block's
+counter-seeded stream (``imle_mpc.core.kernels.rng``), clip, expand spline knots to
+per-step actions (when the plan is parameterized by knots), then step the block's
 samples in lockstep and charge the stage costs, then the terminal costs.
 
 Results equal the generic path's: the same proposals for the same seed, the
@@ -28,7 +29,7 @@ import numpy as np
 
 from imle_mpc.core.kernels.rng import quiet_overflow
 from imle_mpc.core.kernels.rollout import BLOCK, inline_copy
-from imle_mpc.core.kernels.sampling import fill_proposal
+from imle_mpc.core.kernels.sampling import expand_knots_row, fill_proposal
 
 __all__ = ["FusedKernels", "StageForm", "make_fused_kernels", "pack_params"]
 
@@ -58,13 +59,18 @@ class StageForm:
 class FusedKernels(NamedTuple):
     """``parallel`` scores a batch (``prange`` over samples); ``serial`` one or a few samples.
 
-    Both have the signature ``kernel(x0, U, nominal, sigma, low, high, first_noisy,
-    seed, sample, store, dyn_params, P, weights, X, parts, total)``:
+    Both have the signature ``kernel(x0, Z, U, basis, nominal, sigma, low, high,
+    first_noisy, seed, sample, store, dyn_params, P, weights, X, parts, total)``:
 
     Args:
         x0: start state, Shape=(nx,).
-        U: proposals, Shape=(K, H, nu). Written when ``sample`` is True, read otherwise.
-        nominal, sigma: mean and std of the Gaussian proposals, Shape=(H, nu).
+        Z: the search's parameters, Shape=(K, M, nu): spline knots (M < H), or ``U``
+            itself (per-step actions, M = H). Written when ``sample`` is True, read
+            otherwise.
+        U: per-step actions, Shape=(K, H, nu). With knots (``Z.shape[1] != H``) the
+            kernel writes ``clip(basis @ Z[k])`` into it; otherwise it is ``Z``.
+        basis: the knot expansion, Shape=(H, M) (any 2-D array when ``Z`` is ``U``).
+        nominal, sigma: mean and std of the Gaussian proposals, Shape=(M, nu).
         low, high: actuator bounds, Shape=(nu,).
         first_noisy: leading rows that copy the clipped nominal (no noise drawn).
         seed: uint64 batch seed; row ``k`` draws from stream ``(seed, k)``.
@@ -172,13 +178,16 @@ def _build(step: Any, forms: Sequence[StageForm], inline: bool) -> FusedKernels:
     # block costs nothing, and compiling the drivers is then quicker.
     @nb.njit(error_model="numpy")
     def score_block(  # pragma: no cover - compiled
-        k0, k1, x0, U, nominal, sigma, low, high, first_noisy, seed, sample, store, dyn_params,
-        P, weights, X, parts, total,
+        k0, k1, x0, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, sample, store,
+        dyn_params, P, weights, X, parts, total,
     ):  # fmt: skip
         H = U.shape[1]
         if sample:
             for k in range(k0, k1):
-                fill_proposal(nominal, seed, k, sigma, low, high, k >= first_noisy, U[k])
+                fill_proposal(nominal, seed, k, sigma, low, high, k >= first_noisy, Z[k])
+        if Z.shape[1] != H:  # knots: expand them here, while the block is in L1
+            for k in range(k0, k1):
+                expand_knots_row(Z[k], basis, low, high, U[k])
         for k in range(k0, k1):
             for i in range(parts.shape[1]):
                 parts[k, i] = 0.0
@@ -208,28 +217,28 @@ def _build(step: Any, forms: Sequence[StageForm], inline: bool) -> FusedKernels:
     @quiet_overflow
     @nb.njit(parallel=True, error_model="numpy")
     def parallel(  # pragma: no cover - compiled
-        x0, U, nominal, sigma, low, high, first_noisy, seed, sample, store, dyn_params, P,
-        weights, X, parts, total,
+        x0, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, sample, store,
+        dyn_params, P, weights, X, parts, total,
     ):  # fmt: skip
         K = U.shape[0]
         for b in nb.prange((K + BLOCK - 1) // BLOCK):
             score_block(
-                b * BLOCK, min(b * BLOCK + BLOCK, K), x0, U, nominal, sigma, low, high,
-                first_noisy, seed, sample, store, dyn_params, P, weights, X, parts, total,
+                b * BLOCK, min(b * BLOCK + BLOCK, K), x0, Z, U, basis, nominal, sigma, low,
+                high, first_noisy, seed, sample, store, dyn_params, P, weights, X, parts, total,
             )  # fmt: skip
 
     @quiet_overflow
     def serial(
-        x0: Any, U: Any, nominal: Any, sigma: Any, low: Any, high: Any, first_noisy: int,
-        seed: Any, sample: bool, store: bool, dyn_params: Any, P: Any, weights: Any, X: Any,
-        parts: Any, total: Any,
+        x0: Any, Z: Any, U: Any, basis: Any, nominal: Any, sigma: Any, low: Any, high: Any,
+        first_noisy: int, seed: Any, sample: bool, store: bool, dyn_params: Any, P: Any,
+        weights: Any, X: Any, parts: Any, total: Any,
     ) -> None:  # fmt: skip
         # A Python loop over the compiled block: one call for the planner's single
         # re-scored plan, and no second driver to compile.
         K = U.shape[0]
         for k0 in range(0, K, BLOCK):
             score_block(
-                k0, min(k0 + BLOCK, K), x0, U, nominal, sigma, low, high, first_noisy,
+                k0, min(k0 + BLOCK, K), x0, Z, U, basis, nominal, sigma, low, high, first_noisy,
                 np.uint64(seed), sample, store, dyn_params, P, weights, X, parts, total,
             )  # fmt: skip
 

@@ -1,4 +1,5 @@
-"""Proposal sampling kernels: nominal plus scaled noise, clipped to actuator bounds."""
+"""Proposal sampling kernels: nominal plus scaled noise, clipped to actuator bounds, and
+the expansion of spline knots to per-step actions."""
 
 from __future__ import annotations
 
@@ -48,3 +49,41 @@ def seeded_gaussian_proposals(
     """
     for k in nb.prange(out.shape[0]):
         fill_proposal(nominal, seed, k, sigma, low, high, k >= first_noisy, out[k])
+
+
+@nb.njit(cache=True, inline="always")
+def expand_knots_row(Z, basis, low, high, row):  # pragma: no cover
+    """One sample's knots to its per-step actions: ``row = clip(basis @ Z, low, high)``.
+
+    Every interpolation of the knots (zero-order hold, linear, a natural cubic
+    spline) is linear in the knot values, so one basis matrix expands all three
+    (``planners.knots.KnotSchedule.basis``). Shared by the fused planner kernel and
+    ``expand_knots`` so both give the same rows to the last bit.
+
+    Args:
+        Z: knot values, Shape=(M, nu).
+        basis: Shape=(H, M); ``basis[t, m]`` is knot ``m``'s weight at step ``t``.
+        low, high: actuator bounds, Shape=(nu,) (a cubic spline may overshoot them).
+        row: Shape=(H, nu), written.
+    """
+    H, M = basis.shape
+    for t in range(H):
+        for j in range(row.shape[1]):
+            acc = 0.0
+            for m in range(M):
+                acc += basis[t, m] * Z[m, j]
+            row[t, j] = min(max(acc, low[j]), high[j])
+
+
+@nb.njit(parallel=True, cache=True)
+def expand_knots(Z, basis, low, high, out):  # pragma: no cover
+    """``out[k] = clip(basis @ Z[k], low, high)`` for every sample, in parallel.
+
+    Args:
+        Z: knots, Shape=(K, M, nu).
+        basis: Shape=(H, M).
+        low, high: actuator bounds, Shape=(nu,).
+        out: per-step actions, Shape=(K, H, nu), written.
+    """
+    for k in nb.prange(Z.shape[0]):
+        expand_knots_row(Z[k], basis, low, high, out[k])
