@@ -32,6 +32,7 @@ from imle_mpc.core.validation import (
     require_non_negative,
     require_positive,
 )
+from planners.risk import RiskScoring
 from planners.sampling import SamplingConfig
 from planners.selectors import ArgminSelector, ModeAwareSelector
 
@@ -193,6 +194,7 @@ class IMLEMPCConfig(SamplingConfig):
         lookahead: Lookahead = Lookahead(),
         *,
         threads: ThreadPolicy = PLANNING_THREADS,
+        risk: RiskScoring | None = None,
         num_imle: int | None = None,
         perturb_sigma: float | None = None,
         num_gaussian: int | None = None,
@@ -209,7 +211,7 @@ class IMLEMPCConfig(SamplingConfig):
         for name, value in (
             ("num_samples", num_samples), ("horizon", horizon), ("iterations", iterations),
             ("shift", shift), ("seed", seed), ("record_samples", record_samples),
-            ("threads", threads),
+            ("threads", threads), ("risk", risk),
         ):  # fmt: skip
             object.__setattr__(self, name, value)
         SamplingConfig.__post_init__(self)

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from imle_mpc.core.errors import InputError
 from imle_mpc.core.validation import require_int_at_least
 from imle_mpc.tasks.base import Task
 from imle_mpc.tasks.experts import observation
@@ -29,6 +30,7 @@ from planners.imle import (
     LatentPlanConfig,
     Lookahead,
 )
+from planners.risk import RiskScoring
 from planners.safety.guard import GuardConfig, PassThrough, SafetyGuard
 from planners.safety.offset_free import OffsetFree
 
@@ -43,15 +45,18 @@ def make_planner(
     num_samples: int | None = None,
     record_samples: bool = False,
     generator: Any = None,
+    risk: RiskScoring | None = None,
 ) -> Any:
     """Build a planner for ``task`` from its hints. ``kind`` is one of ``PLANNERS``.
 
     The learned kinds use ``generator`` (a loaded one, a checkpoint path, or None for
     the one shipped with the task);
     for them ``num_samples`` is the number of generator chunks N per step.
+    ``risk``: score each sample over a model ensemble of the task's model
+    (``planners.risk.RiskScoring``); the IMLE policy alone has no model to score on.
     """
     if kind in LEARNED:
-        return _make_learned_planner(kind, task, seed, num_samples, record_samples, generator)
+        return _make_learned_planner(kind, task, seed, num_samples, record_samples, generator, risk)
     hints = task.hints
     if num_samples is not None:
         hints = replace(hints, num_samples=num_samples)
@@ -61,6 +66,7 @@ def make_planner(
         "noise_sigma": hints.noise_sigma,
         "seed": seed,
         "record_samples": record_samples,
+        "risk": risk,
     }
     if kind == "mppi":
         config = MPPIConfig(temperature=hints.temperature, **common)
@@ -84,6 +90,7 @@ def _make_learned_planner(
     num_samples: int | None,
     record_samples: bool,
     generator: Any,
+    risk: RiskScoring | None = None,
 ) -> Any:
     # None: the task's shipped generator; a path: one of yours (imle-mpc train --out).
     gen = (
@@ -95,11 +102,17 @@ def _make_learned_planner(
     n = IMLEMPCConfig().num_imle if num_samples is None else num_samples
     require_int_at_least("make_planner", "num_samples (generator chunks per step)", n, 1)
     if kind == "imle_policy":
+        if risk is not None:
+            raise InputError(
+                "the IMLE policy alone plays the generator's chunks without a model, so there "
+                "is nothing to score over an ensemble: drop --ensemble, or use --planner imle_mpc."
+            )
         return IMLEPolicy(gen, observation, num_samples=n, seed=seed)
     if kind == "latent_imle":
         latent_config = LatentPlanConfig(
             horizon=gen.horizon, num_samples=n + 1, num_elites=max(2, n // 4), seed=seed,
             record_samples=record_samples, cost_to_go_steps=task.hints.policy_lookahead,
+            risk=risk,
         )  # fmt: skip
         return LatentIMLEMPC(
             task.dynamics, task.cost, gen, observation, latent_config, task.constraints
@@ -108,6 +121,7 @@ def _make_learned_planner(
     config = IMLEMPCConfig(
         horizon=gen.horizon, num_samples=2 * n + 1, seed=seed, record_samples=record_samples,
         proposals=IMLEProposals(num_imle=n), lookahead=Lookahead(task.hints.policy_lookahead),
+        risk=risk,
     )  # fmt: skip
     return IMLEMPC(task.dynamics, task.cost, gen, observation, config, task.constraints)
 
