@@ -142,8 +142,8 @@ def plan_time_vs_members(task_name: str, alpha: float, states: int, rounds: int)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arm-seeds", type=int, default=6, help="arm_reach_around episodes")
-    parser.add_argument("--push-seeds", type=int, default=2, help="push_block episodes")
+    parser.add_argument("--arm-seeds", type=int, default=10, help="arm_reach_around episodes")
+    parser.add_argument("--push-seeds", type=int, default=4, help="push_block episodes")
     parser.add_argument("--members", type=int, default=4, help="M of the CVaR planner")
     parser.add_argument("--alpha", type=float, default=0.25, help="CVaR's tail fraction")
     parser.add_argument(
@@ -182,18 +182,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{t['task']:<18} {t['members']:>3} {t['plan_ms_median']:>8.2f} "
               f"{t['over_nominal']:>9.2f}")  # fmt: skip
 
-    def pooled(planner_prefix: str) -> float:
-        mine = [r for r in rows if r["loop"] == LOOPS[0][0]
+    def pooled(planner_prefix: str, loop: str = LOOPS[0][0]) -> float:
+        mine = [r for r in rows if r["loop"] == loop
                 and r["planner"].startswith(planner_prefix)]  # fmt: skip
         # every scale and both tasks, each episode counted once
         n = sum(r["episodes"] for r in mine)
         return sum(r["success_rate"] * r["episodes"] for r in mine) / max(n, 1)
 
     headline = pooled("cvar") - pooled("nominal")
+    by_loop = {loop: pooled("cvar", loop) - pooled("nominal", loop) for loop, _, _ in LOOPS}
     result = {
         "arm_seeds": args.arm_seeds, "push_seeds": args.push_seeds, "members": args.members,
         "alpha": args.alpha, "mismatch_scales": args.scales, "rows": rows,
         "plan_time_vs_members": timing, "seconds": wall,
+        "cvar_minus_nominal_success_by_loop": by_loop,
         "machine": {
             "cpu": cpu_name(), "cpus": os.cpu_count(), "load_average_before": load_before,
             "load_average_after": os.getloadavg(), "other_cpu_load": other_cpu_load(mark, wall),
@@ -202,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json_atomic(RESULTS / "risk_ensemble.json", result)
+    print("cvar minus nominal success by loop (pooled): "
+          + ", ".join(f"{k} {v:+.3f}" for k, v in by_loop.items()))  # fmt: skip
     print(f"results written to {RESULTS / 'risk_ensemble.json'} ({wall:.0f} s, load average "
           f"{load_before[0]:.1f} -> {os.getloadavg()[0]:.1f})")  # fmt: skip
     if args.json:
