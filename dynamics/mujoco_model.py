@@ -53,7 +53,7 @@ from numpy.typing import ArrayLike
 
 from dynamics.linearize import finite_difference_jacobians
 from imle_mpc.core.errors import InputError
-from imle_mpc.core.protocols import Linearizable, MultiStartRollout
+from imle_mpc.core.protocols import Linearizable, MemberModels, MemberRollout, MultiStartRollout
 from imle_mpc.core.validation import (
     FloatArray,
     check_actions,
@@ -163,7 +163,7 @@ def model_from_urdf(
     return spec.compile()
 
 
-class MujocoDynamics(MultiStartRollout, Linearizable):
+class MujocoDynamics(MultiStartRollout, Linearizable, MemberModels):
     """A MuJoCo model rolled out in parallel by ``mujoco.rollout``.
 
     State ``x = (qpos, qvel, act)`` Shape=(nq+nv+na,); action ``u = ctrl``
@@ -374,8 +374,18 @@ class MujocoDynamics(MultiStartRollout, Linearizable):
             mujoco.mj_step(m, data)
         return A, B
 
-    def _rollout(self, x0: FloatArray, U: FloatArray, out: FloatArray) -> FloatArray:
-        """Roll out from ``x0`` Shape=(nx,) (every sample) or Shape=(K, nx) (one per sample)."""
+    def _rollout(
+        self,
+        x0: FloatArray,
+        U: FloatArray,
+        out: FloatArray,
+        models: Sequence[mujoco.MjModel] | None = None,
+    ) -> FloatArray:
+        """Roll out from ``x0`` Shape=(nx,) (every sample) or Shape=(K, nx) (one per sample).
+
+        ``models``: one ``MjModel`` per sample (copies of this one with other parameter
+        values: an ensemble's members); None: this model for all.
+        """
         K, H, _ = U.shape
         if K == 0 or H == 0:  # nothing to simulate (MuJoCo's rollout crashes on K = 0)
             out[:, 0] = x0
@@ -394,7 +404,7 @@ class MujocoDynamics(MultiStartRollout, Linearizable):
         self._initial[:] = self._state0
         self._initial[:, 1 : 1 + self.nx] = x0
         self._pool.rollout(
-            self._models,
+            self._models if models is None else models,
             self._datas,
             self._initial,
             control,
@@ -467,6 +477,17 @@ class MujocoDynamics(MultiStartRollout, Linearizable):
             InputError: an unknown array or element name, or a factor that is not a
                 finite number > 0.
         """
+        return MujocoDynamics(
+            self.scaled_model(scales), frame_skip=self.frame_skip, num_threads=self.num_threads
+        )
+
+    def scaled_model(self, scales: Mapping[str, float]) -> mujoco.MjModel:
+        """A copied ``MjModel`` with named arrays scaled, as ``with_scaled_parameters`` names them.
+
+        Raises:
+            InputError: an unknown array or element name, or a factor that is not a
+                finite number > 0.
+        """
         model = copy.deepcopy(self.model)
         for name, factor in scales.items():
             if not (isinstance(factor, int | float) and np.isfinite(factor) and factor > 0):
@@ -479,7 +500,15 @@ class MujocoDynamics(MultiStartRollout, Linearizable):
             if field == "body_mass":
                 model.body_inertia[rows] *= factor
         mujoco.mj_setConst(model, mujoco.MjData(model))  # derived constants (subtree masses)
-        return MujocoDynamics(model, frame_skip=self.frame_skip, num_threads=self.num_threads)
+        return model
+
+    def member_rollout(self, scales: Sequence[Mapping[str, float]]) -> MujocoMembers:
+        """Ensemble members: one scaled ``MjModel`` copy per mapping (``MemberModels``).
+
+        The names are those of ``with_scaled_parameters``; member ``m``'s rollouts run
+        on its copy, all M x K of them in one call of a rollout pool.
+        """
+        return MujocoMembers(self, scales)
 
     def close(self) -> None:
         """Stop the rollout threads. The model cannot roll out afterwards."""
@@ -584,3 +613,59 @@ def _dof_rows(model: mujoco.MjModel, element: str) -> list[int]:
         for j in joints
         for k in range(width.get(int(model.jnt_type[j]), 1))
     ]
+
+
+class MujocoMembers(MemberRollout):
+    """A ``MujocoDynamics``'s ensemble members: scaled ``MjModel`` copies in one rollout pool.
+
+    Member 0 is the nominal when its mapping is empty or all ones (its copy has the
+    same values, so its rollouts equal the nominal's). The pool, its ``MjData`` and
+    the work buffers are this object's own (a planner's and a guard's rollouts on the
+    nominal do not reallocate them).
+
+    Args:
+        nominal: the model the members are copies of.
+        scales: one ``name -> factor`` mapping per member (``with_scaled_parameters``'
+            names, e.g. ``body_mass:block``).
+
+    Raises:
+        InputError: an unknown name or a bad factor.
+    """
+
+    def __init__(self, nominal: MujocoDynamics, scales: Sequence[Mapping[str, float]]) -> None:
+        self._scales = tuple(dict(s) for s in scales)
+        self._models = [nominal.scaled_model(s) for s in self._scales]
+        self._engine = MujocoDynamics(
+            nominal.model, frame_skip=nominal.frame_skip, num_threads=nominal.num_threads
+        )
+        self._batch: list[mujoco.MjModel] = []
+        self._U = np.empty((0, 0, 0))
+
+    @property
+    def members(self) -> int:
+        return len(self._models)
+
+    @property
+    def scales(self) -> tuple[Mapping[str, float], ...]:
+        return self._scales
+
+    def rollout_members(self, x0: FloatArray, U: FloatArray, out: FloatArray) -> FloatArray:
+        """All members' rollouts of ``U`` Shape=(K, H, nu) into ``out`` Shape=(M, K, H+1, nx)."""
+        M = len(self._models)
+        K, H, nu = U.shape
+        if self._U.shape != (M * K, H, nu):
+            self._U = np.empty((M * K, H, nu))
+            # Member-major: rows m*K .. m*K+K-1 run on member m's model copy.
+            self._batch = [model for model in self._models for _ in range(K)]
+        self._U.reshape(M, K, H, nu)[:] = U
+        flat = out.reshape(M * K, H + 1, out.shape[-1])
+        engine = self._engine
+        with engine._lock:
+            engine._rollout(x0, self._U, flat, self._batch)
+        if not np.shares_memory(flat, out):  # pragma: no cover - out is C-contiguous
+            out[:] = flat.reshape(out.shape)
+        return out
+
+    def close(self) -> None:
+        """Stop the members' rollout threads."""
+        self._engine.close()

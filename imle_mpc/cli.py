@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from dynamics.ensemble import ModelEnsemble
 from imle_mpc.core.errors import InputError
 from imle_mpc.core.io import write_json_atomic
 from imle_mpc.eval import plots
@@ -50,6 +51,7 @@ from imle_mpc.learn.config import FlowConfig, GeneratorConfig, ResidualSACConfig
 from imle_mpc.learn.demos import DemoDataset
 from imle_mpc.loop.runner import EpisodeRecord
 from imle_mpc.tasks import TASKS, Task, load_task
+from planners.risk import RiskMeasure, RiskScoring
 from planners.sampling import SamplingPlanner
 
 DEMO_TASKS = ("nav_one_obstacle", "nav_two_obstacles", "nav_trap")
@@ -126,6 +128,27 @@ SAC_DEFAULTS = ResidualSACConfig()
 REFINE_DEFAULTS = RefineConfig()
 
 
+def _risk(task: Task, args: argparse.Namespace, scale: float = 1.0) -> RiskScoring | None:
+    """``--ensemble M [--risk R]``: score over M models spanning the task's stated model
+    mismatch (times ``scale``), member 0 the nominal; None without ``--ensemble``."""
+    if args.ensemble is None:
+        if args.risk is not None:
+            raise InputError(
+                f"--risk {args.risk} aggregates costs over a model ensemble: add --ensemble M "
+                "(e.g. --ensemble 4)."
+            )
+        return None
+    mismatch = task.faults.only("mismatch").scaled(scale).model_mismatch if task.faults else {}
+    if not mismatch:
+        raise InputError(
+            f"--ensemble: the task {task.name!r} states no model mismatch for the ensemble's "
+            "ranges to span; use planners.risk.RiskScoring(ModelEnsemble(ranges=...)) from "
+            "Python, or drop --ensemble."
+        )
+    measure = RiskMeasure.parse(args.risk or "cvar:0.25")
+    return RiskScoring(ModelEnsemble.covering(mismatch, args.ensemble), measure)
+
+
 def _episodes(
     task_spec: str,
     planner: str,
@@ -135,6 +158,7 @@ def _episodes(
     guard: bool = True,
     real_time: bool = False,
     generator: str | None = None,
+    args: argparse.Namespace | None = None,
 ) -> tuple[list[EpisodeRecord], Task, Any]:
     """Run ``task_spec`` for each seed (behind the safety guard unless ``guard`` is False).
 
@@ -143,12 +167,13 @@ def _episodes(
     Returns the records, the task, and the last (unwrapped) planner.
     """
     task = load_task(task_spec)
+    risk = _risk(task, args) if args is not None else None
     records = []
     planner_obj = None
     for seed in tqdm(seeds, desc=f"{task.name}/{planner}", disable=quiet, leave=False):
         planner_obj = make_planner(
             planner, task, seed=seed, num_samples=samples, record_samples=True,
-            generator=generator,
+            generator=generator, risk=risk,
         )  # fmt: skip
         deadline = 0.9 * task.dynamics.dt if real_time else None
         records.append(
@@ -247,7 +272,7 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     seeds = list(range(args.seed, args.seed + args.episodes))
     records, task, _ = _episodes(
         args.task, args.planner, seeds, args.samples, args.json,
-        guard=not args.no_guard, real_time=args.real_time, generator=args.generator,
+        guard=not args.no_guard, real_time=args.real_time, generator=args.generator, args=args,
     )  # fmt: skip
     row = _aggregate(task, args.planner, records)
     _print_table([row])
@@ -649,11 +674,24 @@ def _eval_subject(args: argparse.Namespace) -> tuple[Task, Any, Any, str, dict[s
     brings its own task, plant and success test."""
     if not (args.residual or args.setting):
         task = load_task(args.task)
-        return task, fault_config(task, args.faults, args.fault_scale), None, args.planner, {}
+        faults = fault_config(task, args.faults, args.fault_scale)
+        risk = _risk(task, args, args.fault_scale)
+        if risk is None:
+            return task, faults, None, args.planner, {}
+        planner = make_planner(
+            args.planner, task, seed=args.seed, num_samples=args.samples[0] if args.samples
+            else None, generator=args.generator, risk=risk,
+        )  # fmt: skip
+        extra = {"ensemble": risk.members, "risk": args.risk or "cvar:0.25"}
+        return task, faults, planner, f"{args.planner}+ensemble", extra
     if args.faults != "none":
         raise InputError(
             "--residual and --setting run on the refinement setting's plant; leave --faults "
             "out (imle-mpc eval --faults ... measures the task's stated faults)."
+        )
+    if args.ensemble is not None:
+        raise InputError(
+            "--ensemble scores the task's own planner; with --residual or --setting drop it."
         )
     if args.residual:
         refined = load_refined(args.residual)
@@ -743,6 +781,11 @@ def _eval_sweep(args: argparse.Namespace) -> dict[str, Any]:
             "a sweep appends one record per episode to a JSON-lines file: add --out "
             "PATH.jsonl (and --resume to continue an interrupted sweep)."
         )
+    if args.ensemble is not None or args.risk is not None:
+        raise InputError(
+            "--ensemble and --risk evaluate one configuration (imle-mpc eval); drop them "
+            "from the sweep."
+        )
     config = _sweep_config(args)
     backend = _backend(args)
     try:
@@ -830,6 +873,17 @@ def build_parser() -> argparse.ArgumentParser:
     common(demo)
     demo.set_defaults(func=cmd_demo)
 
+    def ensemble_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--ensemble", type=positive_int, default=None, metavar="M",
+            help="score each sample over M models spanning the task's stated model mismatch "
+            "(member 0 the nominal; planners.risk)",
+        )  # fmt: skip
+        p.add_argument(
+            "--risk", default=None, metavar="R",
+            help="with --ensemble: mean, worst or cvar:ALPHA (default cvar:0.25)",
+        )  # fmt: skip
+
     run = sub.add_parser("run", help="one task with one planner over several seeds")
     run.add_argument("task", help=task_help)
     run.add_argument("--generator", default=None, help=generator_help)
@@ -843,6 +897,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--real-time", action="store_true",
         help="hold the control period on the wall clock; a late plan is never waited for",
     )  # fmt: skip
+    ensemble_options(run)
     common(run)
     run.set_defaults(func=cmd_run)
 
@@ -868,6 +923,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--fault-scale", type=non_negative_float, default=1.0, help="multiply every magnitude"
         )
         ev.add_argument("--no-guard", action="store_true", help="execute plans unchecked")
+        ensemble_options(ev)
         ev.add_argument(
             "--no-offset-free", action="store_true",
             help="guarded, but without estimating the plant's action offset (model mismatch)",

@@ -33,6 +33,7 @@ from imle_mpc.core.validation import (
     require_positive,
 )
 from planners.knots import Interpolation
+from planners.risk import RiskScoring
 from planners.sampling import SamplingConfig
 from planners.selectors import ArgminSelector, ModeAwareSelector
 
@@ -201,6 +202,7 @@ class IMLEMPCConfig(SamplingConfig):
         threads: ThreadPolicy = PLANNING_THREADS,
         knots: int | None = None,
         interpolation: Interpolation = "cubic",
+        risk: RiskScoring | None = None,
         num_imle: int | None = None,
         perturb_sigma: float | None = None,
         num_gaussian: int | None = None,
@@ -218,6 +220,7 @@ class IMLEMPCConfig(SamplingConfig):
             ("num_samples", num_samples), ("horizon", horizon), ("iterations", iterations),
             ("shift", shift), ("seed", seed), ("record_samples", record_samples),
             ("threads", threads), ("knots", knots), ("interpolation", interpolation),
+            ("risk", risk),
         ):  # fmt: skip
             object.__setattr__(self, name, value)
         SamplingConfig.__post_init__(self)

@@ -23,6 +23,16 @@ are expanded to K x H actions inside the rollout (in the fused kernel on the fus
 path, one Numba pass before the rollout on the generic one), and the selector and
 the sampler's adaptation see the knots, so MPPI's weighted mean, CEM's elites and
 predictive sampling's best live in knot space. The executed plan is the expansion.
+
+With ``config.risk`` (``planners.risk.RiskScoring``) every sample is rolled out on
+each member of a model ensemble (member 0 the nominal), costed and checked on each,
+and the members' costs are aggregated (mean, worst case, CVaR) into the one cost
+the selector sees; a sample is feasible when the hard constraints hold on the stated
+fraction of members (all by default). On the fused path that is one fused pass per
+member with the member's parameter row; on the generic path one batched
+``rollout_members`` (a Numba pass over all M x K rollouts for an analytic model, one
+``mujoco.rollout`` call for MuJoCo). The plan's predicted states and its per-term
+costs are the nominal member's; its ``cost`` is the aggregate.
 """
 
 from __future__ import annotations
@@ -48,7 +58,9 @@ from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import (
     Constraint,
     Dynamics,
+    MemberRollout,
     NominalSettable,
+    ParameterRows,
     ProposalSampler,
     ReferenceSampler,
     ReturnsSample,
@@ -65,6 +77,7 @@ from imle_mpc.core.validation import (
     require_int_at_least,
 )
 from planners.knots import Interpolation, KnotSchedule, check_knots
+from planners.risk import RiskScoring
 from planners.samplers import GaussianSampler
 
 
@@ -88,6 +101,8 @@ class SamplingConfig:
             value per step, the planners exactly as without knots.
         interpolation: how knots become steps: ``"zero"`` (hold), ``"linear"`` or
             ``"cubic"`` (natural spline). Read only with ``knots``.
+        risk: score every sample over a model ensemble with a risk measure
+            (``planners.risk.RiskScoring``); None (the default): on the model alone.
     """
 
     num_samples: int = 256
@@ -99,8 +114,15 @@ class SamplingConfig:
     threads: ThreadPolicy = PLANNING_THREADS
     knots: int | None = None
     interpolation: Interpolation = "cubic"
+    risk: RiskScoring | None = None
 
     def __post_init__(self) -> None:
+        if self.risk is not None and not isinstance(self.risk, RiskScoring):
+            raise TypeError(
+                f"{type(self).__name__}.risk must be a planners.risk.RiskScoring (or None), "
+                f"got {type(self.risk).__name__}: RiskScoring(ModelEnsemble(...), "
+                "RiskMeasure.cvar(0.2))."
+            )
         require_int_at_least(type(self).__name__, "num_samples", self.num_samples, 2)
         require_int_at_least(type(self).__name__, "horizon", self.horizon, 1)
         require_int_at_least(type(self).__name__, "iterations", self.iterations, 1)
@@ -184,6 +206,19 @@ class _FusedPath:
         self.total1 = np.zeros(1)
 
 
+class _MemberBuffers:
+    """Work arrays for scoring B samples on M ensemble members (the batch, or one plan)."""
+
+    def __init__(self, M: int, B: int, H: int, nx: int, n_terms: int) -> None:
+        self.X = np.zeros((M, B, H + 1, nx))  # X[m]: member m's rollouts
+        self.costs = np.zeros((M, B))  # each member's cost, before the constraints
+        self.violation = np.zeros((M, B))  # each member's summed hard violation
+        self.parts = np.zeros((M, B, n_terms))  # the fused kernel's per-term costs
+        self.totals = np.zeros((M, B))  # the fused kernel's totals
+        self.out = np.zeros(B)  # the aggregate, +inf where infeasible
+        self.total_violation = np.zeros(B)  # summed over members
+
+
 class SamplingPlanner(NominalSettable):
     """Generic sampling MPC: any proposal sampler, any selector, any dynamics.
 
@@ -203,6 +238,9 @@ class SamplingPlanner(NominalSettable):
         knots: search over these spline knots (``planners.knots.KnotSchedule``): the
             sampler then proposes Shape=(K, M, nu) around the nominal's knots, built
             for M rows; None searches per-step actions.
+
+    With ``config.risk`` the samples are scored over a model ensemble (the module
+    docstring); a model that cannot be randomized is an ``InputError`` here.
 
     Compilation happens here (``warmup``), not on the first control step.
     On the fused path ``timings["rollout"]`` covers rollout and cost, and the
@@ -240,6 +278,15 @@ class SamplingPlanner(NominalSettable):
         self._Z = self._U if knots is None else np.zeros((K, rows, nu))
         self._X = np.zeros((K, H + 1, nx))
         self._violation = np.zeros(K)
+        self._risk = config.risk
+        self._members: MemberRollout | None = None
+        self._member_rows = np.zeros((0, 0))  # the members' parameter rows (fused path)
+        if config.risk is not None:
+            self._members = config.risk.ensemble.build(dynamics)
+            M, n_terms = self._members.members, len(self.cost.terms)
+            self._mb = _MemberBuffers(M, K, H, nx, n_terms)
+            self._mb1 = _MemberBuffers(M, 1, H, nx, n_terms)
+            self._X = self._mb.X[0]  # the nominal member's rollouts: the predicted states
         self._plan_buffer = np.zeros((H, nu))
         self._search_plan = self._plan_buffer if knots is None else np.zeros((rows, nu))
         self._candidate = np.zeros((rows, nu))
@@ -282,10 +329,22 @@ class SamplingPlanner(NominalSettable):
     def _use_path(self, fused: _FusedPath | None) -> None:
         """Choose the scoring routines once, so the hot loop never branches on the path."""
         self._fused = fused
+        if self._members is not None:
+            self._use_member_path(fused)
+            return
         self._score: ScoreFn = self._score_generic if fused is None else self._score_fused
         self._score_plan: ScorePlanFn = (
             self._score_plan_generic if fused is None else self._score_plan_fused
         )
+
+    def _use_member_path(self, fused: _FusedPath | None) -> None:
+        """The ensemble's scoring routines; the fused kernel writes member 0's terms in place."""
+        if fused is not None:
+            assert isinstance(self._members, ParameterRows)  # _build_fused checked it
+            self._member_rows = self._members.parameter_rows
+            fused.parts, fused.parts1 = self._mb.parts[0], self._mb1.parts[0]
+        self._score = self._score_members
+        self._score_plan = self._score_plan_members
 
     def _build_fused(self) -> _FusedPath | None:
         """Fused kernels if the model is a Numba step model and every term has a per-step form."""
@@ -301,6 +360,8 @@ class SamplingPlanner(NominalSettable):
         )
         if step is None or not rolls_out_its_step:
             return None
+        if self._members is not None and not isinstance(self._members, ParameterRows):
+            return None  # members that are not parameter rows of this step roll out themselves
         forms = self.cost.stage_forms(dyn.nx, dyn.nu)
         if forms is None:
             return None
@@ -576,3 +637,97 @@ class SamplingPlanner(NominalSettable):
         self._reject_infeasible(X1, U1, total)
         parts = fused.parts1[0]
         return X1, total, {n: float(v) for n, v in zip(self.cost.names, parts, strict=True)}
+
+    # --- scoring over a model ensemble (config.risk) ----------------------------------------
+
+    def _member_costs(
+        self,
+        x: FloatArray,
+        Z: FloatArray,
+        U: FloatArray,
+        plan: FloatArray,
+        mb: _MemberBuffers,
+        sample: bool,
+    ) -> dict[str, FloatArray]:
+        """Roll ``U`` Shape=(B, H, nu) out on every member; fill ``mb``'s costs and violations.
+
+        ``Z``: the search's samples (knots, expanded into ``U`` by the fused kernel), or ``U``.
+        ``sample``: the fused kernel draws the Gaussian proposals into ``Z`` on member 0.
+        Returns member 0's per-term costs on the generic path (empty on the fused one).
+        """
+        members = self._members
+        assert members is not None
+        fused = self._fused
+        breakdown: dict[str, FloatArray] = {}
+        if fused is None:
+            members.rollout_members(x, U, mb.X)
+            for m in range(members.members):
+                costs, parts = self.cost.evaluate(mb.X[m], U, self._reference)
+                if m == 0:
+                    breakdown = parts
+                mb.costs[m] = costs
+                self._reject_infeasible(mb.X[m], U, costs, mb.violation[m])
+            return breakdown
+        rows = self._member_rows
+        kernel = fused.kernels.parallel if U.shape[0] > 1 else fused.kernels.serial
+        if sample:
+            sampler: GaussianSampler = self.sampler  # type: ignore[assignment]
+            seed = draw_seed(self._rng)  # the same draw GaussianSampler.propose makes
+            args = (sampler.sigma, sampler.low, sampler.high, sampler.nominal_rows, seed)
+        else:
+            args = (fused.no_sigma, fused.low, fused.high, 0, np.uint64(0))
+        sigma, low, high, first_noisy, seed = args
+        store = fused.store or U.shape[0] == 1
+        for m in range(members.members):
+            X = mb.X[m] if store else fused.scratch
+            kernel(
+                x, Z, U, fused.basis, plan, sigma, low, high, first_noisy, seed,
+                sample and m == 0, store, rows[m], fused.P, fused.weights, X, mb.parts[m],
+                mb.totals[m],
+            )  # fmt: skip
+            mb.costs[m] = mb.totals[m]
+            self._reject_infeasible(mb.X[m], U, mb.totals[m], mb.violation[m])
+        return breakdown
+
+    def _score_members(
+        self, x: FloatArray, plan: FloatArray, timings: dict[str, float]
+    ) -> FloatArray:
+        """Propose K samples, score each on every member, aggregate: costs Shape=(K,)."""
+        risk, mb, fused = self._risk, self._mb, self._fused
+        assert risk is not None
+        U = self._U
+        t0 = time.perf_counter()
+        sample = fused is not None and fused.samples
+        if not sample:
+            self._propose(x, plan, self._Z)
+            if self.knots is not None and fused is None:
+                self.knots.expand(self._Z, self._low, self._high, U)
+        t1 = time.perf_counter()
+        breakdown = self._member_costs(x, self._Z, U, plan, mb, sample)
+        if fused is None:
+            self._breakdown = breakdown
+        t2 = time.perf_counter()
+        risk.combine(mb.costs, mb.violation, mb.out, mb.total_violation)
+        self._violation[:] = mb.total_violation
+        t3 = time.perf_counter()
+        timings["propose"] += t1 - t0
+        timings["rollout"] += t2 - t1
+        timings["cost"] += t3 - t2
+        return mb.out
+
+    def _score_plan_members(
+        self, x: FloatArray, plan: FloatArray
+    ) -> tuple[FloatArray, FloatArray, dict[str, float]]:
+        """The plan on every member: the nominal's states and terms, the aggregate cost."""
+        risk, mb = self._risk, self._mb1
+        assert risk is not None
+        U1 = self._U1
+        U1[0] = plan
+        breakdown = self._member_costs(x, U1, U1, plan, mb, False)
+        risk.combine(mb.costs, mb.violation, mb.out, mb.total_violation)
+        if self._fused is not None:
+            names = self.cost.names
+            terms = {n: float(v) for n, v in zip(names, mb.parts[0, 0], strict=True)}
+        else:
+            terms = {n: float(v[0]) for n, v in breakdown.items()}
+        return mb.X[0], mb.out, terms

@@ -21,6 +21,7 @@ BAD_OPTIONS = [
     (["run", "point_mass"], "--episodes", ["0"], "must be a positive integer"),
     (["run", "point_mass"], "--seed", ["-1"], "must be an integer >= 0"),
     (["run", "point_mass"], "--samples", ["0", "-3", "2.5"], "must be"),
+    (["run", "point_mass"], "--ensemble", ["0", "-2", "x"], "must be a positive integer"),
     *[
         (sub, option, values, message)
         for sub in (["eval"], ["sweep"])
@@ -32,6 +33,7 @@ BAD_OPTIONS = [
             ("--fault-scale", ["-1", "nan", "inf", "x"], "must be a"),
             ("--fault-scales", ["-0.5", "nan"], "must be a finite number"),
             ("--workers", ["0", "-1"], "must be a positive integer"),
+            ("--ensemble", ["0", "1.5"], "must be a positive integer"),
         ]
     ],
     (["train"], "--epochs", ["0", "-1"], "must be a positive integer"),
@@ -183,3 +185,22 @@ def test_learned_planners_refuse_zero_chunks_instead_of_using_the_default() -> N
     for n in (0, -3):
         with pytest.raises(ValueError, match=rf"num_samples .* must be an integer >= 1, got {n}\."):
             make_planner("imle_mpc", task, num_samples=n)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "arm_reach_around", "--risk", "cvar:0.2"], "add --ensemble M"),
+        (["run", "arm_reach_around", "--ensemble", "2", "--risk", "cvar:2"], "alpha must be"),
+        (["run", "arm_reach_around", "--ensemble", "2", "--risk", "median"], "use mean, worst"),
+        (["run", "point_mass", "--ensemble", "2"], "states no model mismatch"),
+    ],
+)
+def test_ensemble_options_refuse_what_cannot_run_in_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("imle-mpc: error: ") and message in last, last

@@ -6,7 +6,8 @@ a user's class, a Numba model, a MuJoCo or Pinocchio backend.
 
 Optional capabilities are small ``@runtime_checkable`` protocols of their own
 (``UncheckedRollout``, ``MultiStartRollout``, ``StepModel``, ``ScalableParameters``,
-``Linearizable``, ``ReferenceSampler``, ``ReferenceCost``, ``ReturnsSample``,
+``MemberModels``, ``MemberRollout``, ``ParameterRows``, ``Linearizable``,
+``ReferenceSampler``, ``ReferenceCost``, ``ReturnsSample``,
 ``ChunkDecoder``, ``ChunkSchedule``, ``BoundedLatent``, ``ChunkDensity``,
 ``NominalSettable``, ``BatchObservation``): a caller asks
 ``isinstance(x, Capability)`` and takes the plain path otherwise. A class may
@@ -15,7 +16,7 @@ also name them as bases to declare them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -136,6 +137,64 @@ class ScalableParameters(Protocol):
 
     def with_scaled_parameters(self, scales: Mapping[str, float]) -> Dynamics:
         """A new model with each named parameter times its factor; ``self`` unchanged.
+
+        Raises:
+            InputError: a name the model does not have (the message lists what it has).
+        """
+        ...
+
+
+@runtime_checkable
+class MemberRollout(Protocol):
+    """M copies of a model with different parameters, rolling the same K sequences out on each.
+
+    Made by ``dynamics.ensemble.ModelEnsemble.build``; member 0 is the nominal model.
+    """
+
+    @property
+    def members(self) -> int:
+        """M, the number of models (member 0 the nominal)."""
+        ...
+
+    @property
+    def scales(self) -> tuple[Mapping[str, float], ...]:
+        """Each member's parameter factors against the nominal (member 0: all 1)."""
+        ...
+
+    def rollout_members(self, x0: Array, U: Array, out: Array) -> Array:
+        """Roll every sequence out on every member, in one batch.
+
+        Args:
+            x0: initial state, Shape=(nx,), float64, C-contiguous (not checked).
+            U: action sequences, Shape=(K, H, nu), float64, C-contiguous (not checked).
+            out: the result, Shape=(M, K, H+1, nx), C-contiguous: ``out[m]`` is member m's.
+
+        Returns:
+            ``out``.
+        """
+        ...
+
+
+@runtime_checkable
+class ParameterRows(Protocol):
+    """A ``MemberRollout`` of an analytic model: one step function, a row of parameters each.
+
+    The sampling planner's fused kernel steps member ``m`` with ``parameter_rows[m]``.
+    """
+
+    @property
+    def parameter_rows(self) -> Array:
+        """The members' ``params_vector`` rows, Shape=(M, P), float64."""
+        ...
+
+
+@runtime_checkable
+class MemberModels(Protocol):
+    """A model that builds its own ensemble members (``MujocoDynamics``: copied ``MjModel`` s
+    in its rollout pool); dataclass models need none (their fields are scaled)."""
+
+    def member_rollout(self, scales: Sequence[Mapping[str, float]]) -> MemberRollout:
+        """Members with each named parameter times its factor, one member per mapping.
 
         Raises:
             InputError: a name the model does not have (the message lists what it has).

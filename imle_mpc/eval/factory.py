@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from imle_mpc.core.errors import InputError
 from imle_mpc.core.validation import require_int_at_least
 from imle_mpc.tasks.base import Task
 from imle_mpc.tasks.experts import observation
@@ -30,6 +31,7 @@ from planners.imle import (
     Lookahead,
 )
 from planners.knots import Interpolation
+from planners.risk import RiskScoring
 from planners.safety.guard import GuardConfig, PassThrough, SafetyGuard
 from planners.safety.offset_free import OffsetFree
 
@@ -46,6 +48,7 @@ def make_planner(
     generator: Any = None,
     knots: int | None = None,
     interpolation: Interpolation = "cubic",
+    risk: RiskScoring | None = None,
 ) -> Any:
     """Build a planner for ``task`` from its hints. ``kind`` is one of ``PLANNERS``.
 
@@ -54,6 +57,8 @@ def make_planner(
     for them ``num_samples`` is the number of generator chunks N per step.
     ``knots`` and ``interpolation`` make a sampling kind search spline knots
     (``SamplingConfig.knots``); the learned kinds take them from their own configs.
+    ``risk``: score each sample over a model ensemble of the task's model
+    (``planners.risk.RiskScoring``); the IMLE policy alone has no model to score on.
     """
     if kind in LEARNED:
         if knots is not None:
@@ -61,7 +66,7 @@ def make_planner(
                 f"knots={knots} is for the sampling planners (mppi, cem, predictive_sampling); "
                 f"{kind} proposes the generator's per-step chunks."
             )
-        return _make_learned_planner(kind, task, seed, num_samples, record_samples, generator)
+        return _make_learned_planner(kind, task, seed, num_samples, record_samples, generator, risk)
     hints = task.hints
     if num_samples is not None:
         hints = replace(hints, num_samples=num_samples)
@@ -73,6 +78,7 @@ def make_planner(
         "record_samples": record_samples,
         "knots": knots,
         "interpolation": interpolation,
+        "risk": risk,
     }
     if kind == "mppi":
         config = MPPIConfig(temperature=hints.temperature, **common)
@@ -96,6 +102,7 @@ def _make_learned_planner(
     num_samples: int | None,
     record_samples: bool,
     generator: Any,
+    risk: RiskScoring | None = None,
 ) -> Any:
     # None: the task's shipped generator; a path: one of yours (imle-mpc train --out).
     gen = (
@@ -107,11 +114,17 @@ def _make_learned_planner(
     n = IMLEMPCConfig().num_imle if num_samples is None else num_samples
     require_int_at_least("make_planner", "num_samples (generator chunks per step)", n, 1)
     if kind == "imle_policy":
+        if risk is not None:
+            raise InputError(
+                "the IMLE policy alone plays the generator's chunks without a model, so there "
+                "is nothing to score over an ensemble: drop --ensemble, or use --planner imle_mpc."
+            )
         return IMLEPolicy(gen, observation, num_samples=n, seed=seed)
     if kind == "latent_imle":
         latent_config = LatentPlanConfig(
             horizon=gen.horizon, num_samples=n + 1, num_elites=max(2, n // 4), seed=seed,
             record_samples=record_samples, cost_to_go_steps=task.hints.policy_lookahead,
+            risk=risk,
         )  # fmt: skip
         return LatentIMLEMPC(
             task.dynamics, task.cost, gen, observation, latent_config, task.constraints
@@ -120,6 +133,7 @@ def _make_learned_planner(
     config = IMLEMPCConfig(
         horizon=gen.horizon, num_samples=2 * n + 1, seed=seed, record_samples=record_samples,
         proposals=IMLEProposals(num_imle=n), lookahead=Lookahead(task.hints.policy_lookahead),
+        risk=risk,
     )  # fmt: skip
     return IMLEMPC(task.dynamics, task.cost, gen, observation, config, task.constraints)
 
