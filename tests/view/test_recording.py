@@ -20,6 +20,7 @@ from imle_mpc.view.recording import (
     read_recording,
     write_recording,
 )
+from tests.conftest import REPO
 from tests.view.conftest import KEEP, STEPS, Recorded
 
 
@@ -119,3 +120,10 @@ def test_a_failed_write_leaves_the_old_file_whole(recorded: Recorded, tmp_path) 
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ep.npz"]  # no temporary left
     read_recording(path)
+
+
+def test_the_readme_documents_every_array() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Browser view") :]
+    rows = {line.split("`")[1] for line in section.splitlines() if line.startswith("| `")}
+    assert set(RECORDING_ARRAYS) <= rows, set(RECORDING_ARRAYS) - rows
