@@ -10,6 +10,9 @@
 * a planar ``cost.Scene`` (the navigation tasks, ``point_mass``): its circles, boxes and
   capsules as upright solids on the ground, the robot a sphere at the state's
   ``position_dims``, the goal a flat disc.
+* a Pinocchio model (the Panda): the kinematic chain as a stick figure, a capsule from
+  each joint to the next and to the tool frame (the frame farthest out on the last joint),
+  which draws the trajectories; no meshes (the URDF's visual meshes are not loaded).
 * anything else: no 3-D geometry (the view still plots the costs and lists the events).
 
 Shapes are in the world frame; ``Shape.wxyz`` is a unit quaternion (w, x, y, z).
@@ -17,6 +20,7 @@ Shapes are in the world frame; ``Shape.wxyz`` is a unit quaternion (w, x, y, z).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -82,21 +86,21 @@ class TaskGeometry(Protocol):
 
 def geometry_of(task: Task) -> TaskGeometry:
     """The geometry the view draws for ``task`` (see the module docstring)."""
-    model = _mujoco_model(task.dynamics)
-    if model is not None:
-        return MujocoGeometry(model, goal=task.goal)
+    dynamics: Any = task.dynamics
+    if _is_instance(dynamics, "dynamics.mujoco_model", "MujocoDynamics"):
+        return MujocoGeometry(dynamics.model, goal=task.goal)
+    if _is_instance(dynamics, "dynamics.pinocchio_model", "PinocchioDynamics"):
+        return PinocchioGeometry(dynamics.model)
     if isinstance(task.scene, Scene):
         return PlanarGeometry(task.scene, task.goal, task.initial_state)
     return NoGeometry()
 
 
-def _mujoco_model(dynamics: Any) -> Any:
-    """The ``MjModel`` of a ``MujocoDynamics`` (None for any other model)."""
-    try:  # mujoco is an extra: a task without it is not a MuJoCo task
-        from dynamics.mujoco_model import MujocoDynamics
-    except ImportError:
-        return None
-    return dynamics.model if isinstance(dynamics, MujocoDynamics) else None
+def _is_instance(obj: Any, module: str, name: str) -> bool:
+    """``isinstance(obj, module.name)`` without importing the module (mujoco, pinocchio):
+    an object of that class exists only once its module was imported."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(obj, getattr(loaded, name))
 
 
 class NoGeometry:
@@ -333,3 +337,88 @@ def _geom_shape(mujoco: Any, m: Any, g: int, pos: FloatArray, xmat: FloatArray) 
     r, gr, b, a = (float(v) for v in m.geom_rgba[g])
     return Shape(f"{g}_{name}", shape, dims, (x, y, z), (w, qx, qy, qz), (r, gr, b, a),
                  vertices, faces)  # fmt: skip
+
+
+class PinocchioGeometry:
+    """A Pinocchio model's kinematic chain as a stick figure, posed at each state.
+
+    Args:
+        model: the ``pinocchio.Model`` (state ``x = (q, v)``).
+    """
+
+    LINK = (0.85, 0.55, 0.2, 1.0)
+    JOINT = (0.25, 0.25, 0.3, 1.0)
+
+    def __init__(self, model: Any) -> None:
+        import pinocchio
+
+        self._pin = pinocchio
+        self.model = model
+        self.data = model.createData()
+        self._pose(pinocchio.neutral(model))
+        last = model.njoints - 1
+        origin = self.data.oMi[last].translation
+        on_last = [f for f in range(model.nframes) if model.frames[f].parentJoint == last]
+        # the tool: the frame farthest out on the last joint (the last of equals)
+        reach = [np.linalg.norm(self.data.oMf[f].translation - origin) for f in on_last]
+        self.tool = on_last[int(len(reach) - 1 - np.argmax(reach[::-1]))] if on_last else None
+        lengths = [np.linalg.norm(a - b) for a, b in self._segments()]
+        self._extent = float(max(1.2 * sum(lengths), 0.1))
+        self.radius = 0.02 * self._extent
+
+    def _pose(self, q: FloatArray) -> None:
+        self._pin.forwardKinematics(self.model, self.data, q)
+        self._pin.updateFramePlacements(self.model, self.data)
+
+    def _segments(self) -> list[tuple[FloatArray, FloatArray]]:
+        m, d = self.model, self.data
+        pairs = [
+            (d.oMi[m.parents[j]].translation, d.oMi[j].translation) for j in range(1, m.njoints)
+        ]
+        if self.tool is not None:
+            pairs.append((d.oMi[m.njoints - 1].translation, d.oMf[self.tool].translation))
+        return [(np.array(a), np.array(b)) for a, b in pairs if np.linalg.norm(b - a) > 1e-6]
+
+    def extent(self) -> float:
+        return self._extent
+
+    def centre(self) -> FloatArray:
+        return np.array([0.0, 0.0, self._extent / 4])
+
+    def fixed(self) -> list[Shape]:
+        r = 2 * self.radius
+        return [Shape("base", "cylinder", (r, r / 2), (0.0, 0.0, r / 4), rgba=self.JOINT)]
+
+    def moving(self, state: FloatArray) -> list[Shape]:
+        self._pose(np.asarray(state, dtype=np.float64)[: self.model.nq])
+        shapes = []
+        for i, (a, b) in enumerate(self._segments()):
+            mid = tuple(float(v) for v in (a + b) / 2)
+            length = float(np.linalg.norm(b - a))
+            wxyz = _z_to(b - a)
+            shapes.append(Shape(f"link{i}", "capsule", (self.radius, length), mid, wxyz, self.LINK))  # type: ignore[arg-type]
+            shapes.append(Shape(f"joint{i}", "sphere", (1.3 * self.radius,),
+                                tuple(float(v) for v in a), rgba=self.JOINT))  # type: ignore[arg-type]  # fmt: skip
+        return shapes
+
+    def points(self, X: FloatArray) -> FloatArray:
+        X = np.asarray(X, dtype=np.float64)
+        flat = X.reshape(-1, X.shape[-1])[:, : self.model.nq]
+        out = np.full((len(flat), 3), np.nan)
+        for i, q in enumerate(flat):
+            if np.all(np.isfinite(q)):
+                self._pose(q)
+                where = self.data.oMf[self.tool] if self.tool is not None else self.data.oMi[-1]
+                out[i] = where.translation
+        return out.reshape(*X.shape[:-1], 3)
+
+
+def _z_to(direction: FloatArray) -> tuple[float, float, float, float]:
+    """The unit quaternion (w, x, y, z) turning the z axis onto ``direction`` Shape=(3,)."""
+    v = np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction)
+    w = 1.0 + v[2]
+    if w < 1e-9:  # pointing down: half a turn about x
+        return (0.0, 1.0, 0.0, 0.0)
+    q = np.array([w, -v[1], v[0], 0.0])  # (1 + z.v, z x v)
+    q /= np.linalg.norm(q)
+    return (float(q[0]), float(q[1]), float(q[2]), float(q[3]))

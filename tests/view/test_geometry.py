@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from imle_mpc.tasks import load_task
-from imle_mpc.view.geometry import MujocoGeometry, NoGeometry, PlanarGeometry, geometry_of
+from imle_mpc.view.geometry import (
+    MujocoGeometry,
+    NoGeometry,
+    PinocchioGeometry,
+    PlanarGeometry,
+    geometry_of,
+)
 
 
 def test_a_mujoco_task_is_drawn_from_its_mjcf_at_the_state() -> None:
@@ -50,3 +56,26 @@ def test_a_planar_scene_is_its_obstacles_and_a_robot_at_the_position() -> None:
 def test_a_task_without_geometry_draws_nothing() -> None:
     geometry = geometry_of(load_task("pendulum"))
     assert isinstance(geometry, NoGeometry) and geometry.fixed() == []
+
+
+def test_a_pinocchio_robot_is_its_chain_and_draws_its_tool_path() -> None:
+    pytest.importorskip("pinocchio")
+    from imle_mpc.tasks.panda.robot import panda_tcp
+
+    task = load_task("panda_reach_around")
+    geometry = geometry_of(task)
+    assert isinstance(geometry, PinocchioGeometry)
+    assert geometry.model.frames[geometry.tool].name == "panda_hand_tcp"
+    X = task.initial_state + np.random.default_rng(0).normal(0, 0.3, (2, 3, task.dynamics.nx))
+    np.testing.assert_allclose(geometry.points(X), panda_tcp(X), atol=1e-9)
+    links = [s for s in geometry.moving(X[0, 0]) if s.kind == "capsule"]
+    # the chain from the base to the tool: its last link ends at the tool
+    last = links[-1]
+    axis = _rotate_z(last.wxyz) * last.size[1] / 2
+    np.testing.assert_allclose(np.array(last.position) + axis, panda_tcp(X[0, 0]), atol=1e-9)
+
+
+def _rotate_z(wxyz: tuple[float, float, float, float]) -> np.ndarray:
+    """The z axis turned by the unit quaternion ``wxyz``."""
+    w, x, y, z = wxyz
+    return np.array([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)])
