@@ -15,6 +15,8 @@ Subcommands:
     finetune  behaviour-clone a policy on the demonstrations, then fine-tune it with PPO
             on batched envs (GenPO's exact-likelihood generative policy, or a Gaussian)
     data    check a demonstration dataset: its episodes ranked by a flow's density
+    view    the planner in the browser (viser): a live episode, or a recording replayed
+            with a time slider (``run --record FILE`` records one, ``run --view`` shows it)
 
 Every subcommand takes ``--json`` and then prints a one-line JSON summary last.
 """
@@ -27,6 +29,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,7 @@ from imle_mpc.learn.config import FlowConfig, GeneratorConfig, ResidualSACConfig
 from imle_mpc.learn.demos import DemoDataset
 from imle_mpc.loop.runner import EpisodeRecord
 from imle_mpc.tasks import TASKS, Task, load_task
+from imle_mpc.view.watch import EpisodeWatch
 from planners.risk import RiskMeasure, RiskScoring
 from planners.sampling import SamplingPlanner
 
@@ -159,12 +163,15 @@ def _episodes(
     real_time: bool = False,
     generator: str | None = None,
     args: argparse.Namespace | None = None,
+    watch: EpisodeWatch | None = None,
+    steps: int | None = None,
 ) -> tuple[list[EpisodeRecord], Task, Any]:
     """Run ``task_spec`` for each seed (behind the safety guard unless ``guard`` is False).
 
     ``real_time``: hold the control period on the wall clock; the guard then
     gives the planner 90 % of the period and plays the previous plan on a miss.
-    Returns the records, the task, and the last (unwrapped) planner.
+    ``watch``: records and/or shows each episode. ``steps``: episode length (default the
+    task's). Returns the records, the task, and the last (unwrapped) planner.
     """
     task = load_task(task_spec)
     risk = _risk(task, args) if args is not None else None
@@ -176,11 +183,14 @@ def _episodes(
             generator=generator, risk=risk,
         )  # fmt: skip
         deadline = 0.9 * task.dynamics.dt if real_time else None
-        records.append(
-            run_episode(
-                task, planner_obj, seed, guard=guard, deadline=deadline, real_time=real_time
-            )
-        )
+        observer = watch.observer(task) if watch is not None else None
+        record = run_episode(
+            task, planner_obj, seed, guard=guard, deadline=deadline, real_time=real_time,
+            steps=steps, observer=observer,
+        )  # fmt: skip
+        if watch is not None:
+            watch.finished(record)
+        records.append(record)
     return records, task, planner_obj
 
 
@@ -270,16 +280,94 @@ def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     seeds = list(range(args.seed, args.seed + args.episodes))
+    if args.view and args.real_time:
+        raise InputError(
+            "--view draws each step on the loop's thread, where a deadline's worker may still "
+            "be planning on the same model: drop --real-time, or --record FILE and replay it "
+            "with imle-mpc view --replay FILE."
+        )
+    live = _live_view(args.task, args) if args.view else None
+    watch = EpisodeWatch(
+        args.task, args.planner, args.episodes, args.record, live, args.max_proposals
+    )
     records, task, _ = _episodes(
         args.task, args.planner, seeds, args.samples, args.json,
         guard=not args.no_guard, real_time=args.real_time, generator=args.generator, args=args,
+        watch=watch,
     )  # fmt: skip
     row = _aggregate(task, args.planner, records)
     _print_table([row])
     if args.out:
         for rec in records:
             rec.save(Path(args.out) / f"{task.name}_{args.planner}_seed{rec.info['seed']}.npz")
-    return {"command": "run", **row}
+    for path in watch.written:
+        print(f"recording written to {path} (replay: imle-mpc view --replay {path})")
+    if live is not None:
+        _serve(live, None)
+    return {"command": "run", **row, "recordings": [str(p) for p in watch.written]}
+
+
+def _live_view(task_spec: str, args: argparse.Namespace) -> Any:
+    from imle_mpc.view.server import LiveView  # viser only for the view (the view extra)
+
+    view = LiveView(
+        load_task(task_spec), host=args.host, port=args.port, max_proposals=args.max_proposals,
+        title=f"{task_spec} · {args.planner}",
+    )  # fmt: skip
+    _announce(view)
+    return view
+
+
+def _announce(view: Any) -> None:
+    exposed = "" if view.server.get_host() == LOOPBACK else " (reachable from other hosts)"
+    print(f"imle-mpc view: serving {view.url}{exposed}; Ctrl-C stops it", file=sys.stderr,
+          flush=True)  # fmt: skip
+
+
+def _serve(view: Any, duration: float | None) -> None:
+    """Keep ``view`` up for ``duration`` seconds (None: until Ctrl-C or SIGTERM)."""
+    stopped = [False]
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.__setitem__(0, True))
+    end = None if duration is None else time.monotonic() + duration
+    try:
+        while not stopped[0] and (end is None or time.monotonic() < end):
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        view.close()
+
+
+def cmd_view(args: argparse.Namespace) -> dict[str, Any]:
+    if (args.task is None) == (args.replay is None):
+        raise InputError("give a TASK to watch live, or --replay FILE (not both).")
+    if args.replay is not None:
+        from imle_mpc.view.recording import read_recording
+        from imle_mpc.view.server import ReplayView
+
+        recording = read_recording(args.replay)
+        task = load_task(str(recording.header.get("task")))
+        if args.step >= recording.steps:
+            raise InputError(
+                f"--step {args.step}: the recording has steps 0..{recording.steps - 1}."
+            )
+        view = ReplayView(recording, task, host=args.host, port=args.port, step=args.step)
+        _announce(view)
+        url = view.url
+        _serve(view, args.duration)
+        return {"command": "view", "replay": str(args.replay), "url": url,
+                "steps": recording.steps}  # fmt: skip
+    live = _live_view(args.task, args)
+    watch = EpisodeWatch(args.task, args.planner, 1, args.record, live, args.max_proposals)
+    records, task, _ = _episodes(
+        args.task, args.planner, [args.seed], args.samples, args.json, guard=not args.no_guard,
+        generator=args.generator, watch=watch, steps=args.steps,
+    )  # fmt: skip
+    url = live.url
+    _serve(live, args.duration)
+    return {"command": "view", "task": task.name, "url": url,
+            **EpisodeOutcome.of(task, records[0]).to_dict(),
+            "recordings": [str(p) for p in watch.written]}  # fmt: skip
 
 
 def _bridge_setup() -> list[bool]:
@@ -898,8 +986,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="hold the control period on the wall clock; a late plan is never waited for",
     )  # fmt: skip
     ensemble_options(run)
+    run.add_argument(
+        "--record", default=None, metavar="FILE",
+        help="record each episode (.npz; several episodes: FILE_seedN.npz) for view --replay",
+    )  # fmt: skip
+    run.add_argument(
+        "--view", action="store_true",
+        help="show the episodes live in the browser (needs viser: pip install -e '.[view]')",
+    )  # fmt: skip
+    _view_options(run)
     common(run)
     run.set_defaults(func=cmd_run)
+    _view_parser(sub, common, task_help, generator_help)
 
     def eval_options(ev: argparse.ArgumentParser) -> None:
         ev.add_argument("--task", default="nav_one_obstacle", help=task_help)
@@ -1237,6 +1335,53 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
     _bridge_parsers(sub, common, task_help, generator_help)
     return parser
+
+
+def _view_options(p: argparse.ArgumentParser) -> None:
+    """The browser view's address and what it keeps per step (``run`` and ``view``)."""
+    p.add_argument(
+        "--host", default=LOOPBACK,
+        help="address to serve the view on (default: loopback only; over ssh forward the port)",
+    )  # fmt: skip
+    p.add_argument("--port", type=non_negative_int, default=8080, help="the view's TCP port")
+    p.add_argument(
+        "--max-proposals", type=positive_int, default=64,
+        help="proposals recorded and drawn per step (the cheapest always among them)",
+    )  # fmt: skip
+
+
+def _view_parser(sub: Any, common: Any, task_help: str, generator_help: str) -> None:
+    view = sub.add_parser(
+        "view",
+        help="the planner in the browser: live (TASK) or a recording (--replay FILE)",
+        description="Serves a 3-D view (viser; pip install -e '.[view]') at http://HOST:PORT: "
+        "the robot, the obstacles, the step's proposals coloured by cost (infeasible ones red), "
+        "the chosen plan, the guard's events and the cost terms over time. With TASK an "
+        "episode runs and is drawn step by step; --replay FILE shows a recording (imle-mpc "
+        "run --record FILE) with a time slider. The view stays up until Ctrl-C or --duration.",
+    )  # fmt: skip
+    view.add_argument("task", nargs="?", default=None, help=task_help)
+    view.add_argument("--replay", default=None, metavar="FILE", help="a recording to replay")
+    view.add_argument(
+        "--step", type=non_negative_int, default=0, help="replay: the step shown first"
+    )
+    view.add_argument("--planner", default="imle_mpc", choices=PLANNERS)
+    view.add_argument("--generator", default=None, help=generator_help)
+    view.add_argument("--seed", type=non_negative_int, default=0, help="the episode's seed")
+    view.add_argument("--samples", type=positive_int, default=None, help="override the samples")
+    view.add_argument(
+        "--steps", type=positive_int, default=None, help="episode length (default: the task's)"
+    )
+    view.add_argument("--no-guard", action="store_true", help="run without the safety guard")
+    view.add_argument("--record", default=None, metavar="FILE", help="also record the episode")
+    view.add_argument(
+        "--duration", type=positive_float, default=None,
+        help="seconds to keep serving once the episode ran or the recording loaded "
+        "(default: until Ctrl-C)",
+    )  # fmt: skip
+    _view_options(view)
+    common(view)
+    view.set_defaults(func=cmd_view)
 
 
 def _bridge_parsers(sub: Any, common: Any, task_help: str, generator_help: str) -> None:

@@ -22,6 +22,15 @@ BAD_OPTIONS = [
     (["run", "point_mass"], "--seed", ["-1"], "must be an integer >= 0"),
     (["run", "point_mass"], "--samples", ["0", "-3", "2.5"], "must be"),
     (["run", "point_mass"], "--ensemble", ["0", "-2", "x"], "must be a positive integer"),
+    (["run", "point_mass"], "--port", ["-1", "x"], "must be an integer >= 0"),
+    (["run", "point_mass"], "--max-proposals", ["0"], "must be a positive integer"),
+    (["view"], "--step", ["-1"], "must be an integer >= 0"),
+    (["view"], "--seed", ["-1"], "must be an integer >= 0"),
+    (["view"], "--samples", ["0"], "must be a positive integer"),
+    (["view"], "--steps", ["0"], "must be a positive integer"),
+    (["view"], "--duration", ["0", "nan"], "must be a finite number > 0"),
+    (["view"], "--port", ["-1"], "must be an integer >= 0"),
+    (["view"], "--max-proposals", ["0"], "must be a positive integer"),
     *[
         (sub, option, values, message)
         for sub in (["eval"], ["sweep"])

@@ -31,13 +31,25 @@ LAYERS: dict[str, set[str]] = {
     "tasks": {"core", "dynamics", "cost", "planners", "loop", "learn"},
     "eval": {"core", "dynamics", "cost", "planners", "loop", "learn", "tasks"},
     "bridge": {"core", "dynamics", "cost", "planners", "loop", "learn", "tasks", "eval"},
-    "cli": {"core", "dynamics", "cost", "planners", "loop", "learn", "tasks", "eval", "bridge"},
+    "view": {"core", "dynamics", "cost", "planners", "loop", "learn", "tasks", "eval"},
+    "cli": {
+        "core",
+        "dynamics",
+        "cost",
+        "planners",
+        "loop",
+        "learn",
+        "tasks",
+        "eval",
+        "bridge",
+        "view",
+    },
 }
 """Layer -> the layers it may import (besides itself). The README draws the same table."""
 
 HEAVY = {
     "torch", "pinocchio", "mujoco", "casadi", "ray", "matplotlib", "example_robot_data",
-    "stable_baselines3", "zmq",
+    "stable_baselines3", "zmq", "viser",
 }  # fmt: skip
 """Third-party packages slow or optional enough to import only inside the function needing them."""
 
@@ -227,4 +239,4 @@ def test_cost_stays_light() -> None:
 
 def test_the_cli_starts_without_torch() -> None:
     loaded = _modules_after_import("import imle_mpc.cli")
-    assert not {"torch", "pinocchio", "casadi", "ray", "stable_baselines3", "zmq"} & loaded
+    assert not {"torch", "pinocchio", "casadi", "ray", "stable_baselines3", "zmq", "viser"} & loaded

@@ -37,7 +37,13 @@ from imle_mpc.loop.faults import (
     mismatched_model,
 )
 from imle_mpc.loop.plant import DynamicsEnv, Plant
-from imle_mpc.loop.runner import EpisodeRecord, LoopConfig, Progress, run_closed_loop
+from imle_mpc.loop.runner import (
+    EpisodeRecord,
+    LoopConfig,
+    Progress,
+    StepObserver,
+    run_closed_loop,
+)
 from imle_mpc.tasks.base import Task
 from planners.safety.offset_free import OffsetFree
 
@@ -132,6 +138,7 @@ def run_episode(
     real_time: bool = False,
     steps: int | None = None,
     progress: Progress | None = None,
+    observer: StepObserver | None = None,
 ) -> EpisodeRecord:
     """One seeded episode of ``task`` with ``planner`` on a simulated plant.
 
@@ -150,6 +157,9 @@ def run_episode(
         real_time: hold the model's control period on the wall clock (as on a robot).
         steps: episode length (default ``task.steps``).
         progress: called as ``progress(step, state)`` after each step.
+        observer: called as ``observer(step, state, result)`` after each step with the
+            outermost planner's ``PlanResult`` (the guard's, if any): an episode recording
+            (``imle_mpc.view.recording.Recorder``) or the live browser view.
 
     Returns:
         The record; ``success`` is judged on the true states (``record.true_states``)
@@ -160,7 +170,9 @@ def run_episode(
         task, planner, seed, faults=faults, guard=guard, offset_free=offset_free,
         deadline=deadline, real_time=real_time, steps=steps,
     )  # fmt: skip
-    record = run_closed_loop(episode.robot, episode.planner, episode.loop, progress=progress)
+    record = run_closed_loop(
+        episode.robot, episode.planner, episode.loop, progress=progress, observer=observer
+    )
     return episode.finish(record)
 
 

@@ -11,11 +11,16 @@ from typing import Any
 import numpy as np
 
 from imle_mpc.core.io import write_atomic
+from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Planner
 from imle_mpc.core.validation import FloatArray, require_int_at_least, require_positive
 from imle_mpc.loop.plant import EpisodicRobot, Robot
 
 Progress = Callable[[int, FloatArray], None]
+StepObserver = Callable[[int, FloatArray, PlanResult], None]
+"""``observer(step, state, result)``: called after each plan with the measured state
+Shape=(nx,) the plan was made from and the ``PlanResult`` whose first action was sent
+(an episode recording, the browser view)."""
 SuccessFn = Callable[[FloatArray], bool]
 """``success(states Shape=(T+1, nx)) -> bool``: judged on the whole measured trajectory."""
 
@@ -145,6 +150,7 @@ def run_closed_loop(
     config: LoopConfig = LoopConfig(),
     success: SuccessFn | None = None,
     progress: Progress | None = None,
+    observer: StepObserver | None = None,
 ) -> EpisodeRecord:
     """Run ``planner`` on ``robot`` for ``config.steps`` control steps.
 
@@ -159,6 +165,8 @@ def run_closed_loop(
         success: predicate on the measured states Shape=(T+1, nx), recorded as
             ``record.success``.
         progress: called as ``progress(step, state)`` after each step.
+        observer: called as ``observer(step, state, result)`` after each step, with the
+            whole ``PlanResult`` (proposals, fallback) the step's action came from.
 
     Returns:
         The episode record.
@@ -190,6 +198,8 @@ def run_closed_loop(
         deadline_overruns += int(result.deadline_missed)
         if elapsed > config.control_period:
             overruns += 1
+        if observer is not None:
+            observer(step, x, result)
         if progress is not None:
             progress(step, x)
         if config.real_time:
