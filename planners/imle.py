@@ -136,7 +136,8 @@ class IMLESampler(ReferenceSampler):
         generator: the trained ``ChunkGenerator``.
         observation_fn: maps a state to the generator's observation, Shape=(obs_dim,).
         config: row counts and noise levels.
-        action_low, action_high: actuator box, Shape=(nu,).
+        action_low: actuator box's lower corner, Shape=(nu,).
+        action_high: actuator box's upper corner, Shape=(nu,).
 
     Each step's ``reference(nominal)`` is what the consistency term compares with.
     """
