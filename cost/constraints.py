@@ -193,7 +193,8 @@ class JointLimits:
     """Joint position, velocity and torque limits of an arm with state (q, v), action tau.
 
     Args:
-        position_low, position_high: Shape=(nq,).
+        position_low: lower joint position limits, Shape=(nq,).
+        position_high: upper joint position limits, Shape=(nq,).
         velocity_limit: |v| <= velocity_limit, Shape=(nq,) or scalar.
         torque_limit: |tau| <= torque_limit, Shape=(nq,) or scalar; ``None`` to
             leave torques to the actuator box.

@@ -105,8 +105,10 @@ class DensityConstraint:
         observation_fn: state -> the density's observation.
         threshold: the log-density below which a plan is flagged; calibrate it as a
             quantile of held-out demonstrations (``ChunkFlow.threshold(q)``).
-        name, hard, weight: as for every constraint (``hard=False``: the penalty
+        name: as for every constraint.
+        hard: as for every constraint (``hard=False``: the penalty
             ``weight * violation`` instead of rejection).
+        weight: the penalty's weight when ``hard=False``.
         floor: as in ``DensityCost`` (caps the violation of out-of-range chunks).
     """
 

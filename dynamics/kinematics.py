@@ -406,7 +406,8 @@ class ChainKinematics:
 
         Args:
             Q: trajectories of configurations, Shape=(..., T, nq).
-            spheres, radii: as ``clearance``.
+            spheres: as ``clearance``.
+            radii: as ``clearance``.
 
         Returns:
             Point gaps Shape=(..., T) and swept gaps Shape=(..., T-1).

@@ -190,7 +190,7 @@ def casadi_step(model: Any) -> ca.Function:
 
     Built on ``SX`` (scalar expressions: cheap to evaluate and to differentiate).
 
-    Example:
+    Examples:
         >>> from dynamics import PointMass2D
         >>> f = casadi_step(PointMass2D())
         >>> [round(v, 6) for v in f([0, 0, 1, 0], [0, 0]).full().ravel()]

@@ -26,7 +26,8 @@ def end_effector_position(x, link1_length, link2_length):  # pragma: no cover - 
 
     Args:
         x: arm state (q1, q2, ...), Shape=(>=2,); only the joint angles are read.
-        link1_length, link2_length: link lengths, m.
+        link1_length: first link's length, m.
+        link2_length: second link's length, m.
     """
     a1 = x[0]
     a12 = x[0] + x[1]

@@ -152,7 +152,11 @@ class MPPI(_GaussianPlanner):
     MuJoCo MPC); add a ``ControlEffort`` term to the cost to penalise effort.
 
     Args:
-        dynamics, cost, constraints, initial_plan, fused: as ``SamplingPlanner``.
+        dynamics: as ``SamplingPlanner``.
+        cost: as ``SamplingPlanner``.
+        constraints: as ``SamplingPlanner``.
+        initial_plan: as ``SamplingPlanner``.
+        fused: as ``SamplingPlanner``.
         config: ``MPPIConfig``.
     """
 
@@ -167,7 +171,11 @@ class CEM(_GaussianPlanner):
     """Cross-entropy method: refit a Gaussian to the elites for a few iterations.
 
     Args:
-        dynamics, cost, constraints, initial_plan, fused: as ``SamplingPlanner``.
+        dynamics: as ``SamplingPlanner``.
+        cost: as ``SamplingPlanner``.
+        constraints: as ``SamplingPlanner``.
+        initial_plan: as ``SamplingPlanner``.
+        fused: as ``SamplingPlanner``.
         config: ``CEMConfig``.
     """
 
@@ -194,7 +202,11 @@ class PredictiveSampling(_GaussianPlanner):
     """Predictive sampling: Gaussian samples around the plan, keep the single best.
 
     Args:
-        dynamics, cost, constraints, initial_plan, fused: as ``SamplingPlanner``.
+        dynamics: as ``SamplingPlanner``.
+        cost: as ``SamplingPlanner``.
+        constraints: as ``SamplingPlanner``.
+        initial_plan: as ``SamplingPlanner``.
+        fused: as ``SamplingPlanner``.
         config: ``PredictiveSamplingConfig``.
     """
 

@@ -138,7 +138,8 @@ class IMLESampler(ReferenceSampler):
         generator: the trained ``ChunkGenerator``.
         observation_fn: maps a state to the generator's observation, Shape=(obs_dim,).
         config: row counts and noise levels.
-        action_low, action_high: actuator box, Shape=(nu,).
+        action_low: actuator box's lower corner, Shape=(nu,).
+        action_high: actuator box's upper corner, Shape=(nu,).
         knots: the Gaussian rows' spline knots (None: per-step noise). The rows are
             expanded to per-step actions here, so they share one batch with the chunks.
 

@@ -38,8 +38,10 @@ class GaussianSampler:
 
     Args:
         sigma: noise standard deviation: scalar, Shape=(nu,) or Shape=(H, nu).
-        horizon, nu: plan shape.
-        action_low, action_high: actuator bounds, Shape=(nu,).
+        horizon: plan length H.
+        nu: action size.
+        action_low: lower actuator bounds, Shape=(nu,).
+        action_high: upper actuator bounds, Shape=(nu,).
         nominal_rows: how many leading rows copy the nominal (>= 0).
     """
 

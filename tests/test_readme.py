@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.markdown_blocks import python_blocks, run_block
+
 README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+BLOCKS = python_blocks(README)
 
 
 def test_the_readme_has_its_examples() -> None:
@@ -20,7 +21,7 @@ def test_the_readme_has_its_examples() -> None:
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_example_runs(index: int) -> None:
     namespace: dict[str, object] = {"__name__": "readme_example"}
-    exec(compile(BLOCKS[index], f"README.md example {index + 1}", "exec"), namespace)
+    run_block(BLOCKS[index], "README.md", namespace)
     record = namespace.get("record")
     if record is not None:  # the episode examples: guarded, and they get there
         assert record.success  # type: ignore[attr-defined]

@@ -166,7 +166,8 @@ class BridgeController:
         planner: a ``SafetyGuard`` (or a wrapper around one, e.g. ``OffsetFree``) whose
             ``config.stale_timeout`` is ``config.stale_steps``; ``guarded_planner``
             builds one.
-        nx, nu: the state and action sizes; a state of another size is refused.
+        nx: the state size; a state of another size is refused.
+        nu: the action size.
         socket: the bound socket.
         config: robot name, period, state timeout, duration.
         trace: a file to write one JSON line per tick to (None: none).

@@ -53,8 +53,10 @@ class RobotClient:
     """Sends timestamped states to the controller and keeps its newest valid action.
 
     Args:
-        nx, nu: the robot's state and action sizes.
-        host, port: the controller's address (loopback by default; another needs keys).
+        nx: the robot's state size.
+        nu: the robot's action size.
+        host: the controller's address (loopback by default; another needs keys).
+        port: the controller's port.
         robot: this robot's name, as the controller is configured with it.
         keys: the robot's CURVE keys (``transport.load_keys(DIR, "robot")``), or None.
         action_timeout: seconds an action stays valid; past it ``command()`` is None.

@@ -254,7 +254,8 @@ class RobotSocket:
     """The robot side's DEALER socket, connected to the controller (CURVE client with keys).
 
     Args:
-        host, port: the controller's address.
+        host: the controller's address.
+        port: the controller's port.
         keys: the robot's keys (``load_keys(DIR, "robot")``), or None (loopback only).
         routing_id: how the controller names this connection (b"": libzmq picks one); a
             reconnect under the same id is the same peer to the controller.

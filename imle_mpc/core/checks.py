@@ -49,7 +49,8 @@ def check_dynamics(
     Args:
         dynamics: the model under test.
         state: start state Shape=(nx,); zeros if not given.
-        num_samples, horizon: batch size K and horizon H to test with.
+        num_samples: batch size K to test with.
+        horizon: horizon H to test with.
         seed: seed of the random actions.
     """
     nx, nu = int(dynamics.nx), int(dynamics.nu)

@@ -110,7 +110,8 @@ def residual_observation(
         state: the measured state, Shape=(nx,).
         base_action: the base's action, Shape=(nu,).
         time_left: the share of the episode still to go, in (0, 1].
-        centre, half_range: the actuator box (``action_box``), Shape=(nu,).
+        centre: the actuator box's centre (``action_box``), Shape=(nu,).
+        half_range: the actuator box's half range (``action_box``), Shape=(nu,).
 
     Returns:
         Shape=(nx + nu + 1,), float32.

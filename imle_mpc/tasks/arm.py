@@ -53,7 +53,8 @@ def arm_post_distance(q1, q2, p):  # pragma: no cover - compiled
     """Signed distance from both links of the arm to the post (negative: a link is inside).
 
     Args:
-        q1, q2: joint angles (rad).
+        q1: shoulder angle (rad).
+        q2: elbow angle (rad).
         p: ``(link1_length, link2_length, cx, cy, radius, ...)``.
     """
     l1, l2, cx, cy, r = p[0], p[1], p[2], p[3], p[4]

@@ -113,7 +113,8 @@ class OffsetFree(PlannerWrapper):
     Args:
         planner: plans effective actions for the nominal model (e.g. a ``SafetyGuard``).
         dynamics: that nominal model.
-        gain, max_offset: for the ``ActionOffsetEstimator``.
+        gain: for the ``ActionOffsetEstimator``.
+        max_offset: for the ``ActionOffsetEstimator``.
         action_delay: steps a command takes to reach the actuators (the same
             delay the guard compensates): the transition measured now was
             driven by the command sent that many steps before the last one.

@@ -83,7 +83,8 @@ def train_genpo_bc(
 
     Args:
         dataset: demonstrations (observations and actions per step).
-        action_low, action_high: the actuator box, Shape=(nu,).
+        action_low: the actuator box's lower corner, Shape=(nu,).
+        action_high: the actuator box's upper corner, Shape=(nu,).
         config: the policy's shape (default ``GenPOConfig()``).
         train_config: the optimisation (default: 150 epochs, batch 256, lr 1e-3, 50
             warm-up steps); ``num_candidates`` and ``epsilon`` are unused.

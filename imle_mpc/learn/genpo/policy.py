@@ -139,10 +139,12 @@ class GenerativePolicy(nn.Module):
     Args:
         obs_dim: observation width.
         nu: action width (the pair is 2 * nu wide).
-        action_low, action_high: the actuator box, Shape=(nu,).
+        action_low: the actuator box's lower corner, Shape=(nu,).
+        action_high: the actuator box's upper corner, Shape=(nu,).
         config: the network's shape.
-        obs_shift, obs_scale: the observation's normalisation ``(obs - shift) / scale``,
+        obs_shift: the shift of the observation's normalisation ``(obs - shift) / scale``,
             Shape=(obs_dim,) (None: identity); part of the policy and of its file.
+        obs_scale: its scale, Shape=(obs_dim,) (None: identity).
     """
 
     box_mid: torch.Tensor

@@ -249,7 +249,8 @@ class AdaptivePPO(PPO):
     Args:
         desired_kl: the KL target (None: SB3's fixed ``learning_rate``).
         critic_learning_rate: the critic group's fixed rate (None: the actor's).
-        args, kwargs: SB3's ``PPO``.
+        *args: SB3's ``PPO``.
+        **kwargs: SB3's ``PPO``.
     """
 
     def __init__(
