@@ -131,7 +131,8 @@ class ReplayView(ViewServer):
     Args:
         recording: the episode (``read_recording``).
         task: the task it was recorded on (its geometry).
-        host, port: as ``ViewServer``.
+        host: as ``ViewServer``.
+        port: as ``ViewServer``.
         step: the step shown first.
     """
 
@@ -167,7 +168,8 @@ class LiveView(ViewServer):
 
     Args:
         task: the task the episodes run on.
-        host, port: as ``ViewServer``.
+        host: as ``ViewServer``.
+        port: as ``ViewServer``.
         max_proposals: proposals drawn per step.
     """
 
