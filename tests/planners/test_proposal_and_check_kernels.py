@@ -1,8 +1,10 @@
-"""The Numba forms of three NumPy steps of an IMLE-MPC control step give the same numbers.
+"""The faster forms of four parts of a guarded IMLE-MPC step give the same numbers.
 
 ``IMLESampler.propose`` (perturbed chunks, clipped: ``core.kernels.perturb``), the box
 constraints' excess (``cost.constraints._box_excess``) and ``PinocchioDynamics``'
-acceleration-mode integration: each against the NumPy code it replaced, to the bit.
+acceleration-mode integration, each against the NumPy code it replaced, and the arm's
+clearance of a few trajectories (the guard's check) against the batch kernel's rows:
+all to the bit.
 """
 
 from __future__ import annotations
@@ -128,3 +130,27 @@ def test_acceleration_rollout_is_the_numpy_integration() -> None:
         assert np.array_equal(X, expected, equal_nan=True)
         assert np.isnan(X[3, 6:, [2, model.nu + 2]]).all() and np.isfinite(X[4]).all()
     model.substeps = 1
+
+
+def test_one_trajectorys_clearance_is_its_row_of_the_batch() -> None:
+    """The scalar kernel for a few trajectories (the guard's check) gives the lane kernel's bits."""
+    pytest.importorskip("pinocchio")
+    from dynamics import kinematics
+    from imle_mpc.tasks.panda.robot import panda_collision_constraint
+
+    ball = panda_collision_constraint()
+    kin = ball.kinematics
+    rng = np.random.default_rng(3)
+    Q = rng.uniform(-2.5, 2.5, (40, 17, kin.nq))
+    Q[5, 3, 2] = 2.0e5  # past the polynomial's range: libm's sin and cos, in both kernels
+    Q[6, 7, 1] = np.nan
+    spheres = np.array([[0.4, 0.0, 0.5, 0.15], [0.0, 0.4, 0.3, 0.1]])
+    points, swept = kin.path_clearance(Q, spheres, ball.radii)  # 40 rows: the lane kernel
+    assert kinematics._path_clearance_kernel(40) is kinematics._chain_path_clearance
+    assert kinematics._path_clearance_kernel(1) is kinematics._chain_path_clearance_scalar
+    for rows in (slice(0, 1), slice(5, 7), slice(4, 7)):
+        one_points, one_swept = kin.path_clearance(Q[rows], spheres, ball.radii)
+        assert np.array_equal(one_points, points[rows], equal_nan=True)
+        assert np.array_equal(one_swept, swept[rows], equal_nan=True)
+    single = kin.clearance(Q[7:8, 4], spheres, ball.radii)
+    assert np.array_equal(single, kin.clearance(Q[:, 4], spheres, ball.radii)[7:8])
