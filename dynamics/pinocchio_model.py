@@ -4,7 +4,8 @@
 articulated-body algorithm (ABA) for all K samples at once per time step,
 through ``pinocchio.abaInParallel`` on a ``pinocchio.ModelPool`` (Pinocchio's
 own OpenMP batch API; one ``Data`` per thread, kept between calls), and
-integrates with semi-implicit (symplectic) Euler in NumPy over the batch::
+integrates with semi-implicit (symplectic) Euler in NumPy over the batch (in
+acceleration mode a Numba loop, ``_integrate_accelerations``)::
 
     a       = ABA(q_t, v_t, tau_t)        # "torque" mode; a = u_t in "acceleration" mode
     v_{t+1} = v_t + h a
@@ -47,6 +48,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import numba as nb
 import numpy as np
 import pinocchio as pin
 from numpy.typing import ArrayLike
@@ -232,6 +234,9 @@ class PinocchioDynamics:
 
     def _rollout(self, x0: FloatArray, U: FloatArray, out: FloatArray) -> FloatArray:
         K, H, nv = U.shape
+        if self.control != "torque":
+            _integrate_accelerations(x0, U, self._dt / self.substeps, self.substeps, out)
+            return out
         if self._K != K:
             # Rows: q, v, a for every sample, each (K, nv) C-order, so its transpose is the
             # column-major (nv, K) matrix abaInParallel reads and writes without a copy.
@@ -245,11 +250,8 @@ class PinocchioDynamics:
         for t in range(H):
             u = U[:, t]
             for _ in range(self.substeps):
-                if self.control == "torque":
-                    pin.abaInParallel(self.num_threads, self._pool, q.T, v.T, u.T, a.T)
-                    v += h * a
-                else:
-                    v += h * u
+                pin.abaInParallel(self.num_threads, self._pool, q.T, v.T, u.T, a.T)
+                v += h * a
                 q += h * v
             out[:, t + 1, :nv] = q
             out[:, t + 1, nv:] = v
@@ -351,3 +353,28 @@ def _lock_joints(model: pin.Model, names: Sequence[str]) -> pin.Model:
         raise InputError(f"locked_joints {unknown} are not joints of the model; it has {joints}.")
     ids = [model.getJointId(n) for n in names]
     return pin.buildReducedModel(model, ids, pin.neutral(model))
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _integrate_accelerations(x0, U, h, substeps, out):  # pragma: no cover - compiled
+    """Acceleration mode's semi-implicit Euler, ``v += h u; q += h v``, per sample, in Numba.
+
+    The NumPy loop over the batch's (K, nv) rows does the same operations in the same
+    order (so the states are the same to the bit) but costs about 0.15 ms a Panda step at
+    K = 256, H = 16, in temporaries and per-step calls; this is a few microseconds.
+    x0 Shape=(2 nv,), U Shape=(K, H, nv), out Shape=(K, H+1, 2 nv), written.
+    """
+    K, H, nv = U.shape
+    for k in range(K):
+        for i in range(2 * nv):
+            out[k, 0, i] = x0[i]
+        for t in range(H):
+            for i in range(nv):
+                q = out[k, t, i]
+                v = out[k, t, nv + i]
+                u = U[k, t, i]
+                for _ in range(substeps):
+                    v += h * u
+                    q += h * v
+                out[k, t + 1, i] = q
+                out[k, t + 1, nv + i] = v

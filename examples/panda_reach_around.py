@@ -16,6 +16,7 @@ import argparse
 
 import numpy as np
 
+from imle_mpc.core.threads import PLANNING_THREADS, ThreadPolicy
 from imle_mpc.eval.episodes import run_episode
 from imle_mpc.tasks import Task
 from imle_mpc.tasks.experts import observation
@@ -30,18 +31,27 @@ from imle_mpc.tasks.panda.robot import (
 )
 from imle_mpc.tasks.shipped import load_task_generator
 from planners.imle import IMLEMPC, IMLEMPCConfig
-from planners.safety.guard import SafetyGuard
+from planners.safety.guard import GuardConfig, SafetyGuard
 
 
-def build_planner(task: Task, samples: int, seed: int) -> SafetyGuard:
-    """IMLE-MPC with ``samples`` rows (half of them generator chunks) inside the safety guard."""
+def build_planner(
+    task: Task, samples: int, seed: int, threads: ThreadPolicy = PLANNING_THREADS
+) -> SafetyGuard:
+    """IMLE-MPC with ``samples`` rows (half of them generator chunks) inside the safety guard.
+
+    ``threads``: what the step (plan and check) may use; the library's default is one
+    Numba and one torch thread (``imle_mpc.core.threads``).
+    """
     generator = load_task_generator(task.name)
     config = IMLEMPCConfig(
         horizon=generator.horizon, num_samples=samples, num_imle=max(1, (samples - 1) // 2),
-        seed=seed,
+        seed=seed, threads=threads,
     )  # fmt: skip
     planner = IMLEMPC(task.dynamics, task.cost, generator, observation, config, task.constraints)
-    return SafetyGuard(planner, task.dynamics, task.constraints, velocity_dims=task.velocity_dims)
+    return SafetyGuard(
+        planner, task.dynamics, task.constraints, GuardConfig(threads=threads),
+        velocity_dims=task.velocity_dims,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from cost.composite import CostSum, Term
+from imle_mpc.core.kernels.perturb import perturb_and_clip
 from imle_mpc.core.kernels.select import argmin_finite
 from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.plan_result import PlanResult
@@ -157,12 +158,13 @@ class IMLESampler(ReferenceSampler):
     ) -> None:
         self.generator = generator
         self.config = config
-        self.low = np.asarray(action_low, dtype=np.float64)
-        self.high = np.asarray(action_high, dtype=np.float64)
+        self.low = np.ascontiguousarray(action_low, dtype=np.float64)
+        self.high = np.ascontiguousarray(action_high, dtype=np.float64)
         self.history = ObservationHistory(generator.obs_horizon, generator.obs_dim, observation_fn)
         self.knots = knots
         self._warm = False
         self._age = 0
+        self._noise: FloatArray | None = None
 
     def start_step(self, state: FloatArray) -> None:
         self.history.observe(state)
@@ -178,23 +180,31 @@ class IMLESampler(ReferenceSampler):
         stale = cfg.max_plan_age is not None and self._age >= cfg.max_plan_age
         out[0] = chunks[0] if stale else nominal
         out[1 : 1 + n_imle] = chunks
-        n_pert = end_perturbed - 1 - n_imle
-        if n_pert > 0:
-            parents = chunks[np.arange(n_pert) % n_imle]
-            noise = rng.standard_normal(parents.shape)
-            out[1 + n_imle : end_perturbed] = parents + cfg.perturb_sigma * noise
+        noise = self._noise_buffer(max(end_perturbed - 1 - n_imle, 0), out.shape)
+        if noise.shape[0]:
+            rng.standard_normal(out=noise)  # the numbers standard_normal(shape) returns
         knots = self.knots
         if cfg.num_gaussian and knots is None:
-            noise = rng.standard_normal((cfg.num_gaussian, *nominal.shape))
-            out[end_perturbed:] = nominal + cfg.gaussian_sigma * noise
+            gauss = rng.standard_normal((cfg.num_gaussian, *nominal.shape))
+            rows = out[end_perturbed:]
+            np.add(nominal, cfg.gaussian_sigma * gauss, out=rows)
+            np.clip(rows, self.low, self.high, out=rows)
         elif cfg.num_gaussian and knots is not None:
             # Knots around the warm start's fit, expanded before they join the chunks.
             centre = knots.fit(nominal, np.empty((knots.num_knots, nominal.shape[1])))
-            noise = rng.standard_normal((cfg.num_gaussian, *centre.shape))
-            Z = np.clip(centre + cfg.gaussian_sigma * noise, self.low, self.high)
+            gauss = rng.standard_normal((cfg.num_gaussian, *centre.shape))
+            Z = np.clip(centre + cfg.gaussian_sigma * gauss, self.low, self.high)
             knots.expand(Z, self.low, self.high, out[end_perturbed:])
-        np.clip(out, self.low, self.high, out=out)
+        # The perturbed rows copy chunks[r % num_imle]; one pass, the same arithmetic as
+        # NumPy's (parent + sigma * noise, then the clip), no temporaries.
+        perturb_and_clip(out, 1 + n_imle, chunks, noise, cfg.perturb_sigma, self.low, self.high)
         return out
+
+    def _noise_buffer(self, rows: int, shape: tuple[int, ...]) -> FloatArray:
+        """The perturbations' noise, Shape=(rows, H, nu), allocated once per batch shape."""
+        if self._noise is None or self._noise.shape != (rows, *shape[1:]):
+            self._noise = np.empty((rows, *shape[1:]))
+        return self._noise
 
     def reference(self, nominal: FloatArray) -> PlanReference:
         """The warm start ``nominal`` Shape=(H, nu) as the step's consistency reference."""

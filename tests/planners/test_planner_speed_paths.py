@@ -195,10 +195,11 @@ def test_a_kernel_that_cannot_compile_falls_back(monkeypatch: pytest.MonkeyPatch
     assert np.all(np.isfinite(planner.plan([3.0, 0.0]).actions))
 
 
-def test_bench_torch_pendulum_matches_the_model() -> None:
+def test_bench_torch_pendulum_matches_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """The benchmark gives pytorch_mppi the same dynamics and cost as ours."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("pytorch_mppi")
+    monkeypatch.syspath_prepend(str(REPO / "bench"))  # its shared module, bench/_machine.py
     spec = importlib.util.spec_from_file_location("planner_speed", REPO / "bench/planner_speed.py")
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)

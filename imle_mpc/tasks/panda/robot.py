@@ -218,13 +218,14 @@ class FusedSphereConstraint:
         if last is not None and hit and (not swept or last[2] is not None):
             return last[1], last[2]
         moved: FloatArray | None = None
+        Q = np.array(Q, order="C")  # one copy: the kinematics' input and the cache key
         if swept:
             d, moved = self.kinematics.path_clearance(Q, self.spheres, self.radii)
             moved.flags.writeable = False
         else:
             d = np.asarray(self.kinematics.clearance(Q, self.spheres, self.radii))
         d.flags.writeable = False
-        self._last[:] = [(Q.copy(), d, moved)]
+        self._last[:] = [(Q, d, moved)]
         return d, moved
 
     def distances(self, X: FloatArray) -> FloatArray:

@@ -1,0 +1,55 @@
+"""Perturbed copies of proposal rows, clipped, in one pass (IMLE-MPC's proposals).
+
+``IMLESampler.propose`` fills its batch with generator chunks and with copies of
+them plus small Gaussian noise. In NumPy that is a fancy-indexed copy of the
+parents, the noise array, two temporaries for ``parent + sigma * noise`` and a
+clip over the whole batch: on the Panda (K = 256, 128 perturbed rows of 16 x 7)
+about 0.3 ms a control step. This kernel does the same arithmetic in one pass over
+caller-owned arrays; the noise still comes from the planner's ``np.random.Generator``
+(into a preallocated buffer), so the proposals are the same to the bit.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+
+__all__ = ["perturb_and_clip"]
+
+
+@nb.njit(cache=True, error_model="numpy")
+def perturb_and_clip(out, first, parents, noise, sigma, low, high):  # pragma: no cover
+    """Rows ``[0, first)`` of ``out`` clipped in place; row ``first + r`` set to the clipped
+    ``parents[r % P] + sigma * noise[r]``.
+
+    ``np.clip``'s and NumPy's arithmetic: ``min(max(v, low), high)`` with a NaN kept.
+
+    Args:
+        out: proposals, Shape=(K, H, nu), C-contiguous, written in place.
+        first: rows already filled (clipped here); perturbed rows start after them.
+        parents: the rows perturbed in turn, Shape=(P, H, nu).
+        noise: standard normals, Shape=(R, H, nu), R <= K - first.
+        sigma: the noise's standard deviation.
+        low, high: actuator box, Shape=(nu,).
+    """
+    H, nu = out.shape[1], out.shape[2]
+    for k in range(first):
+        for t in range(H):
+            for j in range(nu):
+                out[k, t, j] = _clip(out[k, t, j], low[j], high[j])
+    P = parents.shape[0]
+    for r in range(noise.shape[0]):
+        parent = parents[r % P]
+        row = out[first + r]
+        for t in range(H):
+            for j in range(nu):
+                row[t, j] = _clip(parent[t, j] + sigma * noise[r, t, j], low[j], high[j])
+
+
+@nb.njit(inline="always")
+def _clip(v, lo, hi):  # pragma: no cover - compiled
+    """``np.clip(v, lo, hi)`` for one value: ``minimum(maximum(v, lo), hi)``, NaN stays NaN."""
+    if v < lo:
+        return lo
+    if v > hi:
+        return hi
+    return v
