@@ -1,16 +1,20 @@
 """Demonstration quality: does ``imle-mpc data check`` find bad demonstrations mixed in?
 
-``nav_one_obstacle``'s 20 shipped expert demonstrations plus ``BAD`` bad ones of each
-kind of ``imle_mpc.tasks.bad_demos`` (noisy: N(0, 0.8 N) on every action; hesitant: 8
-steps of driving, 6 of braking to a standstill, over and over; through the obstacle: the
-expert on the straight line; seed 1). Three checks, the rule ``QualityRule()`` (an
+``--task nav_one_obstacle`` (the default): the 20 shipped expert demonstrations plus 3
+bad ones of each of three kinds of ``imle_mpc.tasks.bad_demos`` (noisy: N(0, 0.8 N) on
+every action; hesitant: 8 steps of driving, 6 of braking to a standstill, over and over;
+through the obstacle: the expert on the straight line; seed 1). ``--task push_block``:
+the 20 shipped expert pushes plus 2 of each of its four kinds (noisy: N(0, 0.03 m/s) on
+every action; through the post: the block pushed straight into it; stop short: the push
+ends halfway; lose contact: the pusher slips off the block after 30 steps; seed 1).
+Three checks, the rule ``QualityRule()`` (an
 episode's score is the 5 % quantile of its chunks' log-densities; flagged 3 robust
 standard deviations below the median episode):
 
 1. cross-fitted (the command's default, ``imle-mpc data check DATA``): 4 folds, a flow
    of 40 epochs trained on the other three scores each;
 2. a trusted flow (``imle-mpc data check DATA --flow DIR``): trained on 20 fresh expert
-   demonstrations (seed 1000) and scoring all 29;
+   demonstrations (seed 1000; push: 1001) and scoring all 29 (push: 28);
 3. the rule's false alarms on clean data: the 20 shipped demonstrations alone,
    cross-fitted.
 
@@ -18,12 +22,15 @@ Recall per kind and overall, and the false-alarm rate (flagged experts / experts
 Then what cleaning buys: RS-IMLE generators (``GEN_EPOCHS`` epochs, seed 0) trained on
 the raw mixed set, on the cross-fitted check's cleaned set and on the 20 experts alone,
 each run as guarded IMLE-MPC (N = 16) and as the guarded IMLE policy over seeds
-0..``--episodes``-1: success, collisions (violation steps), fallbacks.
+0..``--episodes``-1: success, collisions (violation steps), fallbacks (``--checks-only``
+skips this part).
 
-Results: ``bench/results/data_check.json`` (atomically). Last line:
-``bad_demos_found_fraction: X`` (the cross-fitted check's recall over all bad ones).
+Results: ``bench/results/data_check.json`` (``data_check_push.json`` for pushing;
+atomically). Last line: ``bad_demos_found_fraction: X`` (``push_bad_demos_found_fraction``;
+the cross-fitted check's recall over all bad ones).
 
     .venv/bin/python bench/data_check.py               # ~10 min on 2 shared cores
+    .venv/bin/python bench/data_check.py --task push_block --checks-only
     .venv/bin/python bench/data_check.py --quick       # smoke run, a minute or two
 """
 
@@ -57,16 +64,26 @@ from imle_mpc.learn.flow.quality import (
     score_dataset,
 )
 from imle_mpc.learn.imle import train_generator
-from imle_mpc.tasks import make_task
+from imle_mpc.tasks import Task, make_task
 from imle_mpc.tasks.bad_demos import mixed_dataset
 
-TASK = "nav_one_obstacle"
-BAD = {"noisy": 3, "hesitant": 3, "through_obstacle": 3}
+BAD = {
+    "nav_one_obstacle": {"noisy": 3, "hesitant": 3, "through_obstacle": 3},
+    "push_block": {"noisy": 2, "through_post": 2, "stop_short": 2, "lose_contact": 2},
+}
+"""Per task: the bad episodes mixed in (seed 1)."""
 FOLDS = 4
 GEN_EPOCHS = 60
 EPISODES = 20
-HEADLINE = "bad_demos_found_fraction"
-RESULTS = Path(__file__).parent / "results" / "data_check.json"
+HEADLINES = {
+    "nav_one_obstacle": "bad_demos_found_fraction",
+    "push_block": "push_bad_demos_found_fraction",
+}
+RESULTS = {"nav_one_obstacle": "data_check.json", "push_block": "data_check_push.json"}
+RESULTS_DIR = Path(__file__).parent / "results"
+TRUSTED_SEED = {"nav_one_obstacle": 1000, "push_block": 1001}
+"""The seed of the trusted flow's 20 fresh expert demonstrations (push: 1000 makes an
+expert run that fails its own checks, so the recipe refuses it)."""
 
 
 def found(report: QualityReport, quality: list[str]) -> dict[str, Any]:
@@ -94,9 +111,8 @@ def found(report: QualityReport, quality: list[str]) -> dict[str, Any]:
     }
 
 
-def evaluate(generator: Any, episodes: int, bar: tqdm) -> dict[str, Any]:
+def evaluate(task: Task, generator: Any, episodes: int, bar: tqdm) -> dict[str, Any]:
     """Guarded IMLE-MPC and the guarded IMLE policy on ``generator``, seeds 0..episodes-1."""
-    task = make_task(TASK)
     rows = {}
     for kind in ("imle_mpc", "imle_policy"):
         outcomes, t0, mark = [], time.perf_counter(), cpu_seconds()
@@ -119,24 +135,30 @@ def evaluate(generator: Any, episodes: int, bar: tqdm) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", default="nav_one_obstacle", choices=sorted(BAD))
+    parser.add_argument(
+        "--checks-only", action="store_true", help="skip the generators trained on each set"
+    )
     parser.add_argument("--episodes", type=int, default=EPISODES, help="seeds per controller")
     parser.add_argument("--gen-epochs", type=int, default=GEN_EPOCHS, help="RS-IMLE epochs")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny budgets")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument("--out", type=Path, help="JSON results file (the task's default)")
     parser.add_argument("--json", action="store_true", help="print a one-line JSON summary")
     cli_args = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(cli_args)
     flow_train = replace(CROSS_FIT_TRAIN, epochs=5) if args.quick else CROSS_FIT_TRAIN
     gen_epochs, episodes = (3, 2) if args.quick else (args.gen_epochs, args.episodes)
     t_start, mark = time.perf_counter(), cpu_seconds()
-    task = make_task(TASK)
+    task = make_task(args.task)
+    bad, headline_name = BAD[args.task], HEADLINES[args.task]
+    out = RESULTS_DIR / RESULTS[args.task] if args.out is None else args.out
     clean = task.load_demonstrations()
-    mixed = mixed_dataset(task, clean, BAD, seed=1)
+    mixed = mixed_dataset(task, clean, bad, seed=1)
     quality: list[str] = list(mixed.meta["quality"])
     rule = QualityRule()
     with torch_threads(1):
         crossed = cross_fit(mixed, FOLDS, train_config=flow_train, rule=rule, progress=False)
-        trusted_demos = task.generate_demonstrations(20, seed=1000)
+        trusted_demos = task.generate_demonstrations(20, seed=TRUSTED_SEED[args.task])
         trusted_flow, _ = train_flow(trusted_demos, None, flow_train, progress=False)
         trusted = score_dataset(trusted_flow, mixed, rule)
         clean_only = cross_fit(clean, FOLDS, train_config=flow_train, rule=rule, progress=False)
@@ -151,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             "experts_only": clean,
         }
         training: dict[str, Any] = {}
+        if args.checks_only:
+            sets = {}
         with tqdm(total=2 * episodes * len(sets), unit="ep", file=sys.stderr) as bar:
             for name, data in sets.items():
                 bar.set_postfix_str(f"training on {name}")
@@ -161,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                     "episodes_trained_on": len(data.episodes),
                     "bad_kept": sum(q != "expert" for q in data.meta.get("quality", [])),
                     "train_s": round(time.perf_counter() - t0, 1),
-                    **evaluate(generator, episodes, bar),
+                    **evaluate(task, generator, episodes, bar),
                 }
     wall = time.perf_counter() - t_start
     headline = checks["cross_fit"]["found_fraction"]
@@ -174,25 +198,25 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "load_avg_1min": round(os.getloadavg()[0], 2),
         "other_cpu_load": other_cpu_load(mark, wall),
-        "task": TASK,
-        "bad": BAD,
+        "task": args.task,
+        "bad": bad,
         "folds": FOLDS,
         "flow_epochs": flow_train.epochs,
         "gen_epochs": gen_epochs,
         "rule": rule.__dict__,
         "checks": checks,
         "training": training,
-        HEADLINE: headline,
+        headline_name: headline,
         "runtime_s": round(wall, 1),
     }
-    write_json_atomic(args.out, result)
+    write_json_atomic(out, result)
     print_tables(result)
     if args.json:
-        keys = ("bench", HEADLINE)
+        keys = ("bench", "task", headline_name)
         summary = {k: result[k] for k in keys}
         summary["false_alarm_rate"] = checks["cross_fit"]["false_alarm_rate"]
         print(json.dumps(summary, sort_keys=True))
-    print(f"{HEADLINE}: {headline:.4f}")
+    print(f"{headline_name}: {headline:.4f}")
     return 0
 
 

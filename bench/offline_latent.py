@@ -1,15 +1,20 @@
 """Offline RL in the flow's bounded latent vs in raw actions vs behaviour cloning (CNF).
 
-A mixed-quality dataset of ``nav_one_obstacle`` (``imle_mpc.tasks.bad_demos``): the 20
-shipped expert demonstrations, 10 noisy ones (N(0, 0.8 N) on every action), 5 that drive
-through the obstacle and 5 that stop halfway (failing), seed 2; 40 episodes, 2400
-transitions, the reward minus the task's cost of each transition times 0.1
+``--task nav_one_obstacle`` (the default): a mixed-quality dataset
+(``imle_mpc.tasks.bad_demos``): the 20 shipped expert demonstrations, 10 noisy ones
+(N(0, 0.8 N) on every action), 5 that drive through the obstacle and 5 that stop halfway
+(failing), seed 2; 40 episodes, 2400 transitions.
+
+``--task push_block``: the 20 shipped expert pushes, 10 noisy ones (N(0, 0.03 m/s) on
+every action), 4 pushed straight into the post, 3 that stop halfway and 3 whose pusher
+slips off the block after 30 steps (failing), seed 2; 40 episodes, 4800 transitions.
+
+Each step's reward is minus the task's cost of the transition times 0.1
 (``imle_mpc.eval.offline.task_transitions``).
 
 A flow over single actions given the state (``FlowConfig(horizon=1)``, 30 epochs) is
 fitted to the dataset. The same agent (``imle_mpc.learn.offline.TD3BC``: TD3+BC,
-alpha 2.5, 2 x 64 networks, ``STEPS`` updates; ``--seeds`` training seeds, 3 by
-default) learns
+alpha 2.5, 2 x 64 networks, ``--steps`` updates; ``--seeds`` training seeds) learns
 
 * ``latent``: in the flow's latent box (the dataset's actions encoded through the
   flow's exact inverse; the actor's tanh output decoded by the flow);
@@ -18,21 +23,31 @@ default) learns
 * ``latent_td3`` / ``raw_td3``: TD3 without the cloning term (the CNF paper's agent
   relies on the bounded latent alone), in each box.
 
-Each runs as a planner (``AgentPlanner``: its 16-step rollout on the model, so the guard
-checks a stopping distance of its intentions) in guarded episodes with the task's stated
-faults (observation noise, pushes, dropped plans, model mismatch), seeds 0..``--episodes``-1:
+Each runs as a planner (``AgentPlanner``: its rollout over the task's planning horizon
+on the model, 16 steps for navigation, 10 on MuJoCo for pushing, so the guard checks a
+stopping distance of its intentions) in guarded episodes with the task's stated faults
+(observation noise, pushes, dropped plans, model mismatch), seeds 0..``--episodes``-1:
 success (over every seed's episodes; per seed in the JSON), return (the same reward
 over the true states), violation steps, the guard's
 interventions (fallback steps) and the share of executed actions the flow calls unlikely
-(below its 2 % threshold: outside the data's support); then ``--unguarded`` (10) episodes
+(below its 2 % threshold: outside the data's support); then ``--unguarded`` episodes
 per seed without the guard: success and violation steps.
 
-Results: ``bench/results/offline_latent.json`` (atomically). Last line:
-``latent_minus_raw_success: X``.
+Defaults per task (``SETUPS``; the flags override them): navigation 15k updates, 3
+seeds, 20 + 10 episodes a seed; pushing 5k updates, 2 seeds, 8 + 2 episodes a seed
+and 10-step agent plans (a push episode is 120 steps, each plan a rollout decoded
+through the flow step by step: about 4 CPU-s an episode for the latent agent; the
+budget is cut so that the run fits 15 min on two cores shared with a load of 8-10).
+
+Results: ``bench/results/offline_latent.json`` / ``offline_latent_push.json``
+(atomically). Last line: ``latent_minus_raw_success: X`` (navigation) or
+``push_latent_minus_raw_success: X``. ``--save DIR`` also writes each agent of the
+first training seed and the flow (``imle_mpc.learn.offline.save_agent``).
 
     .venv/bin/python bench/offline_latent.py          # latent, raw, bc, 3 seeds: ~12 min
     .venv/bin/python bench/offline_latent.py --agents latent_td3 raw_td3 \
         --out bench/results/offline_latent_td3.json      # the TD3-only rows, ~7 min
+    .venv/bin/python bench/offline_latent.py --task push_block   # ~4 CPU-min
     .venv/bin/python bench/offline_latent.py --quick     # smoke run
 """
 
@@ -43,6 +58,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,20 +72,49 @@ from imle_mpc.core.io import write_json_atomic
 from imle_mpc.eval.episodes import EpisodeOutcome, run_episode
 from imle_mpc.eval.offline import AgentPlanner, episode_return, task_transitions
 from imle_mpc.learn.config import FlowConfig, OfflineRLConfig, TrainConfig
-from imle_mpc.learn.flow import ChunkFlow, train_flow
-from imle_mpc.learn.offline import TD3BC, ActionSpace, FlowLatent, RawBox
+from imle_mpc.learn.flow import ChunkFlow, save_flow, train_flow
+from imle_mpc.learn.offline import TD3BC, ActionSpace, FlowLatent, RawBox, save_agent
 from imle_mpc.tasks import Task, make_task
 from imle_mpc.tasks.bad_demos import mixed_dataset
 
-TASK = "nav_one_obstacle"
-BAD = {"noisy": 10, "through_obstacle": 5, "stop_short": 5}
+
+@dataclass(frozen=True)
+class Setup:
+    """A task's comparison: its dataset, budgets and result names."""
+
+    bad: dict[str, int]
+    steps: int
+    seeds: int
+    episodes: int
+    unguarded: int
+    goal_dims: tuple[int, int]
+    agent_horizon: int | None
+    headline: str
+    results: str
+
+
+SETUPS = {
+    "nav_one_obstacle": Setup(
+        bad={"noisy": 10, "through_obstacle": 5, "stop_short": 5},
+        steps=15_000, seeds=3, episodes=20, unguarded=10, goal_dims=(0, 1), agent_horizon=None,
+        headline="latent_minus_raw_success", results="offline_latent.json",
+    ),
+    "push_block": Setup(
+        bad={"noisy": 10, "through_post": 4, "stop_short": 3, "lose_contact": 3},
+        steps=5_000, seeds=2, episodes=8, unguarded=2, goal_dims=(2, 3), agent_horizon=10,
+        headline="push_latent_minus_raw_success", results="offline_latent_push.json",
+    ),
+}  # fmt: skip
+"""Per task: the bad episodes mixed in (seed ``DATA_SEED``), the default budgets, the
+state dims the goal is a position of (the robot's for navigation, the block's for
+pushing), the agent's plan length (None: the task's horizon; pushing: 10 steps, 0.5 s,
+since the latent agent decodes each step through the flow, 10 ms a decode on the loaded
+machine, and the velocity-driven pusher stops within two steps: 0.3 to 0.01 m/s in
+0.1 s), the headline and the results file."""
+DATA_SEED = 2
 REWARD_SCALE = 0.1
-STEPS = 15_000
 HIDDEN = (64, 64)
 FLOW_EPOCHS = 30
-EPISODES = 20
-SEEDS = 3
-UNGUARDED = 10
 QUANTILE = 0.02
 AGENTS: dict[str, tuple[str, float, float]] = {
     # name: (space, alpha, bc_weight)
@@ -82,8 +127,7 @@ AGENTS: dict[str, tuple[str, float, float]] = {
 DEFAULT_AGENTS = ("latent", "raw", "bc")
 """The comparison the headline is of; the TD3-only rows run on their own (``--agents
 latent_td3 raw_td3 --out bench/results/offline_latent_td3.json``), each run under 15 min."""
-HEADLINE = "latent_minus_raw_success"
-RESULTS = Path(__file__).parent / "results" / "offline_latent.json"
+RESULTS_DIR = Path(__file__).parent / "results"
 
 
 def unlikely_share(flow: ChunkFlow, threshold: float, states: np.ndarray, U: np.ndarray) -> float:
@@ -99,6 +143,8 @@ def evaluate(
     flow: ChunkFlow,
     episodes: int,
     unguarded: int,
+    goal_dims: tuple[int, int],
+    horizon: int | None,
     bar: tqdm,
 ) -> dict[str, Any]:
     """Guarded episodes with the task's faults, seeds 0..episodes-1, then ``unguarded``
@@ -107,8 +153,8 @@ def evaluate(
     rows = []
     t0, mark = time.perf_counter(), cpu_seconds()
     for seed in range(episodes):
-        record = run_episode(task, AgentPlanner(task, agent, space), seed, guard=True,
-                             faults=task.faults)  # fmt: skip
+        planner = AgentPlanner(task, agent, space, horizon)
+        record = run_episode(task, planner, seed, guard=True, faults=task.faults)
         outcome = EpisodeOutcome.of(task, record)
         states = record.states if record.true_states is None else record.true_states
         rows.append(
@@ -119,15 +165,17 @@ def evaluate(
                 "violation_steps": outcome.violation_steps,
                 "fallback_steps": outcome.fallback_steps,
                 "unlikely_actions": unlikely_share(flow, threshold, states, record.actions),
-                "final_distance": float(np.linalg.norm(states[-1, :2] - np.asarray(task.goal))),
+                "final_distance": float(
+                    np.linalg.norm(states[-1, list(goal_dims)] - np.asarray(task.goal))
+                ),
             }
         )
         bar.update()
     wall = time.perf_counter() - t0
     bare = []
     for seed in range(unguarded):  # the same agent with nothing checking it
-        record = run_episode(task, AgentPlanner(task, agent, space), seed, guard=False,
-                             faults=task.faults)  # fmt: skip
+        planner = AgentPlanner(task, agent, space, horizon)
+        record = run_episode(task, planner, seed, guard=False, faults=task.faults)
         bare.append(EpisodeOutcome.of(task, record))
         bar.update()
     return {
@@ -174,24 +222,32 @@ def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--episodes", type=int, default=EPISODES, help="seeds per agent")
-    parser.add_argument("--steps", type=int, default=STEPS, help="gradient steps per agent")
+    parser.add_argument("--task", default="nav_one_obstacle", choices=sorted(SETUPS))
+    parser.add_argument("--episodes", type=int, help="seeds per agent (default: the task's)")
+    parser.add_argument("--steps", type=int, help="gradient steps per agent (the task's)")
     parser.add_argument("--agents", nargs="+", default=list(DEFAULT_AGENTS), choices=list(AGENTS))
     parser.add_argument(
-        "--unguarded", type=int, default=UNGUARDED, help="episodes per seed without the guard"
+        "--unguarded", type=int, help="episodes per seed without the guard (the task's)"
     )
-    parser.add_argument("--seeds", type=int, default=SEEDS, help="training seeds per agent")
+    parser.add_argument("--seeds", type=int, help="training seeds per agent (the task's)")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny budgets")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument("--out", type=Path, help="JSON results file (the task's default)")
+    parser.add_argument("--save", type=Path, help="write each agent of seed 0 and the flow here")
     parser.add_argument("--json", action="store_true", help="print a one-line JSON summary")
     cli_args = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(cli_args)
-    steps, episodes, flow_epochs = (
-        (200, 2, 3) if args.quick else (args.steps, args.episodes, FLOW_EPOCHS)
-    )
+    setup = SETUPS[args.task]
+    steps = setup.steps if args.steps is None else args.steps
+    episodes = setup.episodes if args.episodes is None else args.episodes
+    seeds = setup.seeds if args.seeds is None else args.seeds
+    flow_epochs = FLOW_EPOCHS
+    if args.quick:
+        steps, episodes, flow_epochs = 200, 2, 3
+    out = RESULTS_DIR / setup.results if args.out is None else args.out
+    headline_name = setup.headline
     t_start, mark = time.perf_counter(), cpu_seconds()
-    task = make_task(TASK)
-    data = mixed_dataset(task, task.load_demonstrations(), BAD, seed=2)
+    task = make_task(args.task)
+    data = mixed_dataset(task, task.load_demonstrations(), setup.bad, seed=DATA_SEED)
     model: Any = task.dynamics
     raw_space = RawBox(model.action_low, model.action_high)
     dataset_return = float(
@@ -204,16 +260,17 @@ def main(argv: list[str] | None = None) -> int:
         flow_train = TrainConfig(epochs=flow_epochs, warmup_steps=20, seed=0)
         flow, _ = train_flow(data, flow_config, flow_train, progress=False)
         flow_s = time.perf_counter() - t0
+        flow_file = None if args.save is None else save_flow(flow, args.save / "flow.safetensors")
         spaces: dict[str, ActionSpace] = {"latent": FlowLatent(flow), "raw": raw_space}
-        unguarded = min(episodes, args.unguarded)
-        total = (episodes + unguarded) * len(args.agents) * args.seeds
+        unguarded = min(episodes, setup.unguarded if args.unguarded is None else args.unguarded)
+        total = (episodes + unguarded) * len(args.agents) * seeds
         with tqdm(total=total, unit="ep", file=sys.stderr) as bar:
             for name in args.agents:
                 space_name, alpha, bc_weight = AGENTS[name]
                 space = spaces[space_name]
                 transitions = task_transitions(task, data, space, REWARD_SCALE)
                 runs = []
-                for seed in range(args.seeds):
+                for seed in range(seeds):
                     bar.set_postfix_str(f"training {name} seed {seed}")
                     config = OfflineRLConfig(
                         steps=steps, alpha=alpha, bc_weight=bc_weight, hidden=HIDDEN, seed=seed
@@ -229,9 +286,22 @@ def main(argv: list[str] | None = None) -> int:
                             "train_s": round(train_s, 1),
                             "critic_loss": [round(v, 4) for v in history.critic_loss],
                             "bc_loss": [round(v, 4) for v in history.bc_loss],
-                            **evaluate(task, agent, space, flow, episodes, unguarded, bar),
+                            **evaluate(
+                                task,
+                                agent,
+                                space,
+                                flow,
+                                episodes,
+                                unguarded,
+                                setup.goal_dims,
+                                setup.agent_horizon,
+                                bar,
+                            ),
                         }
                     )
+                    if args.save is not None and seed == 0:
+                        file = args.save / f"{name}.safetensors"
+                        save_agent(agent, space, file, flow_file=flow_file, task=task.name)
                 agents[name] = {
                     "space": space_name,
                     "alpha": alpha,
@@ -255,8 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "load_avg_1min": round(os.getloadavg()[0], 2),
         "other_cpu_load": other_cpu_load(mark, wall),
-        "task": TASK,
-        "bad": BAD,
+        "task": args.task,
+        "bad": setup.bad,
+        "data_seed": DATA_SEED,
+        "seeds": seeds,
         "episodes_in_dataset": len(data.episodes),
         "transitions": data.num_steps,
         "dataset_return_per_episode": round(dataset_return, 2),
@@ -265,16 +337,16 @@ def main(argv: list[str] | None = None) -> int:
         "steps": steps,
         "hidden": list(HIDDEN),
         "agents": agents,
-        HEADLINE: headline,
+        headline_name: headline,
         "runtime_s": round(wall, 1),
     }
-    write_json_atomic(args.out, result)
+    write_json_atomic(out, result)
     print_table(result)
     if args.json:
-        summary = {"bench": "offline_latent", HEADLINE: headline}
+        summary = {"bench": "offline_latent", "task": args.task, headline_name: headline}
         summary["success"] = {k: v["success_rate"] for k, v in agents.items()}
         print(json.dumps(summary, sort_keys=True))
-    print(f"{HEADLINE}: {headline:.4f}")
+    print(f"{headline_name}: {headline:.4f}")
     return 0
 
 

@@ -10,8 +10,9 @@ file exists; it is a complete safetensors file; it is an imle_mpc model of the
 asked ``kind`` and of this format version. ``check_weights`` then checks the
 tensors against the network the metadata describes (names, shapes, finite).
 
-The IMLE generator (``imle_mpc.learn.imle.checkpoint``) and the flow
-(``imle_mpc.learn.flow.checkpoint``) are both stored this way.
+The IMLE generator (``imle_mpc.learn.imle.checkpoint``), the flow
+(``imle_mpc.learn.flow.checkpoint``) and the offline agent
+(``imle_mpc.learn.offline.checkpoint``, its action space referenced) are stored this way.
 
 The training state (``training_state.pt``) holds what resuming needs: online
 and EMA weights, optimiser state, step/epoch counters, the torch RNG state and

@@ -72,13 +72,45 @@ class TD3BC:
     """
 
     def __init__(self, data: Transitions, config: OfflineRLConfig | None = None) -> None:
+        self._build(data.obs.mean(axis=0), data.obs.std(axis=0) + 1e-3, data.action_dim, config)
+        self._data: dict[str, torch.Tensor] | None = self._tensors(data)
+
+    @classmethod
+    def for_acting(
+        cls,
+        obs_mean: ArrayLike,
+        obs_std: ArrayLike,
+        action_dim: int,
+        config: OfflineRLConfig | None = None,
+    ) -> TD3BC:
+        """An agent without a dataset, to load saved weights into (``load_agent``): it acts
+        and values, ``fit`` refuses (a loaded agent is not resumable training).
+
+        Args:
+            obs_mean: the observation mean it normalises by, Shape=(obs_dim,).
+            obs_std: the observation std, Shape=(obs_dim,).
+            action_dim: the box's dimension d.
+            config: the settings it was trained with (sizes, seed).
+        """
+        agent = cls.__new__(cls)
+        agent._build(np.asarray(obs_mean), np.asarray(obs_std), int(action_dim), config)
+        agent._data = None
+        return agent
+
+    def _build(
+        self,
+        obs_mean: np.ndarray,
+        obs_std: np.ndarray,
+        action_dim: int,
+        config: OfflineRLConfig | None,
+    ) -> None:
         self.config = OfflineRLConfig() if config is None else config
         cfg = self.config
         self.device = torch.device(cfg.device)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.obs_mean = data.obs.mean(axis=0)
-        self.obs_std = data.obs.std(axis=0) + 1e-3
-        self.obs_dim, self.action_dim = data.obs_dim, data.action_dim
+        self.obs_mean = np.asarray(obs_mean, dtype=np.float64)
+        self.obs_std = np.asarray(obs_std, dtype=np.float64)
+        self.obs_dim, self.action_dim = int(self.obs_mean.size), int(action_dim)
         sizes = list(cfg.hidden)
         # Initialise from the run's own generator, leaving torch's global RNG untouched.
         with torch.random.fork_rng(devices=[]):
@@ -94,7 +126,6 @@ class TD3BC:
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.learning_rate)
         self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.learning_rate)
         self.steps = 0
-        self._data = self._tensors(data)
 
     # ---- data ------------------------------------------------------------------------------
     def _norm(self, obs: ArrayLike) -> torch.Tensor:
@@ -114,6 +145,11 @@ class TD3BC:
         }
 
     def _batch(self) -> dict[str, torch.Tensor]:
+        if self._data is None:
+            raise RuntimeError(
+                "this agent has no dataset (it was loaded to act: TD3BC.for_acting / "
+                "load_agent); train a new one with TD3BC(transitions, config).fit()."
+            )
         n = self._data["obs"].shape[0]
         idx = torch.randint(n, (self.config.batch_size,), generator=self.gen).to(self.device)
         return {k: v[idx] for k, v in self._data.items()}
