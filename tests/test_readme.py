@@ -14,7 +14,7 @@ BLOCKS = python_blocks(README)
 
 
 def test_the_readme_has_its_examples() -> None:
-    assert len(BLOCKS) >= 2
+    assert len(BLOCKS) >= 1
 
 
 @pytest.mark.slow

@@ -3,6 +3,6 @@
 ``schema`` (the versioned messages), ``transport`` (ZeroMQ sockets, loopback by default,
 CURVE keys for anything else), ``watchdog`` (time since the last good message),
 ``controller`` (the guarded planner at a fixed rate), ``robot_client`` (what a robot
-driver wraps), ``sim_robot`` (a task's plant as a robot). See the README's "Robot
-bridge" section.
+driver wraps), ``sim_robot`` (a task's plant as a robot). See "Robot
+bridge" in docs/guides/control.md.
 """

@@ -1,6 +1,6 @@
 """The bridge's messages: a versioned schema, encoded as one UTF-8 JSON object a frame.
 
-Three kinds travel (the README's "Robot bridge" section draws them):
+Three kinds travel ("Robot bridge" in docs/guides/control.md draws them):
 
 * ``state`` (robot -> controller): ``robot`` (its configured name), ``session`` (a
   random id per robot-client start: a new one is a restarted robot), ``seq`` (1, 2, ...
@@ -178,7 +178,7 @@ def decode(frame: bytes) -> Message:
         if isinstance(schema, str) and schema.startswith(f"{SCHEMA_NAME}/"):
             raise SchemaMismatchError(
                 f"the peer speaks {schema!r}, this side {SCHEMA!r}: run the same imle_mpc "
-                "bridge schema version on both sides (the README's Robot bridge section "
+                "bridge schema version on both sides (docs/guides/control.md, Robot bridge, "
                 "lists what changed)."
             )
         raise MalformedMessageError(

@@ -51,7 +51,7 @@ RECORDING_ARRAYS: dict[str, str] = {
     "proposal_costs": "their costs, Shape=(T, k) (inf: infeasible; nan: padding)",
     "proposal_count": "proposals kept at each step, Shape=(T,), int",
 }
-"""The arrays of a recording and what they hold (the README's table)."""
+"""The arrays of a recording and what they hold (docs/guides/control.md draws the table)."""
 
 
 @dataclass(frozen=True)
