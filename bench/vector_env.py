@@ -20,13 +20,13 @@ environment steps (N per vector step). The JSON records the load average before 
 after and Numba's thread count; on a shared machine the ratio is noisy.
 
 Usage:
-    .venv/bin/python bench/vector_env.py [--tasks nav_one_obstacle,pendulum,push_block]
+    .venv/bin/python bench/vector_env.py [--tasks nav_one_obstacle,pendulum]
         [--rounds 3] [--json]
 
 Writes ``bench/results/vector_env.json`` (atomically); the last line is
 ``batched_over_sync_steps_per_s_n1024: X`` (the first task, with reward and constraints,
-N = 1024; target >= 50). A MuJoCo task first (``--tasks push_block --out
-bench/results/vector_env_push.json``): ``push_block_batched_over_sync_steps_per_s_n256``.
+N = 1024; target >= 50). A MuJoCo task first (``--tasks push_block``): N = 64 / 256,
+``bench/results/vector_env_push.json``, ``push_block_batched_over_sync_steps_per_s_n256``.
 """
 
 from __future__ import annotations
@@ -169,11 +169,11 @@ def measure(task_name: str, n: int, mode: str, rounds: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--tasks", default="nav_one_obstacle,pendulum,push_block", help="comma-separated"
-    )
+    parser.add_argument("--tasks", default="nav_one_obstacle,pendulum", help="comma-separated")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per point")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON results file (default: by the first task)"
+    )
     parser.add_argument("--json", action="store_true", help="print a one-line JSON summary")
     cli_args = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(cli_args)
@@ -185,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     # The headline: the first task at N=1024 (a MuJoCo task first: at its largest N).
     head_n = 1024 if 1024 in sizes_of(tasks[0]) else max(sizes_of(tasks[0]))
     headline_name = HEADLINE if head_n == 1024 else f"{tasks[0]}_{HEADLINE[:-5]}n{head_n}"
+    if args.out is None:  # a MuJoCo task first: its own file, vector_env.json stays nav's
+        family = tasks[0].split("_")[0]
+        args.out = RESULTS if head_n == 1024 else RESULTS.with_name(f"vector_env_{family}.json")
     rows = [
         measure(task, n, mode, args.rounds)
         for task in tasks
