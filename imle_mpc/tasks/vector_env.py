@@ -3,8 +3,8 @@
 ``vector_env("pendulum", 1024)`` gives 1024 copies of the task's model, stepped in one
 call (one parallel Numba kernel for an analytic model; for a MuJoCo task, ``push_block``,
 one threaded ``rollout_from_states(X, U[:, None, :])`` call of the model's rollout pool:
-the N states, one step each), truncated at the task's episode length, with the task's safety constraints
-reported per environment in ``info`` and, by default, the reward
+the N states, one step each), truncated at the task's episode length, with the task's
+safety constraints reported per environment in ``info`` and, by default, the reward
 
     r_t = -cost(X = [x_t, x_t+1] Shape=(N, 2, nx), U = [u_t] Shape=(N, 1, nu)),
 
