@@ -1,13 +1,19 @@
 """GenPO vs Gaussian PPO from the same behaviour-cloned start, the same env-step budget.
 
-On ``nav_two_obstacles`` (four routes: above or below each of two discs), two runs of
+On ``nav_two_obstacles`` (four routes: above or below each of two discs; the default)
+or ``--task push_block`` (MuJoCo: the block around a post on its left or its right;
+its 64 envs step through the model's rollout pool, one ``rollout_from_states`` call a
+step), two runs of
 ``imle_mpc.eval.finetune.finetune``, one process, one after the other, the same
 settings but the policy:
 
 * ``genpo``: the exact-likelihood generative policy (``imle_mpc.learn.genpo``),
   behaviour-cloned by maximum likelihood, then PPO over its doubled action;
 * ``gaussian``: stable-baselines3's ``MlpPolicy``, its mean behaviour-cloned (MSE) on
-  the same demonstrations, the same PPO (``AdaptivePPO``), the same envs and reward.
+  the same demonstrations, the same PPO (``AdaptivePPO``), the same envs and reward;
+  its initial standard deviation is 0.3 of the action box's half-width on both tasks
+  (log-std -0.5 in nav's +-2 box, ``PPOConfig``'s default; -2.4 in push's +-0.3 box,
+  where -0.5 would be twice the box).
 
 Both: 64 batched environments, PPO's defaults (``PPOConfig``: 90 steps a rollout,
 5 epochs, minibatch 1440, KL-adaptive learning rate from 3e-4, target 0.01), the
@@ -18,12 +24,15 @@ task's success test and route classifier. One run of each policy per ``--seeds``
 (PPO's seed and the behaviour cloning's).
 
 Usage:
-    .venv/bin/python bench/genpo.py [--steps 300000] [--seeds 0,1] [--quick] [--json]
+    .venv/bin/python bench/genpo.py [--task push_block] [--steps 300000] [--seeds 0,1]
+        [--quick] [--json]
 
 Writes ``bench/results/genpo.json`` and ``bench/results/genpo.png`` (success and return
-vs environment steps), atomically; prints the route shares at the start and the end
-and, last, ``genpo_minus_gaussian_ppo_success: X`` (the last evaluation's success rate,
-mean over the seeds, GenPO minus Gaussian).
+vs environment steps; ``push_block``: ``genpo_push.json`` / ``.png``), atomically;
+prints the route shares at the start and the end and, last,
+``genpo_minus_gaussian_ppo_success: X`` (``push_block``:
+``push_genpo_minus_gaussian_ppo_success: X``; the last evaluation's success rate, mean
+over the seeds, GenPO minus Gaussian).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +62,29 @@ from imle_mpc.core.io import write_atomic, write_json_atomic
 from imle_mpc.eval.finetune import FinetuneConfig, finetune
 from imle_mpc.learn.genpo.ppo import PPOConfig
 
-RESULTS = Path(__file__).resolve().parent / "results" / "genpo.json"
+RESULTS = Path(__file__).resolve().parent / "results"
 HEADLINE = "genpo_minus_gaussian_ppo_success"
 POLICIES = ("genpo", "gaussian")
+
+
+@dataclass(frozen=True)
+class TaskBench:
+    """Per task: the results file's name, the headline's name, the Gaussian's log-std."""
+
+    results: str
+    headline: str
+    gaussian_log_std: float
+
+
+TASKS = {
+    "nav_two_obstacles": TaskBench("genpo", HEADLINE, -0.5),
+    "push_block": TaskBench("genpo_push", f"push_{HEADLINE}", -2.4),
+}
+
+
+def task_bench(task: str) -> TaskBench:
+    """The task's settings (another task: ``genpo_TASK.json``, nav's log-std)."""
+    return TASKS.get(task, TaskBench(f"genpo_{task}", f"{task}_{HEADLINE}", -0.5))
 
 
 def first_obstacle_shares(routes: dict[str, float]) -> dict[str, float]:
@@ -67,7 +97,10 @@ def first_obstacle_shares(routes: dict[str, float]) -> dict[str, float]:
 
 def run(policy: str, seed: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """One fine-tuning run; its learning curve, the wall and CPU time."""
-    ppo = PPOConfig(total_steps=args.steps, checkpoint_every=args.steps, seed=seed)
+    ppo = PPOConfig(
+        total_steps=args.steps, checkpoint_every=args.steps, seed=seed,
+        gaussian_log_std=task_bench(args.task).gaussian_log_std,
+    )  # fmt: skip
     config = FinetuneConfig(
         task=args.task, policy=policy, num_envs=args.num_envs, bc_epochs=args.bc_epochs,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes, ppo=ppo,
@@ -124,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--seeds", default="0,1", help="comma-separated; one run each")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a minute")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON results file (default: by the task)"
+    )
     parser.add_argument("--json", action="store_true", help="print a one-line JSON summary")
     cli_args = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(cli_args)
@@ -132,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         args.steps, args.bc_epochs, args.eval_every, args.eval_episodes = 11_520, 10, 5_760, 20
         args.seeds = "0"
     seeds = [int(v) for v in args.seeds.split(",") if v]
+    setting = task_bench(args.task)
+    headline_name = setting.headline
+    if args.out is None:
+        args.out = RESULTS / f"{setting.results}.json"
     torch.set_num_threads(1)
     load_before = os.getloadavg()[0]
     t_start = time.perf_counter()
@@ -150,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "torch_threads": 1,
         "task": args.task,
+        "gaussian_log_std": setting.gaussian_log_std,
         "steps": args.steps,
         "num_envs": args.num_envs,
         "eval_episodes": args.eval_episodes,
@@ -159,14 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         "load_avg_1min_before": round(load_before, 2),
         "load_avg_1min_after": round(load_after, 2),
         "rows": rows,
-        HEADLINE: headline,
+        headline_name: headline,
         "runtime_s": round(time.perf_counter() - t_start, 1),
     }
     if not args.quick:
         plot(rows, args.out.with_suffix(".png"), args.task)
     write_json_atomic(args.out, result)
     if args.json:
-        summary = {k: result[k] for k in ("bench", HEADLINE, "steps", "runtime_s")}
+        summary = {k: result[k] for k in ("bench", headline_name, "steps", "runtime_s")}
         summary["success"] = {p: [start[p], end[p]] for p in POLICIES}
         print(json.dumps(summary, separators=(",", ":"), sort_keys=True))
     else:
@@ -189,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"          first obstacle {r['start_first_obstacle']} -> {r['end_first_obstacle']}"
             )
         print(f"results: {args.out}\nruntime: {result['runtime_s']:.0f} s")
-    print(f"{HEADLINE}: {headline}")
+    print(f"{headline_name}: {headline}")
     return 0
 
 

@@ -1,11 +1,13 @@
 """Environment steps per second: the batched env vs Gymnasium's SyncVectorEnv over the single env.
 
-For each task and N in {64, 1024, 4096}, two vector environments of the same task, in
-one process, measured alternately (which goes first alternates too), median of the
-rounds:
+For each task and N in {64, 1024, 4096} (a MuJoCo task: N in {64, 256}), two vector
+environments of the same task, in one process, measured alternately (which goes first
+alternates too), median of the rounds:
 
 * batched: ``imle_mpc.tasks.vector_env.vector_env(task, N)``, one ``BatchedDynamicsEnv``
-  (one parallel Numba kernel a step over the N environments, Numba's default threads);
+  (one parallel Numba kernel a step over the N environments, Numba's default threads;
+  for a MuJoCo task, ``push_block``, one threaded ``rollout_from_states`` call of the
+  model's rollout pool, ``MujocoDynamics.num_threads`` threads);
 * sync: ``gymnasium.vector.SyncVectorEnv`` over N copies of the task's single env, the
   same work per environment: ``TimeLimit(DynamicsEnv(task.dynamics, start, reward=minus
   the task's cost of the transition), task.steps)`` plus a wrapper that evaluates the
@@ -18,11 +20,13 @@ environment steps (N per vector step). The JSON records the load average before 
 after and Numba's thread count; on a shared machine the ratio is noisy.
 
 Usage:
-    .venv/bin/python bench/vector_env.py [--tasks nav_one_obstacle,pendulum] [--rounds 3] [--json]
+    .venv/bin/python bench/vector_env.py [--tasks nav_one_obstacle,pendulum]
+        [--rounds 3] [--json]
 
 Writes ``bench/results/vector_env.json`` (atomically); the last line is
 ``batched_over_sync_steps_per_s_n1024: X`` (the first task, with reward and constraints,
-N = 1024; target >= 50).
+N = 1024; target >= 50). A MuJoCo task first (``--tasks push_block``): N = 64 / 256,
+``bench/results/vector_env_push.json``, ``push_block_batched_over_sync_steps_per_s_n256``.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from gymnasium.wrappers import TimeLimit
 
 from imle_mpc import __version__
 from imle_mpc.core.io import write_json_atomic
+from imle_mpc.core.protocols import StepModel
 from imle_mpc.loop.plant import DynamicsEnv
 from imle_mpc.tasks import Task, make_task
 from imle_mpc.tasks.vector_env import cost_reward, vector_env
@@ -52,9 +57,23 @@ from imle_mpc.tasks.vector_env import cost_reward, vector_env
 RESULTS = Path(__file__).resolve().parent / "results" / "vector_env.json"
 HEADLINE = "batched_over_sync_steps_per_s_n1024"
 SIZES = (64, 1024, 4096)
+MUJOCO_SIZES = (64, 256)
+"""A MuJoCo step costs ~100x an analytic one: smaller N keep the run in minutes."""
 MODES = ("task", "bare")
 BATCHED_ENV_STEPS = 400_000  # environment steps per measurement (so ~0.1-0.5 s each)
 SYNC_ENV_STEPS = 4_000
+MUJOCO_BATCHED_ENV_STEPS = 40_000
+MUJOCO_SYNC_ENV_STEPS = 2_000
+
+
+def is_mujoco(task: Task) -> bool:
+    """Whether the task's model steps through the rollout pool (no Numba step function)."""
+    return not isinstance(task.dynamics, StepModel)
+
+
+def sizes_of(task_name: str) -> tuple[int, ...]:
+    """The N measured for a task: ``MUJOCO_SIZES`` for a MuJoCo task, else ``SIZES``."""
+    return MUJOCO_SIZES if is_mujoco(make_task(task_name)) else SIZES
 
 
 class SafetyInfo(gym.Wrapper[np.ndarray, np.ndarray, np.ndarray, np.ndarray]):
@@ -119,8 +138,9 @@ def measure(task_name: str, n: int, mode: str, rounds: int) -> dict[str, Any]:
     actions = rng.uniform(low, high, size=(16, n, task.dynamics.nu))
     batched.reset(seed=0)
     sync.reset(seed=0)
-    b_steps = max(20, BATCHED_ENV_STEPS // n)
-    s_steps = max(3, SYNC_ENV_STEPS // n)
+    mujoco = is_mujoco(task)
+    b_steps = max(20, (MUJOCO_BATCHED_ENV_STEPS if mujoco else BATCHED_ENV_STEPS) // n)
+    s_steps = max(3, (MUJOCO_SYNC_ENV_STEPS if mujoco else SYNC_ENV_STEPS) // n)
     steps_per_second(batched, actions, 3)  # compile and warm up
     steps_per_second(sync, actions, 1)
     b_rates, s_rates = [], []
@@ -143,6 +163,7 @@ def measure(task_name: str, n: int, mode: str, rounds: int) -> dict[str, Any]:
         "batched_vector_steps": b_steps,
         "sync_vector_steps": s_steps,
         "rounds": rounds,
+        "mujoco_threads": getattr(task.dynamics, "num_threads", None),
     }
 
 
@@ -150,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default="nav_one_obstacle,pendulum", help="comma-separated")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per point")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON results file (default: by the first task)"
+    )
     parser.add_argument("--json", action="store_true", help="print a one-line JSON summary")
     cli_args = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(cli_args)
@@ -159,12 +182,23 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [t for t in args.tasks.split(",") if t]
     load_before = os.getloadavg()[0]
     t_start = time.perf_counter()
-    rows = [measure(task, n, mode, args.rounds) for task in tasks for mode in MODES for n in SIZES]
+    # The headline: the first task at N=1024 (a MuJoCo task first: at its largest N).
+    head_n = 1024 if 1024 in sizes_of(tasks[0]) else max(sizes_of(tasks[0]))
+    headline_name = HEADLINE if head_n == 1024 else f"{tasks[0]}_{HEADLINE[:-5]}n{head_n}"
+    if args.out is None:  # a MuJoCo task first: its own file, vector_env.json stays nav's
+        family = tasks[0].split("_")[0]
+        args.out = RESULTS if head_n == 1024 else RESULTS.with_name(f"vector_env_{family}.json")
+    rows = [
+        measure(task, n, mode, args.rounds)
+        for task in tasks
+        for mode in MODES
+        for n in sizes_of(task)
+    ]
     load_after = os.getloadavg()[0]
     headline = next(
         r["ratio"]
         for r in rows
-        if r["task"] == tasks[0] and r["mode"] == "task" and r["num_envs"] == 1024
+        if r["task"] == tasks[0] and r["mode"] == "task" and r["num_envs"] == head_n
     )
     result = {
         "bench": "vector_env",
@@ -177,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_avg_1min_before": round(load_before, 2),
         "load_avg_1min_after": round(load_after, 2),
         "rows": rows,
-        HEADLINE: headline,
+        headline_name: headline,
         "runtime_s": round(time.perf_counter() - t_start, 1),
     }
     write_json_atomic(args.out, result)
@@ -188,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     if args.json:
-        summary = {k: result[k] for k in ("bench", HEADLINE, "numba_threads", "runtime_s")}
+        summary = {k: result[k] for k in ("bench", headline_name, "numba_threads", "runtime_s")}
         summary["ratios"] = {f"{r['task']}/{r['mode']}/{r['num_envs']}": r["ratio"] for r in rows}
         print(json.dumps(summary, separators=(",", ":"), sort_keys=True))
     else:
@@ -207,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['sync_steps_per_s']:13,d} {r['ratio']:7.1f}"
             )
         print(f"results: {args.out}\nruntime: {result['runtime_s']:.0f} s")
-    print(f"{HEADLINE}: {headline}")
+    print(f"{headline_name}: {headline}")
     return 0
 
 

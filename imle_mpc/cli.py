@@ -689,6 +689,7 @@ def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
             desired_kl=None if args.desired_kl == 0 else args.desired_kl,
             critic_learning_rate=None if args.critic_lr == 0 else args.critic_lr,
             checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device,
+            gaussian_log_std=args.gaussian_log_std,
         )  # fmt: skip
         config = FinetuneConfig(
             task=args.task, policy=args.policy, num_envs=args.num_envs, bc_epochs=args.bc_epochs,
@@ -1196,6 +1197,11 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument(
         "--critic-lr", type=non_negative_float, default=1e-3,
         help="the value network's fixed learning rate (0: the actor's, adapted with it)",
+    )  # fmt: skip
+    ft.add_argument(
+        "--gaussian-log-std", type=finite_float, default=-0.5,
+        help="the Gaussian policy's initial log-std, in the action's units (push_block's "
+        "+-0.3 box: -2.4, the bench's)",
     )  # fmt: skip
     ft.add_argument(
         "--eval-every", type=non_negative_int, default=20_000,

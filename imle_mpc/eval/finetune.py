@@ -4,8 +4,9 @@
 demonstrations (the GenPO generative policy, ``imle_mpc.learn.genpo.bc``, or the mean
 of SB3's Gaussian ``MlpPolicy``), then fine-tunes it with PPO
 (``imle_mpc.learn.genpo.ppo``, stable-baselines3) on ``num_envs`` batched environments
-of the task (``vector_env``: one Numba call a step for all of them; reward minus the
-task's cost, scaled). Every ``eval_every`` steps, ``eval_episodes`` seeded episodes
+of the task (``vector_env``: one Numba call a step for all of them, or for a MuJoCo
+task, ``push_block``, one ``rollout_from_states`` call of its rollout pool; reward minus
+the task's cost, scaled). Every ``eval_every`` steps, ``eval_episodes`` seeded episodes
 of the policy as it samples are judged by the task's success test and route
 classifier (``evaluate_policy``): the learning curve, with the route shares. The
 evaluation steps the same batched env as training (it replays ``DynamicsEnv`` seeded

@@ -1,8 +1,10 @@
 """A shipped task as a batched Gymnasium vector environment (``BatchedDynamicsEnv``).
 
 ``vector_env("pendulum", 1024)`` gives 1024 copies of the task's model, stepped in one
-call, truncated at the task's episode length, with the task's safety constraints
-reported per environment in ``info`` and, by default, the reward
+call (one parallel Numba kernel for an analytic model; for a MuJoCo task, ``push_block``,
+one threaded ``rollout_from_states(X, U[:, None, :])`` call of the model's rollout pool:
+the N states, one step each), truncated at the task's episode length, with the task's
+safety constraints reported per environment in ``info`` and, by default, the reward
 
     r_t = -cost(X = [x_t, x_t+1] Shape=(N, 2, nx), U = [u_t] Shape=(N, 1, nu)),
 
@@ -53,7 +55,7 @@ def vector_env(
 
     Args:
         task: a ``Task`` or a registered name (``pendulum``, ``cartpole``, ``point_mass``,
-            the ``nav_*`` tasks, ``arm_reach_around``, ...).
+            the ``nav_*`` tasks, ``arm_reach_around``, the MuJoCo ``push_block``, ...).
         num_envs: N.
         reward: ``"cost"`` (default): minus the task's cost of each transition (module
             docstring); a ``BatchReward`` of your own; None: 0.

@@ -17,7 +17,7 @@ from imle_mpc.core.protocols import Dynamics
 from imle_mpc.loop.plant import DynamicsEnv
 from imle_mpc.loop.vector_env import BatchedDynamicsEnv
 from imle_mpc.tasks import make_task
-from imle_mpc.tasks.vector_env import vector_env
+from imle_mpc.tasks.vector_env import cost_reward, vector_env
 
 N = 12
 HORIZON = 7
@@ -257,3 +257,68 @@ def test_every_analytic_shipped_task_is_a_vector_env(name: str) -> None:
     obs, reward, _, _, info = env.step(env.action_space.sample())
     assert obs.shape == (8, task.dynamics.nx) and np.isfinite(reward).all()
     assert info.get("constraint_violation", np.zeros((8, 0))).shape == (8, len(task.safety))
+
+
+def test_the_mujoco_task_as_a_vector_env_equals_its_single_envs_to_the_time_limit() -> None:
+    """push_block through ``vector_env``: the rollout pool's N steps (one call a step) equal
+    N single MuJoCo envs, reward and safety info included, truncated at the task's length."""
+    pytest.importorskip("mujoco")
+    task = make_task("push_block")
+    model, n = task.dynamics, 3
+    batch_reward = cost_reward(task.cost)
+
+    def start(rng: np.random.Generator) -> np.ndarray:
+        x = np.array(task.initial_state, dtype=np.float64)
+        x[0:4] += rng.uniform(-0.02, 0.02, size=4)
+        x[1] += 0.39  # the pusher at the table's edge: the random walk leaves it now and then
+        return x
+
+    def reward(x: np.ndarray, u: np.ndarray, x_next: np.ndarray) -> float:
+        return float(np.asarray(batch_reward(x[None], u[None], x_next[None]))[0])
+
+    batched = vector_env(task, n, initial_state=start)
+    assert batched._max_steps == task.steps
+    singles = [TimeLimit(DynamicsEnv(model, start, reward=reward), task.steps) for _ in range(n)]
+    obs = batched.reset(seed=5)[0]
+    xs = [env.reset(seed=5 + i)[0] for i, env in enumerate(singles)]
+    np.testing.assert_array_equal(np.stack(xs), obs)
+    rng = np.random.default_rng(1)
+    truncations, violated = 0, 0
+    for _ in range(task.steps + 5):
+        actions = rng.uniform(-0.45, 0.45, size=(n, model.nu))  # beyond the +-0.3 box
+        obs, rew, term, trunc, info = batched.step(actions)
+        assert not term.any()
+        truncations += int(trunc.sum())
+        violated += int(info["unsafe"].sum())
+        for i, env in enumerate(singles):
+            o, r, _, tr, _ = env.step(actions[i])
+            u = np.clip(actions[i], model.action_low, model.action_high)
+            X, U = np.stack([xs[i], o])[None], u[None, None]
+            violation = [c.violation(X, U)[0] for c in task.safety]
+            np.testing.assert_allclose(info["constraint_violation"][i], violation, atol=1e-12)
+            assert tr == trunc[i] and r == pytest.approx(rew[i], abs=1e-9)
+            if tr:
+                np.testing.assert_allclose(info["final_obs"][i], o, atol=1e-12)
+                o, _ = env.reset()
+            np.testing.assert_allclose(obs[i], o, rtol=0, atol=1e-12)
+            xs[i] = o
+    assert truncations == n  # every env once, at step 120
+    assert violated > 0  # the constraints' comparison above was not all zeros
+
+
+def test_the_mujoco_vector_env_resets_one_env_without_touching_the_others() -> None:
+    pytest.importorskip("mujoco")
+    task = make_task("push_block")
+    env = vector_env(task, 4, initial_state=lambda rng: task.initial_state + rng.uniform(
+        -0.01, 0.01, size=task.dynamics.nx))  # fmt: skip
+    env.reset(seed=0)
+    for _ in range(3):
+        obs, *_ = env.step(np.tile([0.3, 0.1], (4, 1)))
+    mask = np.array([False, True, False, False])
+    again, _ = env.reset(seed=[None, 11, None, None], options={"reset_mask": mask})
+    np.testing.assert_array_equal(again[~mask], obs[~mask])
+    np.testing.assert_array_equal(env.episode_steps, [3, 0, 3, 3])
+    fresh = vector_env(task, 1, initial_state=env._initial_state).reset(seed=11)[0][0]
+    np.testing.assert_array_equal(again[1], fresh)  # env 1 replays its own seed
+    moved, *_ = env.step(np.tile([0.3, 0.1], (4, 1)))
+    assert np.linalg.norm(moved[1, 0:2] - again[1, 0:2]) > 1e-3  # it steps from its new start

@@ -142,3 +142,30 @@ def test_an_update_raises_the_likelihood_of_the_better_actions(policy: str) -> N
         new = model.policy.evaluate_actions(obs, actions)[1].numpy().reshape(-1)
     advantages = (advantages - advantages.mean()) / advantages.std()
     assert float(np.mean(advantages * (new - old))) > 0.0
+
+
+@pytest.mark.parametrize("policy", ["genpo", "gaussian"])
+def test_the_finetune_command_runs_on_the_mujoco_push_task(
+    policy: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``imle-mpc finetune --task push_block``: cloned on the shipped pushes, PPO over the
+    rollout pool's batched envs, judged by the task's success test and route classifier."""
+    pytest.importorskip("mujoco")
+    from imle_mpc.cli import main
+
+    args = [
+        "finetune", "--task", "push_block", "--policy", policy, "--num-envs", "8",
+        "--bc-epochs", "2", "--steps", "720", "--eval-every", "720", "--eval-episodes", "4",
+        "--gaussian-log-std", "-2.4", "--out", str(tmp_path), "--json",
+    ]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 720 and summary["task"] == "push_block"
+    for point in (summary["start"], summary["end"]):
+        assert point["episodes"] >= 4
+        assert set(point["routes"]) <= {"left", "right", "through", "none"}
+    if policy == "genpo":
+        assert load_policy(tmp_path).trained_for["task"] == "push_block"
+    else:
+        model = AdaptivePPO.load(next(tmp_path.glob("*.zip")))
+        assert float(model.policy.log_std.detach().mean()) == pytest.approx(-2.4, abs=0.05)
