@@ -33,6 +33,7 @@ import torch
 
 from imle_mpc.learn.config import TrainConfig
 from imle_mpc.learn.demos import DemoDataset
+from imle_mpc.learn.flow.train import _reflect as reflect
 from imle_mpc.learn.genpo.flow_policy import FlowPolicy, FlowPolicyConfig, save_flow_policy
 from imle_mpc.learn.genpo.policy import GenerativePolicy, GenPOConfig, save_policy
 from imle_mpc.learn.records import JsonRecord
@@ -76,11 +77,21 @@ def pair_nll(
     return -policy.log_prob(obs, torch.cat([a, y], dim=1)).mean()
 
 
-def action_nll(policy: FlowPolicy, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """Mean ``-log pi(a | o)`` of demonstrated actions (pulled ``DATA_MARGIN`` inside)."""
-    inside = (1.0 - DATA_MARGIN) * policy.box_half
-    a = torch.clamp(actions - policy.box_mid, -inside, inside) + policy.box_mid
-    return -policy.log_prob(obs, a).mean()
+def action_nll(
+    policy: FlowPolicy,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    rng: torch.Generator | None = None,
+    noise_std: float = 0.0,
+) -> torch.Tensor:
+    """Mean ``-log pi(a | o)`` of demonstrated actions (pulled ``DATA_MARGIN`` inside),
+    each first moved by ``noise_std`` (normalised units, reflected at the box's faces,
+    as the flow issue's training does) when ``noise_std > 0``."""
+    x = (actions.to(policy.box_mid.dtype) - policy.box_mid) / policy.box_half
+    if noise_std > 0:
+        x = reflect(x + noise_std * torch.randn(x.shape, generator=rng, dtype=x.dtype))
+    x = x.clamp(-(1.0 - DATA_MARGIN), 1.0 - DATA_MARGIN)
+    return -policy.log_prob(obs, policy.box_mid + policy.box_half * x).mean()
 
 
 def _default_train() -> TrainConfig:
@@ -175,8 +186,8 @@ def train_flow_policy_bc(
             seed=train_config.seed,
         )  # fmt: skip
 
-    def nll(p: FlowPolicy, o: torch.Tensor, a: torch.Tensor, _: torch.Generator) -> torch.Tensor:
-        return action_nll(p, o, a)
+    def nll(p: FlowPolicy, o: torch.Tensor, a: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        return action_nll(p, o, a, rng, config.noise_std)
 
     policy, history = clone_by_likelihood(
         dataset, build, nll, save_flow_policy, {"flow_policy_config": config.to_dict()},

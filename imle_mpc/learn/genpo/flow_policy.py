@@ -71,17 +71,26 @@ class FlowPolicyConfig(JsonRecord):
             observation alone, each layer a spline of the one entry).
         bins: spline bins per entry.
         hidden: hyper-network widths.
+        noise_std: behaviour cloning's noise on the normalised demonstrated actions
+            (``FlowConfig.noise_std``'s role, reflected at the faces): without it the
+            cloned density is sharp at the nearly deterministic demonstrations, and on
+            ``nav_two_obstacles`` (seed 0, 150 epochs) the clone succeeded in 2 % of
+            the episodes, PPO's first KL estimate was 0.74 and the adaptive rate fell
+            to its floor (2 % after 300k steps); at 0.05: 26 %, 0.021, 60 %.
     """
 
     transforms: int = 4
     bins: int = 8
     hidden: tuple[int, ...] = (64, 64)
+    noise_std: float = 0.05
 
     def __post_init__(self) -> None:
         require_int_at_least("FlowPolicyConfig", "transforms", self.transforms, 1)
         require_int_at_least("FlowPolicyConfig", "bins", self.bins, 2)
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
             raise ValueError(f"FlowPolicyConfig.hidden needs positive widths, got {self.hidden!r}.")
+        if not self.noise_std >= 0:
+            raise ValueError(f"FlowPolicyConfig.noise_std must be >= 0, got {self.noise_std!r}.")
 
     def flow_config(self) -> FlowConfig:
         """The flow issue's config of this network: one action given one observation."""

@@ -143,3 +143,22 @@ def test_behaviour_cloning_lowers_the_nll(tmp_path: Path) -> None:
         assert float(action_nll(loaded, obs, act)) == pytest.approx(
             -float(loaded.log_prob(obs, act).mean()), abs=1e-5
         )
+
+
+def test_cloning_noise_spreads_the_density() -> None:
+    """``noise_std``: the clone's density is less peaked at the demonstrated actions."""
+    task = make_task("nav_two_obstacles")
+    demos = task.load_demonstrations()
+    small = DemoDataset(demos.episodes[:8], demos.meta)
+    low, high = task.dynamics.action_low, task.dynamics.action_high
+    train = TrainConfig(epochs=5, batch_size=128, lr=3e-3, warmup_steps=5)
+    obs, act = (torch.as_tensor(v, dtype=torch.float32) for v in demo_pairs(small))
+    fits = []
+    for noise in (0.0, 0.3):
+        config = FlowPolicyConfig(transforms=2, hidden=(32,), noise_std=noise)
+        policy, _ = train_flow_policy_bc(small, low, high, config, train)
+        with torch.no_grad():
+            fits.append(-float(action_nll(policy, obs, act)))
+    assert fits[1] < fits[0] - 0.3
+    with pytest.raises(ValueError, match="noise_std"):
+        FlowPolicyConfig(noise_std=-0.1)
