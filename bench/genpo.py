@@ -14,6 +14,8 @@ settings but the policy:
   its initial standard deviation is 0.3 of the action box's half-width on both tasks
   (log-std -0.5 in nav's +-2 box, ``PPOConfig``'s default; -2.4 in push's +-0.3 box,
   where -0.5 would be twice the box).
+* ``flow`` (with ``--policies``): the second exact-likelihood kind, a zuko flow over
+  the action (``imle_mpc.learn.genpo.flow_policy``), cloned by maximum likelihood.
 
 Both: 64 batched environments, PPO's defaults (``PPOConfig``: 90 steps a rollout,
 5 epochs, minibatch 1440, KL-adaptive learning rate from 3e-4, target 0.01), the
@@ -25,14 +27,15 @@ task's success test and route classifier. One run of each policy per ``--seeds``
 
 Usage:
     .venv/bin/python bench/genpo.py [--task push_block] [--steps 300000] [--seeds 0,1]
-        [--quick] [--json]
+        [--policies genpo,gaussian,flow] [--quick] [--json]
 
 Writes ``bench/results/genpo.json`` and ``bench/results/genpo.png`` (success and return
 vs environment steps; ``push_block``: ``genpo_push.json`` / ``.png``), atomically;
 prints the route shares at the start and the end and, last,
 ``genpo_minus_gaussian_ppo_success: X`` (``push_block``:
 ``push_genpo_minus_gaussian_ppo_success: X``; the last evaluation's success rate, mean
-over the seeds, GenPO minus Gaussian).
+over the seeds, GenPO minus Gaussian; with the flow among ``--policies``,
+``flow_minus_gaussian_ppo_success`` before it; without GenPO, that one is last).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from imle_mpc.learn.genpo.ppo import PPOConfig
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADLINE = "genpo_minus_gaussian_ppo_success"
 POLICIES = ("genpo", "gaussian")
+"""The default comparison; ``--policies`` may add ``flow``."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ def run(policy: str, seed: int, args: argparse.Namespace, out: Path) -> dict[str
 
 def plot(rows: list[dict[str, Any]], path: Path, task: str) -> None:
     fig, (ax_s, ax_r) = plt.subplots(1, 2, figsize=(10, 3.8))
-    colours = {"genpo": "tab:blue", "gaussian": "tab:orange"}
+    colours = {"genpo": "tab:blue", "gaussian": "tab:orange", "flow": "tab:green"}
     for row in rows:
         steps = [p["step"] for p in row["curve"]]
         style = {"color": colours[row["policy"]], "marker": "o", "alpha": 0.8,
@@ -156,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, default=30_000)
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--seeds", default="0,1", help="comma-separated; one run each")
+    parser.add_argument(
+        "--policies", default=",".join(POLICIES),
+        help="comma-separated, of genpo, gaussian, flow (gaussian is the baseline: needed)",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="a smoke run of a minute")
     parser.add_argument(
         "--out", type=Path, default=None, help="JSON results file (default: by the task)"
@@ -171,15 +179,27 @@ def main(argv: list[str] | None = None) -> int:
     headline_name = setting.headline
     if args.out is None:
         args.out = RESULTS / f"{setting.results}.json"
+    policies = [p for p in args.policies.split(",") if p]
+    if "gaussian" not in policies or not set(policies) <= {"genpo", "gaussian", "flow"}:
+        parser.error(f"--policies {args.policies!r}: of genpo, gaussian, flow, with gaussian")
     torch.set_num_threads(1)
     load_before = os.getloadavg()[0]
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [run(policy, seed, args, Path(tmp)) for seed in seeds for policy in POLICIES]
+        rows = [run(policy, seed, args, Path(tmp)) for seed in seeds for policy in policies]
     load_after = os.getloadavg()[0]
-    end = {p: [r["end"]["success_rate"] for r in rows if r["policy"] == p] for p in POLICIES}
-    start = {p: [r["start"]["success_rate"] for r in rows if r["policy"] == p] for p in POLICIES}
-    headline = round(float(np.mean(end["genpo"]) - np.mean(end["gaussian"])), 4)
+    end = {p: [r["end"]["success_rate"] for r in rows if r["policy"] == p] for p in policies}
+    start = {p: [r["start"]["success_rate"] for r in rows if r["policy"] == p] for p in policies}
+    prefix = setting.headline[: -len(HEADLINE)]  # "" on nav, "push_" on push_block
+    versus = {  # each exact-likelihood kind minus the Gaussian baseline
+        f"{prefix}{p}_minus_gaussian_ppo_success": round(
+            float(np.mean(end[p]) - np.mean(end["gaussian"])), 4
+        )
+        for p in ("flow", "genpo")
+        if p in policies
+    }
+    if headline_name not in versus:  # without GenPO, the flow's is last
+        headline_name = next(iter(versus))
     result = {
         "bench": "genpo",
         "command": " ".join(["python bench/genpo.py", *cli_args]),
@@ -194,20 +214,21 @@ def main(argv: list[str] | None = None) -> int:
         "num_envs": args.num_envs,
         "eval_episodes": args.eval_episodes,
         "seeds": seeds,
+        "policies": policies,
         "mean_end_success": {p: float(np.mean(v)) for p, v in end.items()},
         "mean_start_success": {p: float(np.mean(v)) for p, v in start.items()},
         "load_avg_1min_before": round(load_before, 2),
         "load_avg_1min_after": round(load_after, 2),
         "rows": rows,
-        headline_name: headline,
+        **versus,
         "runtime_s": round(time.perf_counter() - t_start, 1),
     }
     if not args.quick:
         plot(rows, args.out.with_suffix(".png"), args.task)
     write_json_atomic(args.out, result)
     if args.json:
-        summary = {k: result[k] for k in ("bench", headline_name, "steps", "runtime_s")}
-        summary["success"] = {p: [start[p], end[p]] for p in POLICIES}
+        summary = {k: result[k] for k in ("bench", *versus, "steps", "runtime_s")}
+        summary["success"] = {p: [start[p], end[p]] for p in policies}
         print(json.dumps(summary, separators=(",", ":"), sort_keys=True))
     else:
         print(
@@ -229,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"          first obstacle {r['start_first_obstacle']} -> {r['end_first_obstacle']}"
             )
         print(f"results: {args.out}\nruntime: {result['runtime_s']:.0f} s")
-    print(f"{headline_name}: {headline}")
+    for name, value in versus.items():
+        if name != headline_name:
+            print(f"{name}: {value}")
+    print(f"{headline_name}: {versus[headline_name]}")
     return 0
 
 

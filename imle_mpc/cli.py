@@ -1174,12 +1174,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ft = sub.add_parser(
         "finetune",
-        help="behaviour-clone, then fine-tune with PPO (GenPO or a Gaussian policy)",
+        help="behaviour-clone, then fine-tune with PPO (GenPO, a flow or a Gaussian policy)",
         description="Clones a policy on the task's shipped demonstrations (--policy genpo: the "
-        "exact-likelihood generative policy; gaussian: SB3's MlpPolicy, its mean cloned), then "
+        "exact-likelihood generative policy; flow: a zuko normalizing flow over the action, "
+        "exact likelihood too; gaussian: SB3's MlpPolicy, its mean cloned), then "
         "fine-tunes it with PPO (stable-baselines3, the rl extra; KL-adaptive learning rate) on "
         "--num-envs batched environments of the task. Writes OUT/history.json (the learning "
-        "curve: success, return, route shares), OUT/policy.safetensors (genpo) and resumable "
+        "curve: success, return, route shares), OUT/policy.safetensors (genpo) or "
+        "OUT/flow_policy.safetensors (flow) and resumable "
         "checkpoints (--resume continues a killed run).",
     )  # fmt: skip
     ft.add_argument("--task", default="nav_two_obstacles", help=task_help)

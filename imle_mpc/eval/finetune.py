@@ -1,8 +1,9 @@
 """On-policy fine-tuning of a behaviour-cloned policy with PPO on a task's batched envs.
 
 ``finetune(FinetuneConfig(...), out)`` clones a policy from the task's shipped
-demonstrations (the GenPO generative policy, ``imle_mpc.learn.genpo.bc``, or the mean
-of SB3's Gaussian ``MlpPolicy``), then fine-tunes it with PPO
+demonstrations (the GenPO generative policy, ``imle_mpc.learn.genpo.bc``; the zuko flow
+policy, ``imle_mpc.learn.genpo.flow_policy``; or the mean of SB3's Gaussian
+``MlpPolicy``), then fine-tunes it with PPO
 (``imle_mpc.learn.genpo.ppo``, stable-baselines3) on ``num_envs`` batched environments
 of the task (``vector_env``: one Numba call a step for all of them, or for a MuJoCo
 task, ``push_block``, one ``rollout_from_states`` call of its rollout pool; reward minus
@@ -13,9 +14,10 @@ evaluation steps the same batched env as training (it replays ``DynamicsEnv`` se
 ``s + i`` exactly), not ``run_episode``: a policy without the guard, one step per
 observation, over hundreds of episodes at once.
 
-Writes ``OUT/policy.safetensors`` (GenPO: the model file, what it was trained for in
-it), ``OUT/history.json`` and the resumable checkpoint (``checkpoint.json`` and SB3's
-zip); ``resume=True`` continues a killed run.
+Writes the policy's model file, what it was trained for in it (GenPO:
+``OUT/policy.safetensors``, the flow: ``OUT/flow_policy.safetensors``),
+``OUT/history.json`` and the resumable checkpoint (``checkpoint.json`` and SB3's zip);
+``resume=True`` continues a killed run.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from imle_mpc.tasks.base import Task
 from imle_mpc.tasks.registry import load_task
 from imle_mpc.tasks.vector_env import vector_env
 
-POLICIES = ("genpo", "gaussian")
+POLICIES = ("genpo", "gaussian", "flow")
+LATENT_POLICIES = ("genpo", "flow")
+"""The exact-likelihood kinds, whose SB3 action is a pre-squash latent."""
 DEFAULT_REWARD_SCALE = 1e-3
 """The task's cost is ~1e4 an episode on the navigation tasks; PPO's critic sees ~10."""
 
@@ -44,7 +48,8 @@ class FinetuneConfig:
 
     Attributes:
         task: a registered task's name (its shipped demonstrations are the BC data).
-        policy: ``"genpo"`` (the generative policy) or ``"gaussian"`` (SB3's MlpPolicy).
+        policy: ``"genpo"`` (the generative policy), ``"flow"`` (the zuko flow policy)
+            or ``"gaussian"`` (SB3's MlpPolicy).
         num_envs: environments stepped together.
         bc_epochs: behaviour-cloning epochs before PPO.
         reward_scale: the reward PPO sees is this times minus the task's cost, ...
@@ -57,6 +62,7 @@ class FinetuneConfig:
         ppo: PPO's settings (``PPOConfig``; None: its defaults).
         genpo: the generative policy's shape (a ``GenPOConfig``; None: its defaults;
             its hidden widths are the Gaussian's mean network's too).
+        flow: the flow policy's shape (a ``FlowPolicyConfig``; None: its defaults).
     """
 
     task: str = "nav_two_obstacles"
@@ -71,6 +77,7 @@ class FinetuneConfig:
     eval_seed: int = 10_000
     ppo: Any = None
     genpo: Any = None
+    flow: Any = None
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -106,7 +113,7 @@ def make_vec_env(
 ) -> Any:
     """The task's batched envs as SB3's ``VecEnv``; the generative policy's action space is
     the doubled pre-squash pair (squashed into the box, the dummy half dropped, before
-    stepping: ``genpo_action_map``)."""
+    stepping: ``genpo_action_map``), the flow policy's the pre-squash action (``nu``)."""
     import gymnasium as gym
 
     from imle_mpc.learn.genpo.ppo import genpo_action_map
@@ -115,10 +122,11 @@ def make_vec_env(
     env = vector_env(task, num_envs)
     nu = task.dynamics.nu
     space, action_map = None, None
-    if policy == "genpo":
+    if policy in LATENT_POLICIES:
         # SB3 wants finite bounds; beyond 30, tanh is 1 in float64 (it clips only what it
         # sends, and stores the sampled pair)
-        space = gym.spaces.Box(-30.0, 30.0, (2 * nu,), dtype=np.float64)
+        width = 2 * nu if policy == "genpo" else nu
+        space = gym.spaces.Box(-30.0, 30.0, (width,), dtype=np.float64)
         action_map = genpo_action_map(task.dynamics.action_low, task.dynamics.action_high)
     return BatchedVecEnv(
         env, space, reward_scale, episode_judge(task), seed, unsafe_penalty, success_bonus,
@@ -153,13 +161,16 @@ def evaluate_policy(
     }
 
 
-def _meta(config: FinetuneConfig, genpo: Any) -> dict[str, Any]:
-    return {
+def _meta(config: FinetuneConfig, genpo: Any, flow: Any) -> dict[str, Any]:
+    meta = {
         "task": config.task, "policy": config.policy, "num_envs": config.num_envs,
         "bc_epochs": config.bc_epochs, "reward_scale": config.reward_scale,
         "unsafe_penalty": config.unsafe_penalty, "success_bonus": config.success_bonus,
         "genpo_config": genpo.to_dict(), "observation": "the task's state",
     }  # fmt: skip
+    if config.policy == "flow":  # the genpo/gaussian runs' meta as before (resumable)
+        meta["flow_policy_config"] = flow.to_dict()
+    return meta
 
 
 def finetune(
@@ -183,23 +194,25 @@ def finetune(
             "imle-mpc finetune needs stable-baselines3: pip install -e '.[rl]'", name=err.name
         ) from None
     from imle_mpc.learn.genpo import GenPOConfig
+    from imle_mpc.learn.genpo.flow_policy import FlowPolicyConfig
 
     task = load_task(config.task)
     ppo = config.ppo or PPOConfig()
     genpo = config.genpo or GenPOConfig()
-    meta = _meta(config, genpo)
+    flow = config.flow or FlowPolicyConfig()
+    meta = _meta(config, genpo, flow)
     env = make_vec_env(
         task, config.num_envs, config.policy, config.reward_scale, None,
         config.unsafe_penalty, config.success_bonus,
     )  # fmt: skip
 
     def make_model() -> Any:
-        return cloned_start(task, config, env, ppo, genpo)
+        return cloned_start(task, config, env, ppo, genpo, flow)
 
     def curve_point(model: Any) -> dict[str, Any]:
         return evaluate_policy(model, task, config.eval_episodes, config.eval_seed, config.policy)
 
-    write = _write_genpo(meta) if config.policy == "genpo" else None
+    write = _write_policy(config.policy, meta) if config.policy in LATENT_POLICIES else None
     return finetune_ppo(
         make_model, env, ppo, out_dir, meta, resume=resume, progress=progress,
         evaluate=curve_point if config.eval_every else None, eval_every=config.eval_every,
@@ -207,18 +220,26 @@ def finetune(
     )  # fmt: skip
 
 
-def cloned_start(task: Task, config: FinetuneConfig, env: Any, ppo: Any, genpo: Any) -> Any:
+def cloned_start(
+    task: Task, config: FinetuneConfig, env: Any, ppo: Any, genpo: Any, flow: Any = None
+) -> Any:
     """The PPO learner whose policy is behaviour-cloned on the task's demonstrations."""
-    from imle_mpc.learn.genpo.bc import demo_pairs, observation_normaliser, train_genpo_bc
+    from imle_mpc.learn.genpo.bc import (
+        demo_pairs,
+        observation_normaliser,
+        train_flow_policy_bc,
+        train_genpo_bc,
+    )
     from imle_mpc.learn.genpo.ppo import bc_gaussian, build_ppo, load_genpo_weights
 
     demos = task.load_demonstrations()
     shift, scale = observation_normaliser(demos)
-    model = build_ppo(config.policy, env, ppo, shift, scale, genpo)
-    if config.policy == "genpo":
+    model = build_ppo(config.policy, env, ppo, shift, scale, genpo, flow)
+    if config.policy in LATENT_POLICIES:
         train = TrainConfig(epochs=config.bc_epochs, lr=1e-3, warmup_steps=50, seed=ppo.seed)
         low, high = task.dynamics.action_low, task.dynamics.action_high
-        policy, _ = train_genpo_bc(demos, low, high, genpo, train)
+        clone = train_genpo_bc if config.policy == "genpo" else train_flow_policy_bc
+        policy, _ = clone(demos, low, high, genpo if config.policy == "genpo" else flow, train)
         load_genpo_weights(model, policy)
     else:
         obs, act = demo_pairs(demos)
@@ -226,10 +247,13 @@ def cloned_start(task: Task, config: FinetuneConfig, env: Any, ppo: Any, genpo: 
     return model
 
 
-def _write_genpo(meta: dict[str, Any]) -> Any:
+def _write_policy(kind: str, meta: dict[str, Any]) -> Any:
     from imle_mpc.learn.genpo import save_policy
+    from imle_mpc.learn.genpo.flow_policy import save_flow_policy
+
+    save = save_policy if kind == "genpo" else save_flow_policy
 
     def write(model: Any, out: Path) -> None:
-        save_policy(model.policy.actor, out, {**meta, "steps": int(model.num_timesteps)})
+        save(model.policy.actor, out, {**meta, "steps": int(model.num_timesteps)})
 
     return write

@@ -11,8 +11,10 @@ asked ``kind`` and of this format version. ``check_weights`` then checks the
 tensors against the network the metadata describes (names, shapes, finite).
 
 The IMLE generator (``imle_mpc.learn.imle.checkpoint``), the flow
-(``imle_mpc.learn.flow.checkpoint``) and the offline agent
-(``imle_mpc.learn.offline.checkpoint``, its action space referenced) are stored this way.
+(``imle_mpc.learn.flow.checkpoint``), the offline agent
+(``imle_mpc.learn.offline.checkpoint``, its action space referenced) and the two PPO
+policies of exact likelihood (``imle_mpc.learn.genpo.policy``, ``genpo.flow_policy``)
+are stored this way.
 
 The training state (``training_state.pt``) holds what resuming needs: online
 and EMA weights, optimiser state, step/epoch counters, the torch RNG state and

@@ -1,7 +1,9 @@
 """On-policy fine-tuning of an exact-likelihood generative policy (GenPO).
 
-``policy``: the invertible generative policy and its model file (torch only);
-``bc``: its behaviour-cloning start; ``vec_env``: a ``BatchedDynamicsEnv`` as
+``policy``: the invertible generative policy and its model file (torch only), and
+``LatentPolicy``, what PPO needs of an exact-likelihood policy; ``flow_policy``: the
+second kind, a zuko flow over one action (``learn.flow``'s network) and its file;
+``bc``: their behaviour-cloning start; ``vec_env``: a ``BatchedDynamicsEnv`` as
 stable-baselines3's ``VecEnv``; ``ppo``: the SB3 policy, the KL-adaptive PPO and the
 resumable fine-tuning run (stable-baselines3, the ``rl`` extra); ``proposals``: the
 policy rolled through the model as IMLE-MPC's proposal generator (``PolicyChunks``).

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -274,6 +274,11 @@ class GenerativePolicy(nn.Module):
         """The action pair of base draws ``z``: ``squash(flow(obs, z))``, Shape=(B, 2nu)."""
         return self.squash(self.flow(obs, z))[0]
 
+    @property
+    def latent_dim(self) -> int:
+        """Width of the PPO wrapper's action ``u``: 2 nu (the action and its dummy)."""
+        return 2 * self.nu
+
     # ---- the policy -------------------------------------------------------------------------
     def sample(
         self, obs: torch.Tensor, generator: torch.Generator | None = None
@@ -352,6 +357,42 @@ class GenerativePolicy(nn.Module):
             )
             pair, _ = self.sample(o, generator)
         return self.executed(pair).cpu().numpy().astype(np.float64)
+
+
+class LatentPolicy(Protocol):
+    """What the PPO wrapper (``GenPOActorCritic``) needs of an exact-likelihood policy.
+
+    Its action is a pre-squash latent ``u`` Shape=(B, latent_dim), unbounded, whose
+    density is exact; ``executed_latent`` maps it into the actuator box. Implemented by
+    ``GenerativePolicy`` (GenPO, the doubled action) and ``FlowPolicy`` (a zuko flow).
+    """
+
+    obs_dim: int
+    nu: int
+    trained_for: dict[str, Any]
+
+    @property
+    def latent_dim(self) -> int:
+        """Width of ``u``."""
+        ...
+
+    def sample_latent(
+        self, obs: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draws ``u`` Shape=(B, latent_dim) at ``obs`` Shape=(B, obs_dim), log-densities (B,)."""
+        ...
+
+    def log_prob_latent(self, obs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """The exact log-density of ``u`` Shape=(B, latent_dim), Shape=(B,)."""
+        ...
+
+    def executed_latent(self, u: torch.Tensor) -> torch.Tensor:
+        """The plant's action of ``u``, Shape=(B, nu), in the actuator box."""
+        ...
+
+    def act(self, obs: ArrayLike, generator: torch.Generator | None = None) -> np.ndarray:
+        """Sampled plant actions for observations Shape=(B, obs_dim), numpy."""
+        ...
 
 
 def entropy_estimate(log_prob: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,14 @@
-"""PPO fine-tuning of the generative policy (and of a Gaussian one) with stable-baselines3.
+"""PPO fine-tuning of the exact-likelihood policies (and of a Gaussian one) with stable-baselines3.
 
 Stable-baselines3 supplies PPO (the clipped objective, GAE, minibatch epochs, value
 loss, the rollout buffer and the truncation bootstrap through
 ``infos[i]["terminal_observation"]``). What GenPO needs and SB3 lacks, written here:
 
-* ``GenPOActorCritic``: an ``ActorCriticPolicy`` whose action distribution is the
-  ``GenerativePolicy``. SB3's action is the doubled pair (action and dummy, ``2 nu``)
+* ``GenPOActorCritic``: an ``ActorCriticPolicy`` whose action distribution is an
+  exact-likelihood ``LatentPolicy`` of ``policy_kind`` (``POLICY_KINDS``): the
+  ``GenerativePolicy`` (``"genpo"``) or the zuko ``FlowPolicy`` (``"flow"``, one action,
+  no dummy: its latent is ``nu`` wide; what follows for the pair holds for it).
+  SB3's action is the doubled pair (action and dummy, ``2 nu``)
   before the squash into the box (``GenerativePolicy.sample_latent``; a Box of +-30,
   as SB3 wants finite bounds, beyond which tanh is 1 in float64; the env's
   ``action_map`` squashes and drops the dummy): the ratio of two policies is the same
@@ -54,7 +57,8 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from imle_mpc.learn.genpo.policy import GenerativePolicy, GenPOConfig, kl_estimate
+from imle_mpc.learn.genpo.flow_policy import FlowPolicy, FlowPolicyConfig
+from imle_mpc.learn.genpo.policy import GenerativePolicy, GenPOConfig, LatentPolicy, kl_estimate
 from imle_mpc.learn.genpo.vec_env import BatchedVecEnv
 from imle_mpc.learn.model_file import CheckpointError
 from imle_mpc.learn.records import JsonRecord
@@ -152,12 +156,40 @@ class GaussianActorCritic(ActorCriticPolicy):
         split_optimizer(self, lr_schedule(1))
 
 
-class GenPOActorCritic(ActorCriticPolicy):
-    """SB3's actor-critic with the generative policy as its distribution (module docstring).
+def build_latent_policy(
+    kind: str,
+    obs_dim: int,
+    low: Sequence[float],
+    high: Sequence[float],
+    config: dict[str, Any],
+    obs_shift: Sequence[float],
+    obs_scale: Sequence[float],
+) -> LatentPolicy:
+    """The exact-likelihood policy of ``kind`` (``POLICY_KINDS``) from its config dict."""
+    if kind == "genpo":
+        return GenerativePolicy(
+            obs_dim, len(low), low, high, GenPOConfig.from_dict(config), obs_shift, obs_scale
+        )
+    if kind == "flow":
+        return FlowPolicy(
+            obs_dim, len(low), low, high, FlowPolicyConfig.from_dict(config), obs_shift, obs_scale
+        )
+    raise ValueError(f"policy kind {kind!r} is not one of {POLICY_KINDS}.")
 
-    Extra keyword arguments (``policy_kwargs``): ``genpo_config`` (a dict of
-    ``GenPOConfig``), ``action_low``/``action_high`` (the plant's box, Shape=(nu,)),
-    ``obs_shift``/``obs_scale`` (the normalisation), ``critic_hidden``.
+
+POLICY_KINDS = ("genpo", "flow")
+"""The exact-likelihood policies ``GenPOActorCritic`` takes."""
+
+
+class GenPOActorCritic(ActorCriticPolicy):
+    """SB3's actor-critic with an exact-likelihood policy as its distribution (module docstring).
+
+    Extra keyword arguments (``policy_kwargs``): ``policy_kind`` (``POLICY_KINDS``;
+    ``"genpo"`` by default, as runs saved before the flow kind), ``genpo_config`` (the
+    kind's config as a dict: ``GenPOConfig`` or ``FlowPolicyConfig``; the name is from
+    when GenPO was the only kind, kept so older runs load), ``action_low``/``action_high``
+    (the plant's box, Shape=(nu,)), ``obs_shift``/``obs_scale`` (the normalisation),
+    ``critic_hidden``.
     """
 
     def __init__(
@@ -172,11 +204,12 @@ class GenPOActorCritic(ActorCriticPolicy):
         obs_shift: list[float],
         obs_scale: list[float],
         critic_hidden: tuple[int, ...] = (64, 64),
+        policy_kind: str = "genpo",
         **kwargs: Any,
     ) -> None:
         self._genpo: dict[str, Any] = dict(
-            genpo_config=genpo_config, action_low=list(action_low), action_high=list(action_high),
-            obs_shift=list(obs_shift), obs_scale=list(obs_scale),
+            policy_kind=policy_kind, genpo_config=genpo_config, action_low=list(action_low),
+            action_high=list(action_high), obs_shift=list(obs_shift), obs_scale=list(obs_scale),
         )  # fmt: skip
         kwargs.setdefault("net_arch", {"pi": [], "vf": list(critic_hidden)})
         kwargs.setdefault("features_extractor_class", NormalisedObservation)
@@ -187,10 +220,17 @@ class GenPOActorCritic(ActorCriticPolicy):
         g = self._genpo
         space = self.observation_space
         assert space.shape is not None
-        self.actor = GenerativePolicy(
-            int(np.prod(space.shape)), len(g["action_low"]), g["action_low"], g["action_high"],
-            GenPOConfig.from_dict(g["genpo_config"]), g["obs_shift"], g["obs_scale"],
+        self.actor: LatentPolicy = build_latent_policy(
+            g["policy_kind"], int(np.prod(space.shape)), g["action_low"], g["action_high"],
+            g["genpo_config"], g["obs_shift"], g["obs_scale"],
         )  # fmt: skip
+        assert isinstance(self.actor, nn.Module)
+        if self.action_space.shape != (self.actor.latent_dim,):
+            raise ValueError(
+                f"the {g['policy_kind']} policy acts in a latent of {self.actor.latent_dim}; "
+                f"the env's action space is {self.action_space}: build the env with "
+                f"make_vec_env(task, n, {g['policy_kind']!r})."
+            )
         self._build_mlp_extractor()
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
         split_optimizer(self, lr_schedule(1))
@@ -315,12 +355,13 @@ def build_ppo(
     obs_shift: np.ndarray,
     obs_scale: np.ndarray,
     genpo_config: GenPOConfig | None = None,
+    flow_config: FlowPolicyConfig | None = None,
 ) -> AdaptivePPO:
-    """The learner of ``kind`` (``"genpo"`` or ``"gaussian"``) on ``env``.
+    """The learner of ``kind`` (``"genpo"``, ``"flow"`` or ``"gaussian"``) on ``env``.
 
     For ``genpo`` ``env``'s action space must be the doubled pre-squash pair (a
-    wide Box of ``2 nu``, ``genpo_action_map`` its ``action_map``); for
-    ``gaussian`` the plant's box.
+    wide Box of ``2 nu``, ``genpo_action_map`` its ``action_map``), for ``flow`` the
+    pre-squash action (``nu``, the same map); for ``gaussian`` the plant's box.
     """
     common: dict[str, Any] = dict(
         n_steps=config.n_steps, n_epochs=config.n_epochs,
@@ -330,19 +371,20 @@ def build_ppo(
         max_grad_norm=config.max_grad_norm, seed=config.seed, device=config.device, verbose=0,
         desired_kl=config.desired_kl, critic_learning_rate=config.critic_learning_rate,
     )  # fmt: skip
-    nu = env.nu
     low = env.env.dynamics.action_low
     high = env.env.dynamics.action_high
-    if kind == "genpo":
+    if kind in POLICY_KINDS:
+        shape: GenPOConfig | FlowPolicyConfig = genpo_config or GenPOConfig()
+        if kind == "flow":
+            shape = flow_config or FlowPolicyConfig()
         policy_kwargs: dict[str, Any] = dict(
-            genpo_config=(genpo_config or GenPOConfig()).to_dict(),
+            policy_kind=kind, genpo_config=shape.to_dict(),
             action_low=np.asarray(low, float).tolist(),
             action_high=np.asarray(high, float).tolist(),
             obs_shift=np.asarray(obs_shift, float).tolist(),
             obs_scale=np.asarray(obs_scale, float).tolist(),
             critic_hidden=tuple(config.critic_hidden),
         )  # fmt: skip
-        assert env.action_space.shape == (2 * nu,)
         return AdaptivePPO(GenPOActorCritic, env, policy_kwargs=policy_kwargs, **common)
     if kind == "gaussian":
         policy_kwargs = dict(
@@ -354,7 +396,7 @@ def build_ppo(
             log_std_init=config.gaussian_log_std,
         )  # fmt: skip
         return AdaptivePPO(GaussianActorCritic, env, policy_kwargs=policy_kwargs, **common)
-    raise ValueError(f"policy kind {kind!r} is not 'genpo' or 'gaussian'.")
+    raise ValueError(f"policy kind {kind!r} is not one of {(*POLICY_KINDS, 'gaussian')}.")
 
 
 def genpo_action_map(low: Any, high: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -369,10 +411,13 @@ def genpo_action_map(low: Any, high: Any) -> Callable[[np.ndarray], np.ndarray]:
     return action_map
 
 
-def load_genpo_weights(model: AdaptivePPO, policy: GenerativePolicy) -> None:
-    """Start ``model``'s generative actor from ``policy`` (the behaviour-cloned one)."""
+def load_genpo_weights(model: AdaptivePPO, policy: nn.Module) -> None:
+    """Start ``model``'s exact-likelihood actor from ``policy`` (the behaviour-cloned one,
+    of the model's kind)."""
     assert isinstance(model.policy, GenPOActorCritic)
-    model.policy.actor.load_state_dict(policy.state_dict())
+    actor = model.policy.actor
+    assert isinstance(actor, nn.Module)
+    actor.load_state_dict(policy.state_dict())
 
 
 def bc_gaussian(
