@@ -119,7 +119,11 @@ def clone_by_likelihood(
         nll: ``nll(policy, obs Shape=(B, obs_dim), actions Shape=(B, nu), rng)``, the loss.
         save: ``save(policy, dir, meta)`` writes the policy file.
         identity: what makes two runs the same run (the policy's config), for resuming.
-        train_config, out_dir, resume, progress, meta: as ``train_genpo_bc``'s.
+        train_config: as ``train_genpo_bc``'s.
+        out_dir: as ``train_genpo_bc``'s.
+        resume: as ``train_genpo_bc``'s.
+        progress: as ``train_genpo_bc``'s.
+        meta: as ``train_genpo_bc``'s.
         name: the progress bar's.
 
     Returns:
