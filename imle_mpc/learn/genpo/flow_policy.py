@@ -37,7 +37,7 @@ from torch import nn
 from imle_mpc.core.validation import require_int_at_least
 from imle_mpc.learn.config import FlowConfig
 from imle_mpc.learn.flow.network import build_box_flow
-from imle_mpc.learn.genpo.policy import _log_one_minus_tanh_sq
+from imle_mpc.learn.genpo.policy import _log_one_minus_tanh_sq, checked_box_and_normaliser
 from imle_mpc.learn.model_file import (
     CheckpointError,
     ModelKind,
@@ -134,19 +134,9 @@ class FlowPolicy(nn.Module):
         super().__init__()
         self.config = config or FlowPolicyConfig()
         self.obs_dim, self.nu = int(obs_dim), int(nu)
-        low = torch.as_tensor(np.asarray(action_low, np.float64).reshape(-1))
-        high = torch.as_tensor(np.asarray(action_high, np.float64).reshape(-1))
-        if low.shape != (nu,) or high.shape != (nu,) or not bool((high > low).all()):
-            raise ValueError(
-                f"the action box needs low < high, both Shape=({nu},); got {low.tolist()}, "
-                f"{high.tolist()}."
-            )
-        shift = np.zeros(obs_dim) if obs_shift is None else np.asarray(obs_shift, np.float64)
-        scale = np.ones(obs_dim) if obs_scale is None else np.asarray(obs_scale, np.float64)
-        if shift.shape != (obs_dim,) or scale.shape != (obs_dim,) or not np.all(scale > 0):
-            raise ValueError(
-                f"obs_shift and obs_scale must be Shape=({obs_dim},), the scale positive."
-            )
+        low, high, shift, scale = checked_box_and_normaliser(
+            obs_dim, nu, action_low, action_high, obs_shift, obs_scale
+        )
         self.register_buffer("box_mid", (low + high) / 2)
         self.register_buffer("box_half", (high - low) / 2)
         self.register_buffer("obs_shift", torch.as_tensor(shift))

@@ -133,6 +133,38 @@ def _log_one_minus_tanh_sq(u: torch.Tensor) -> torch.Tensor:
     return 2.0 * (math.log(2.0) - u - nn.functional.softplus(-2.0 * u))
 
 
+def checked_box_and_normaliser(
+    obs_dim: int,
+    nu: int,
+    action_low: ArrayLike,
+    action_high: ArrayLike,
+    obs_shift: ArrayLike | None,
+    obs_scale: ArrayLike | None,
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
+    """A policy's actuator box and observation normaliser, checked (both policy kinds).
+
+    Returns:
+        ``(low, high)``, float64 tensors Shape=(nu,), and ``(shift, scale)``, arrays
+        Shape=(obs_dim,) (by default 0 and 1).
+
+    Raises:
+        ValueError: a box that is not ``low < high`` of Shape=(nu,), or a normaliser of
+            another shape or with a scale <= 0.
+    """
+    low = torch.as_tensor(np.asarray(action_low, np.float64).reshape(-1))
+    high = torch.as_tensor(np.asarray(action_high, np.float64).reshape(-1))
+    if low.shape != (nu,) or high.shape != (nu,) or not bool((high > low).all()):
+        raise ValueError(
+            f"the action box needs low < high, both Shape=({nu},); got {low.tolist()}, "
+            f"{high.tolist()}."
+        )
+    shift = np.zeros(obs_dim) if obs_shift is None else np.asarray(obs_shift, np.float64)
+    scale = np.ones(obs_dim) if obs_scale is None else np.asarray(obs_scale, np.float64)
+    if shift.shape != (obs_dim,) or scale.shape != (obs_dim,) or not np.all(scale > 0):
+        raise ValueError(f"obs_shift and obs_scale must be Shape=({obs_dim},), the scale positive.")
+    return low, high, shift, scale
+
+
 class GenerativePolicy(nn.Module):
     """pi(a_pair | obs) with exact density; see the module docstring.
 
@@ -166,19 +198,9 @@ class GenerativePolicy(nn.Module):
         super().__init__()
         self.config = config or GenPOConfig()
         self.obs_dim, self.nu = int(obs_dim), int(nu)
-        low = torch.as_tensor(np.asarray(action_low, np.float64).reshape(-1))
-        high = torch.as_tensor(np.asarray(action_high, np.float64).reshape(-1))
-        if low.shape != (nu,) or high.shape != (nu,) or not bool((high > low).all()):
-            raise ValueError(
-                f"the action box needs low < high, both Shape=({nu},); got {low.tolist()}, "
-                f"{high.tolist()}."
-            )
-        shift = np.zeros(obs_dim) if obs_shift is None else np.asarray(obs_shift, np.float64)
-        scale = np.ones(obs_dim) if obs_scale is None else np.asarray(obs_scale, np.float64)
-        if shift.shape != (obs_dim,) or scale.shape != (obs_dim,) or not np.all(scale > 0):
-            raise ValueError(
-                f"obs_shift and obs_scale must be Shape=({obs_dim},), the scale positive."
-            )
+        low, high, shift, scale = checked_box_and_normaliser(
+            obs_dim, nu, action_low, action_high, obs_shift, obs_scale
+        )
         self.register_buffer("box_mid", (low + high).repeat(2) / 2)
         self.register_buffer("box_half", (high - low).repeat(2) / 2)
         self.register_buffer("obs_shift", torch.as_tensor(shift))
