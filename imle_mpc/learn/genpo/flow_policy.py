@@ -37,13 +37,14 @@ from torch import nn
 from imle_mpc.core.validation import require_int_at_least
 from imle_mpc.learn.config import FlowConfig
 from imle_mpc.learn.flow.network import build_box_flow
-from imle_mpc.learn.genpo.policy import _log_one_minus_tanh_sq, checked_box_and_normaliser
+from imle_mpc.learn.genpo.policy import (
+    _log_one_minus_tanh_sq,
+    checked_box_and_normaliser,
+    read_policy_file,
+    write_policy_file,
+)
 from imle_mpc.learn.model_file import (
-    CheckpointError,
     ModelKind,
-    check_weights,
-    read_model_file,
-    write_model_file,
 )
 from imle_mpc.learn.records import JsonRecord
 
@@ -223,31 +224,17 @@ class FlowPolicy(nn.Module):
 def save_flow_policy(policy: FlowPolicy, path: str | Path, meta: dict[str, Any]) -> Path:
     """Write ``policy`` (a file, or a directory: its ``flow_policy.safetensors``) with
     ``meta`` (what it was trained for)."""
-    document = {
-        "obs_dim": policy.obs_dim,
-        "nu": policy.nu,
-        "flow_policy_config": policy.config.to_dict(),
-        "action_low": (policy.box_mid - policy.box_half).tolist(),
-        "action_high": (policy.box_mid + policy.box_half).tolist(),
-        "obs_shift": policy.obs_shift.tolist(),
-        "obs_scale": policy.obs_scale.tolist(),
-        "trained_for": meta,
-    }
-    return write_model_file(path, FLOW_POLICY_KIND, policy.state_dict(), document)
+    return write_policy_file(policy, path, FLOW_POLICY_KIND, "flow_policy_config", meta)
 
 
 def load_flow_policy(path: str | Path) -> FlowPolicy:
     """The flow policy in ``path``; errors name the file and what to do."""
-    p, meta, tensors = read_model_file(path, FLOW_POLICY_KIND)
-    try:
-        policy = FlowPolicy(
+
+    def build(meta: dict[str, Any]) -> FlowPolicy:
+        return FlowPolicy(
             int(meta["obs_dim"]), int(meta["nu"]), meta["action_low"], meta["action_high"],
             FlowPolicyConfig.from_dict(meta["flow_policy_config"]), meta["obs_shift"],
             meta["obs_scale"],
         )  # fmt: skip
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{p} has invalid metadata: {exc!r}. {_RETRAIN}") from exc
-    check_weights(p, policy.state_dict(), tensors, _RETRAIN)
-    policy.load_state_dict(tensors)
-    policy.trained_for = dict(meta.get("trained_for") or {})
-    return policy
+
+    return read_policy_file(path, FLOW_POLICY_KIND, build)

@@ -33,9 +33,10 @@ zero, so an untrained policy is the mixing of the base alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -64,6 +65,7 @@ GENPO_KIND = ModelKind(
 )
 
 _EDGE = 1e-6
+PolicyT = TypeVar("PolicyT", bound=nn.Module)
 """Actions are kept this far (as a share of the half range) inside the box's faces:
 ``atanh`` of a face is infinite."""
 
@@ -432,33 +434,55 @@ def kl_estimate(old_log_prob: torch.Tensor, new_log_prob: torch.Tensor) -> torch
 
 
 # ---- the model file -----------------------------------------------------------------------
-def save_policy(policy: GenerativePolicy, path: str | Path, meta: dict[str, Any]) -> Path:
-    """Write ``policy`` (a file, or a directory: its ``policy.safetensors``) with ``meta``
-    (what it was trained for: task, steps, ...)."""
+def write_policy_file(
+    policy: Any, path: str | Path, kind: ModelKind, config_key: str, meta: dict[str, Any]
+) -> Path:
+    """Write an exact-likelihood policy of either kind (``GenerativePolicy``, ``FlowPolicy``):
+    its weights, its config under ``config_key``, its actuator box and observation
+    normaliser, and ``meta`` (what it was trained for)."""
     document = {
         "obs_dim": policy.obs_dim,
         "nu": policy.nu,
-        "genpo_config": policy.config.to_dict(),
+        config_key: policy.config.to_dict(),
+        # GenPO's buffers cover the doubled action: the box is their first nu entries
         "action_low": (policy.box_mid - policy.box_half)[: policy.nu].tolist(),
         "action_high": (policy.box_mid + policy.box_half)[: policy.nu].tolist(),
         "obs_shift": policy.obs_shift.tolist(),
         "obs_scale": policy.obs_scale.tolist(),
         "trained_for": meta,
     }
-    return write_model_file(path, GENPO_KIND, policy.state_dict(), document)
+    return write_model_file(path, kind, policy.state_dict(), document)
+
+
+def read_policy_file(
+    path: str | Path, kind: ModelKind, build: Callable[[dict[str, Any]], PolicyT]
+) -> PolicyT:
+    """The policy in ``path``: ``build(metadata)`` makes it, the file's weights fill it
+    (checked), its ``trained_for`` is the file's; errors name the file and what to do."""
+    p, meta, tensors = read_model_file(path, kind)
+    try:
+        policy = build(meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{p} has invalid metadata: {exc!r}. {kind.retrain}") from exc
+    check_weights(p, policy.state_dict(), tensors, kind.retrain)
+    policy.load_state_dict(tensors)
+    policy.trained_for = dict(meta.get("trained_for") or {})  # type: ignore[assignment]  # both kinds declare it
+    return policy
+
+
+def save_policy(policy: GenerativePolicy, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Write ``policy`` (a file, or a directory: its ``policy.safetensors``) with ``meta``
+    (what it was trained for: task, steps, ...)."""
+    return write_policy_file(policy, path, GENPO_KIND, "genpo_config", meta)
 
 
 def load_policy(path: str | Path) -> GenerativePolicy:
     """The policy in ``path`` (its ``meta`` under ``policy.trained_for``); errors name the file."""
-    p, meta, tensors = read_model_file(path, GENPO_KIND)
-    try:
-        policy = GenerativePolicy(
+
+    def build(meta: dict[str, Any]) -> GenerativePolicy:
+        return GenerativePolicy(
             int(meta["obs_dim"]), int(meta["nu"]), meta["action_low"], meta["action_high"],
             GenPOConfig.from_dict(meta["genpo_config"]), meta["obs_shift"], meta["obs_scale"],
         )  # fmt: skip
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{p} has invalid metadata: {exc!r}. {_RETRAIN}") from exc
-    check_weights(p, policy.state_dict(), tensors, _RETRAIN)
-    policy.load_state_dict(tensors)
-    policy.trained_for = dict(meta.get("trained_for") or {})
-    return policy
+
+    return read_policy_file(path, GENPO_KIND, build)
