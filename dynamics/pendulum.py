@@ -8,8 +8,22 @@ from typing import ClassVar
 import numba as nb
 import numpy as np
 
+from imle_mpc.core.kernels.trig import needs_libm, sincos
 from imle_mpc.core.model import AnalyticModel
 from imle_mpc.core.validation import FloatArray, require_non_negative, require_positive
+
+
+@nb.njit(inline="always")
+def _sin(q):  # pragma: no cover - compiled
+    """``sin(q)``: branch-free polynomial (``core.kernels.trig``), libm beyond its range.
+
+    The fused MPPI plan (``bench/planner_speed.py``'s problem, one thread, alternating in
+    one process) took 8 % less time at K = 1000 and 13 % less at K = 16384 than with
+    libm's ``sin``; the values are within 1.2e-16 of libm's (``core.kernels.trig``).
+    """
+    if needs_libm(q):
+        return np.sin(q)
+    return sincos(q)[0]
 
 
 @nb.njit(cache=True)
@@ -19,7 +33,7 @@ def pendulum_step(x, u, p, out):  # pragma: no cover - compiled
     p = (mass, length, gravity, damping, dt, max_speed).
     """
     m, length, g, b, dt, vmax = p[0], p[1], p[2], p[3], p[4], p[5]
-    theta_ddot = g / length * np.sin(x[0]) + (u[0] - b * x[1]) / (m * length * length)
+    theta_ddot = g / length * _sin(x[0]) + (u[0] - b * x[1]) / (m * length * length)
     w = x[1] + dt * theta_ddot
     w = min(max(w, -vmax), vmax)
     out[0] = x[0] + dt * w

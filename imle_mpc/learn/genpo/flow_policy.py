@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -116,6 +116,7 @@ class FlowPolicy(nn.Module):
         seed: draws the coupling masks and initial weights (zuko's init, forked RNG).
     """
 
+    model_kind: ClassVar[str] = FLOW_POLICY_KIND.kind
     box_mid: torch.Tensor
     box_half: torch.Tensor
     obs_shift: torch.Tensor
@@ -170,7 +171,11 @@ class FlowPolicy(nn.Module):
             obs.shape[0], self.nu, generator=generator, dtype=self.box_mid.dtype,
             device=obs.device,
         ) - 1.0  # fmt: skip
-        x = self.flow.decode(z, self._condition(obs))
+        return self._decode_base(obs, z)
+
+    def _decode_base(self, obs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """Normalised actions of uniform base draws ``base`` Shape=(B, nu) in [-1, 1]."""
+        x = self.flow.decode(base, self._condition(obs))
         return x.clamp(-1.0 + _EDGE, 1.0 - _EDGE)
 
     # ---- the policy (actions in the actuator box) ---------------------------------------------
@@ -189,6 +194,20 @@ class FlowPolicy(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(action Shape=(B, nu), log_prob Shape=(B,))``, the action in the box."""
         x = self.sample_normalised(obs, generator)
+        a = self.box_mid + self.box_half * x
+        return a, self.log_prob_normalised(obs, x) - torch.log(self.box_half).sum()
+
+    def draw_from_normal(
+        self, obs: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions in the box Shape=(B, nu) of standard-normal draws ``z`` Shape=(B, nu),
+        and their exact log-densities Shape=(B,).
+
+        The flow's base is uniform on [-1, 1]^nu: ``2 Phi(z) - 1`` (the normal's CDF) is
+        a uniform draw, so a normal latent replays a sample as the IMLE planners' latents do.
+        """
+        base = 2.0 * torch.special.ndtr(z.to(self.box_mid.dtype)) - 1.0
+        x = self._decode_base(obs, base)
         a = self.box_mid + self.box_half * x
         return a, self.log_prob_normalised(obs, x) - torch.log(self.box_half).sum()
 

@@ -36,7 +36,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -181,6 +181,7 @@ class GenerativePolicy(nn.Module):
         obs_scale: its scale, Shape=(obs_dim,) (None: identity).
     """
 
+    model_kind: ClassVar[str] = GENPO_KIND.kind
     box_mid: torch.Tensor
     box_half: torch.Tensor
     obs_shift: torch.Tensor
@@ -373,6 +374,15 @@ class GenerativePolicy(nn.Module):
         """The action sent to the plant, Shape=(B, nu): the pair's first half."""
         return action_pair[..., : self.nu]
 
+    def draw_from_normal(
+        self, obs: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The executed actions of base draws ``z`` Shape=(B, 2nu) (standard normal),
+        Shape=(B, nu), and the exact log-density of the pair drawn, in the box, Shape=(B,)."""
+        u, log_det_flow = self._flow(obs, z)
+        pair, log_det_squash = self.squash(u)
+        return self.executed(pair), self.base_log_prob(z) - log_det_flow - log_det_squash
+
     def act(self, obs: ArrayLike, generator: torch.Generator | None = None) -> np.ndarray:
         """Executed actions for observations Shape=(B, obs_dim) (numpy in, numpy out)."""
         with torch.no_grad():
@@ -394,6 +404,8 @@ class LatentPolicy(Protocol):
     obs_dim: int
     nu: int
     trained_for: dict[str, Any]
+    model_kind: ClassVar[str]  # its model file's kind: "genpo_policy", "flow_policy"
+    box_mid: torch.Tensor  # the actuator box's centre (its dtype is the policy's)
 
     @property
     def latent_dim(self) -> int:
@@ -416,6 +428,14 @@ class LatentPolicy(Protocol):
 
     def act(self, obs: ArrayLike, generator: torch.Generator | None = None) -> np.ndarray:
         """Sampled plant actions for observations Shape=(B, obs_dim), numpy."""
+        ...
+
+    def draw_from_normal(
+        self, obs: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Plant actions Shape=(B, nu) of standard-normal draws ``z`` Shape=(B, latent_dim),
+        a deterministic map (a replayable sample), and the exact log-density of what was
+        drawn, in the box, Shape=(B,) (GenPO: the pair; the flow: the action)."""
         ...
 
 

@@ -1,14 +1,17 @@
-"""The (fine-tuned) generative policy as IMLE-MPC's proposal generator, with exact densities.
+"""A (fine-tuned) exact-likelihood policy as IMLE-MPC's proposal generator, with densities.
 
 ``PolicyChunks(policy, dynamics, horizon)`` is a ``ChunkGenerator`` (the protocol the
 IMLE planners take; ``make_planner("imle_mpc", task, generator=PolicyChunks(...))``):
 a chunk is the policy rolled through the model for ``horizon`` steps from the current
 state, ``u_t = policy(x_t)``, ``x_t+1 = model(x_t, u_t)``, all ``n`` chunks at once (one
-batched policy call and one batched model step per step). Its latent is the base draws
-of every step, Shape=(n, H * 2nu), so ``decode`` replays a chunk from its latent, and
-each ``sample`` leaves the chunks' exact log-densities in ``last_log_prob`` Shape=(n,):
-the sum over the steps of the policy's log-density of the pair it drew (action and
-dummy, in the box), given the model's states. The policy's observation must be the
+batched policy call and one batched model step per step). The policy is either kind of
+``LatentPolicy``: GenPO's ``GenerativePolicy`` or the zuko ``FlowPolicy``. Its latent is
+the standard-normal base draws of every step, Shape=(n, H * policy.latent_dim) (GenPO
+2nu a step, the flow nu), so ``decode`` replays a chunk from its latent
+(``LatentPolicy.draw_from_normal``), and each ``sample`` leaves the chunks' exact
+log-densities in ``last_log_prob`` Shape=(n,): the sum over the steps of the policy's
+log-density of what it drew (GenPO: the action and dummy pair; the flow: the action;
+in the box), given the model's states. The policy's observation must be the
 model's state (the navigation tasks'); the model steps ``n`` states at once through its
 Numba step function (``StepModel``) or ``rollout_from_states``.
 """
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 
 from imle_mpc.core.protocols import Dynamics, MultiStartRollout, StepModel
-from imle_mpc.learn.genpo.policy import GenerativePolicy
+from imle_mpc.learn.genpo.policy import LatentPolicy
 from imle_mpc.loop.vector_env import batched_step_kernel
 
 
@@ -60,20 +63,23 @@ class PolicyChunks:
     """A ``ChunkGenerator`` of policy rollouts through the model (see the module).
 
     Args:
-        policy: the generative policy (observation = the model's state).
+        policy: a ``LatentPolicy`` (``GenerativePolicy`` or ``FlowPolicy``; observation =
+            the model's state).
         dynamics: the planner's model.
         horizon: H, steps per chunk.
     """
 
     obs_horizon = 1
 
-    def __init__(self, policy: GenerativePolicy, dynamics: Dynamics, horizon: int) -> None:
+    def __init__(self, policy: LatentPolicy, dynamics: Dynamics, horizon: int) -> None:
         if policy.obs_dim != dynamics.nx or policy.nu != dynamics.nu:
             raise ValueError(
                 f"PolicyChunks needs a policy of the model's state and action (obs_dim "
                 f"{policy.obs_dim} vs nx {dynamics.nx}, nu {policy.nu} vs {dynamics.nu})."
             )
-        self.policy = policy.eval()
+        if isinstance(policy, torch.nn.Module):
+            policy.eval()
+        self.policy = policy
         self.dynamics = dynamics
         self._horizon = int(horizon)
         self._step = _batched_step(dynamics)
@@ -93,7 +99,7 @@ class PolicyChunks:
 
     @property
     def latent_dim(self) -> int:
-        return self._horizon * 2 * self.policy.nu
+        return self._horizon * self.policy.latent_dim
 
     def sample(self, obs_history: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` chunks Shape=(n, H, nu) from the latest observation; densities in
@@ -101,7 +107,7 @@ class PolicyChunks:
         return self.decode(obs_history, rng.standard_normal((n, self.latent_dim)))
 
     def decode(self, obs_history: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """The chunks of base draws ``z`` Shape=(n, H * 2nu) (``last_log_prob`` set too)."""
+        """The chunks of base draws ``z`` Shape=(n, latent_dim) (``last_log_prob`` set too)."""
         start = np.asarray(obs_history, np.float64)[-1]
         return self._roll(np.repeat(start[None], z.shape[0], axis=0), z)
 
@@ -118,20 +124,23 @@ class PolicyChunks:
         H, nu, policy = self._horizon, self.policy.nu, self.policy
         n = z.shape[0]
         dtype = policy.box_mid.dtype
-        Z = torch.as_tensor(np.array(z, dtype=np.float64).reshape(n, H, 2 * nu), dtype=dtype)
+        Z = torch.as_tensor(
+            np.array(z, dtype=np.float64).reshape(n, H, policy.latent_dim), dtype=dtype
+        )
         chunks = np.empty((n, H, nu))
         log_prob = np.zeros(n)
         with torch.no_grad():
             for t in range(H):
-                obs = torch.as_tensor(X, dtype=dtype)
-                u, log_det_flow = policy._flow(obs, Z[:, t])
-                pair, log_det_squash = policy.squash(u)
-                log_prob += (policy.base_log_prob(Z[:, t]) - log_det_flow - log_det_squash).numpy()
-                chunks[:, t] = policy.executed(pair).numpy()
+                action, step_log_prob = policy.draw_from_normal(
+                    torch.as_tensor(X, dtype=dtype), Z[:, t]
+                )
+                log_prob += step_log_prob.numpy()
+                chunks[:, t] = action.numpy()
                 X = self._step(X, chunks[:, t])
         self.last_log_prob = log_prob
         return chunks
 
     def describe(self) -> dict[str, Any]:
         """What the generator is, for records."""
-        return {"kind": "genpo_policy_rollout", "horizon": self._horizon, **self.policy.trained_for}
+        kind = f"{self.policy.model_kind}_rollout"  # genpo_policy_rollout, flow_policy_rollout
+        return {"kind": kind, "horizon": self._horizon, **self.policy.trained_for}
