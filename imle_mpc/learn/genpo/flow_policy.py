@@ -193,7 +193,10 @@ class FlowPolicy(nn.Module):
         self, obs: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(action Shape=(B, nu), log_prob Shape=(B,))``, the action in the box."""
-        x = self.sample_normalised(obs, generator)
+        return self._in_box(obs, self.sample_normalised(obs, generator))
+
+    def _in_box(self, obs: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised actions ``x`` Shape=(B, nu) as actions in the box, log-densities (B,)."""
         a = self.box_mid + self.box_half * x
         return a, self.log_prob_normalised(obs, x) - torch.log(self.box_half).sum()
 
@@ -207,9 +210,7 @@ class FlowPolicy(nn.Module):
         a uniform draw, so a normal latent replays a sample as the IMLE planners' latents do.
         """
         base = 2.0 * torch.special.ndtr(z.to(self.box_mid.dtype)) - 1.0
-        x = self._decode_base(obs, base)
-        a = self.box_mid + self.box_half * x
-        return a, self.log_prob_normalised(obs, x) - torch.log(self.box_half).sum()
+        return self._in_box(obs, self._decode_base(obs, base))
 
     # ---- LatentPolicy (what GenPOActorCritic uses) --------------------------------------------
     def sample_latent(
