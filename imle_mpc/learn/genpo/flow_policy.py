@@ -39,8 +39,8 @@ from imle_mpc.learn.config import FlowConfig
 from imle_mpc.learn.flow.network import build_box_flow
 from imle_mpc.learn.genpo.policy import (
     _log_one_minus_tanh_sq,
-    checked_box_and_normaliser,
     read_policy_file,
+    register_box_and_normaliser,
     write_policy_file,
 )
 from imle_mpc.learn.model_file import (
@@ -136,13 +136,9 @@ class FlowPolicy(nn.Module):
         super().__init__()
         self.config = config or FlowPolicyConfig()
         self.obs_dim, self.nu = int(obs_dim), int(nu)
-        low, high, shift, scale = checked_box_and_normaliser(
-            obs_dim, nu, action_low, action_high, obs_shift, obs_scale
+        register_box_and_normaliser(
+            self, obs_dim, nu, action_low, action_high, obs_shift, obs_scale
         )
-        self.register_buffer("box_mid", (low + high) / 2)
-        self.register_buffer("box_half", (high - low) / 2)
-        self.register_buffer("obs_shift", torch.as_tensor(shift))
-        self.register_buffer("obs_scale", torch.as_tensor(scale))
         rng = torch.Generator().manual_seed(int(seed))
         self.flow = build_box_flow(self.config.flow_config(), self.obs_dim, self.nu, rng)
         self.trained_for: dict[str, Any] = {}

@@ -135,19 +135,20 @@ def _log_one_minus_tanh_sq(u: torch.Tensor) -> torch.Tensor:
     return 2.0 * (math.log(2.0) - u - nn.functional.softplus(-2.0 * u))
 
 
-def checked_box_and_normaliser(
+def register_box_and_normaliser(
+    policy: nn.Module,
     obs_dim: int,
     nu: int,
     action_low: ArrayLike,
     action_high: ArrayLike,
     obs_shift: ArrayLike | None,
     obs_scale: ArrayLike | None,
-) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
-    """A policy's actuator box and observation normaliser, checked (both policy kinds).
-
-    Returns:
-        ``(low, high)``, float64 tensors Shape=(nu,), and ``(shift, scale)``, arrays
-        Shape=(obs_dim,) (by default 0 and 1).
+    copies: int = 1,
+) -> None:
+    """Check a policy's actuator box and observation normaliser and register them as its
+    buffers ``box_mid``/``box_half`` Shape=(copies * nu,) and ``obs_shift``/``obs_scale``
+    Shape=(obs_dim,) (by default 0 and 1); float64, both policy kinds (GenPO: 2 copies,
+    the action and its dummy).
 
     Raises:
         ValueError: a box that is not ``low < high`` of Shape=(nu,), or a normaliser of
@@ -164,7 +165,10 @@ def checked_box_and_normaliser(
     scale = np.ones(obs_dim) if obs_scale is None else np.asarray(obs_scale, np.float64)
     if shift.shape != (obs_dim,) or scale.shape != (obs_dim,) or not np.all(scale > 0):
         raise ValueError(f"obs_shift and obs_scale must be Shape=({obs_dim},), the scale positive.")
-    return low, high, shift, scale
+    policy.register_buffer("box_mid", (low + high).repeat(copies) / 2)
+    policy.register_buffer("box_half", (high - low).repeat(copies) / 2)
+    policy.register_buffer("obs_shift", torch.as_tensor(shift))
+    policy.register_buffer("obs_scale", torch.as_tensor(scale))
 
 
 class GenerativePolicy(nn.Module):
@@ -201,13 +205,9 @@ class GenerativePolicy(nn.Module):
         super().__init__()
         self.config = config or GenPOConfig()
         self.obs_dim, self.nu = int(obs_dim), int(nu)
-        low, high, shift, scale = checked_box_and_normaliser(
-            obs_dim, nu, action_low, action_high, obs_shift, obs_scale
+        register_box_and_normaliser(
+            self, obs_dim, nu, action_low, action_high, obs_shift, obs_scale, copies=2
         )
-        self.register_buffer("box_mid", (low + high).repeat(2) / 2)
-        self.register_buffer("box_half", (high - low).repeat(2) / 2)
-        self.register_buffer("obs_shift", torch.as_tensor(shift))
-        self.register_buffer("obs_scale", torch.as_tensor(scale))
         cfg = self.config
         self.register_buffer("time", _time_features(cfg.steps, cfg.time_dim))
         n_in = nu + obs_dim + cfg.time_dim
