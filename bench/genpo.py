@@ -8,7 +8,8 @@ step), two runs of
 settings but the policy:
 
 * ``genpo``: the exact-likelihood generative policy (``imle_mpc.learn.genpo``),
-  behaviour-cloned by maximum likelihood, then PPO over its doubled action;
+  behaviour-cloned by maximum likelihood, then PPO over its doubled action; on nav
+  without mixing, on push with p = 0.8 (``GenPOConfig.mix`` says why);
 * ``gaussian``: stable-baselines3's ``MlpPolicy``, its mean behaviour-cloned (MSE) on
   the same demonstrations, the same PPO (``AdaptivePPO``), the same envs and reward;
   its initial standard deviation is 0.3 of the action box's half-width on both tasks
@@ -27,7 +28,7 @@ task's success test and route classifier. One run of each policy per ``--seeds``
 
 Usage:
     .venv/bin/python bench/genpo.py [--task push_block] [--steps 300000] [--seeds 0,1,2,3]
-        [--policies genpo,gaussian,flow] [--quick] [--json]
+        [--policies genpo,gaussian,flow] [--bc-epochs N] [--genpo-mix P] [--quick] [--json]
 
 Writes ``bench/results/genpo.json`` and ``bench/results/genpo.png`` (success and return
 vs environment steps; ``push_block``: ``genpo_push.json`` / ``.png``), atomically;
@@ -63,6 +64,7 @@ from _machine import cpu_name, cpu_seconds, other_cpu_load
 from imle_mpc import __version__
 from imle_mpc.core.io import write_atomic, write_json_atomic
 from imle_mpc.eval.finetune import FinetuneConfig, finetune
+from imle_mpc.learn.genpo.policy import GenPOConfig
 from imle_mpc.learn.genpo.ppo import PPOConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,19 +75,23 @@ POLICIES = ("genpo", "gaussian")
 
 @dataclass(frozen=True)
 class TaskBench:
-    """Per task: the results file's name, the headline's name, the Gaussian's log-std and
-    the cloning epochs (``--bc-epochs`` overrides them)."""
+    """Per task: the results file's name, the headline's name, the Gaussian's log-std, the
+    cloning epochs and GenPO's mixing weight (``--bc-epochs`` and ``--genpo-mix``
+    override them)."""
 
     results: str
     headline: str
     gaussian_log_std: float
     bc_epochs: int = 150
+    genpo_mix: float = GenPOConfig.mix
 
 
 TASKS = {
-    # nav: GenPO's clone 4 % after 150 epochs, 29 % after 500 (seeds 0-3); push: 500
-    # epochs did worse than 150 for both policies (bench/results/genpo_push_bc500.json)
-    "nav_two_obstacles": TaskBench("genpo", HEADLINE, -0.5, bc_epochs=500),
+    # nav: GenPO's clone 4 % after 150 epochs, 29 % after 500 (seeds 0-3), and 57.5 %
+    # after PPO with mixing p = 0.8, 94.75 % without; push: 500 epochs did worse than 150
+    # for both policies (bench/results/genpo_push_bc500.json), and without mixing GenPO's
+    # clone fails (1-6 %; GenPOConfig.mix)
+    "nav_two_obstacles": TaskBench("genpo", HEADLINE, -0.5, bc_epochs=500, genpo_mix=1.0),
     "push_block": TaskBench("genpo_push", f"push_{HEADLINE}", -2.4, bc_epochs=150),
 }
 
@@ -112,6 +118,7 @@ def run(policy: str, seed: int, args: argparse.Namespace, out: Path) -> dict[str
     config = FinetuneConfig(
         task=args.task, policy=policy, num_envs=args.num_envs, bc_epochs=args.bc_epochs,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes, ppo=ppo,
+        genpo=GenPOConfig(mix=args.genpo_mix),
     )  # fmt: skip
     mark, t0 = cpu_seconds(), time.perf_counter()
     model, history = finetune(config, out / f"{policy}_{seed}", progress=not args.json)
@@ -163,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bc-epochs", type=int, default=None, help="cloning epochs (default: the task's)"
     )
+    parser.add_argument(
+        "--genpo-mix", type=float, default=None, help="GenPO's mixing weight (default: the task's)"
+    )
     parser.add_argument("--eval-every", type=int, default=30_000)
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--seeds", default="0,1,2,3", help="comma-separated; one run each")
@@ -185,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     headline_name = setting.headline
     if args.bc_epochs is None:
         args.bc_epochs = setting.bc_epochs
+    if args.genpo_mix is None:
+        args.genpo_mix = setting.genpo_mix
     if args.out is None:
         args.out = RESULTS / f"{setting.results}.json"
     policies = [p for p in args.policies.split(",") if p]
@@ -220,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         "gaussian_log_std": setting.gaussian_log_std,
         "steps": args.steps,
         "bc_epochs": args.bc_epochs,
+        "genpo_mix": args.genpo_mix,
         "num_envs": args.num_envs,
         "eval_episodes": args.eval_episodes,
         "seeds": seeds,

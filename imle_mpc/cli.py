@@ -678,6 +678,7 @@ def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        from imle_mpc.learn.genpo import GenPOConfig
         from imle_mpc.learn.genpo.ppo import PPOConfig
     except ModuleNotFoundError as err:
         raise InputError(
@@ -694,6 +695,7 @@ def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
         config = FinetuneConfig(
             task=args.task, policy=args.policy, num_envs=args.num_envs, bc_epochs=args.bc_epochs,
             eval_every=args.eval_every, eval_episodes=args.eval_episodes, ppo=ppo,
+            genpo=None if args.genpo_mix is None else GenPOConfig(mix=args.genpo_mix),
         )  # fmt: skip
     except ValueError as err:
         raise InputError(str(err)) from None
@@ -1199,6 +1201,11 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument(
         "--critic-lr", type=non_negative_float, default=1e-3,
         help="the value network's fixed learning rate (0: the actor's, adapted with it)",
+    )  # fmt: skip
+    ft.add_argument(
+        "--genpo-mix", type=positive_float, default=None,
+        help="GenPO's mixing weight p in (0, 1] (default 0.8; 1: no mixing, the bench's on "
+        "nav_two_obstacles)",
     )  # fmt: skip
     ft.add_argument(
         "--gaussian-log-std", type=finite_float, default=-0.5,

@@ -14,7 +14,8 @@ GenPO (Ding et al., 2025) makes the denoising process exactly invertible:
   with ``dt = 1 / T``; every step has a closed-form inverse, so the density of the pair
   follows from the change of variables: the couplings add nothing to the log-det, the
   mixing ``2 nu log p`` per step (the reference computes the Jacobian's determinant
-  numerically with ``jacrev``; here it is the constant above);
+  numerically with ``jacrev``; here it is the constant above; ``GenPOConfig.mix`` says
+  which p suits which task);
 * the pair is squashed into the actuator box, ``a = mid + half * tanh(u)`` entry by
   entry, with its log-Jacobian ``sum log(half * (1 - tanh(u)^2))``: every sampled action
   is inside the box.
@@ -27,7 +28,7 @@ first half ``x`` (the reference executes the mean of the halves): the dummy is t
 pure auxiliary variable, and behaviour cloning of the pair ``(a, y)`` with ``y`` drawn
 from a fixed law has the demonstrations' action law as the optimum of its ``x``
 marginal (``imle_mpc.learn.genpo.bc``). The velocity networks' last layers start at
-zero, so an untrained policy is the mixing of the base alone.
+zero, so an untrained policy is the base through the mixing and the final map alone.
 """
 
 from __future__ import annotations
@@ -76,9 +77,17 @@ class GenPOConfig(JsonRecord):
 
     Attributes:
         steps: T, denoising steps (the reference's 5).
-        mix: p in (0, 1], the mixing weight (the reference's 0.95; 1 is no mixing, and
-            then the action's spread can never shrink below the base's). 0.8 here, more
-            mixing per step at T = 5 (not tuned against 0.95).
+        mix: p in (0, 1], the mixing weight (the reference's 0.95; 1 is no mixing). One
+            mixing step keeps the direction ``x = y`` and shrinks the other by ``p^2``
+            (its eigenvalues), ``p^(2T)`` over the flow (0.11 at p = 0.8). Which is best
+            differs by task (``bench/genpo.py``, success after PPO): on
+            ``nav_two_obstacles`` (seeds 0-3) 57.5 % at p = 0.8, 89.5 % at 0.95, 94.75 %
+            at 1: cloning asks for a dummy independent of the action, the velocity
+            networks undo the squeeze, the pair's density grows steep across it and the
+            KL-adaptive rate stays low; on ``push_block`` (seeds 0-2) 51 % at 0.8, 26 %
+            at 0.95, 1 % at 1, whose clone without mixing succeeds in 1-6 % of the
+            episodes (36-57 % with it). 0.8 here; the bench runs nav at 1
+            (``imle-mpc finetune --genpo-mix``).
         hidden: hidden widths of each velocity network.
         time_dim: width of the sinusoidal time feature (even).
         affine: end the flow with a per-observation elementwise affine map

@@ -36,8 +36,9 @@ def _random_policy(
     return policy.double()
 
 
-def test_log_prob_equals_a_numerical_change_of_variables() -> None:
-    policy = _random_policy()
+@pytest.mark.parametrize("mix", [0.8, 1.0])  # 1: no mixing, the bench's nav setting
+def test_log_prob_equals_a_numerical_change_of_variables(mix: float) -> None:
+    policy = _random_policy(mix=mix)
     obs = torch.randn(4, 3, dtype=torch.float64)
     z = torch.randn(4, 4, dtype=torch.float64)
     for o, zi in zip(obs, z, strict=True):

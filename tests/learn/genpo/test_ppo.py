@@ -115,9 +115,10 @@ def test_the_finetune_command_resumes(tmp_path: Path, capsys: pytest.CaptureFixt
 
     args = [
         "finetune", "--task", "nav_one_obstacle", "--num-envs", "8", "--bc-epochs", "2",
-        "--eval-every", "0", "--out", str(tmp_path), "--json",
+        "--eval-every", "0", "--genpo-mix", "1", "--out", str(tmp_path), "--json",
     ]  # fmt: skip
     assert main([*args, "--steps", "720"]) == 0
+    assert load_policy(tmp_path).config.mix == 1.0  # --genpo-mix reached the policy
     assert main([*args, "--steps", "1440"]) == 2  # the run is there: --resume or another --out
     assert main([*args, "--steps", "1440", "--resume"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -198,3 +199,12 @@ def test_the_finetune_command_runs_on_the_mujoco_push_task(
     else:
         model = AdaptivePPO.load(next(tmp_path.glob("*.zip")))
         assert float(model.policy.log_std.detach().mean()) == pytest.approx(-2.4, abs=0.05)
+
+
+def test_the_finetune_command_names_the_mixing_weights_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from imle_mpc.cli import main
+
+    assert main(["finetune", "--genpo-mix", "1.5", "--out", str(tmp_path)]) == 2
+    assert "GenPOConfig.mix must be in (0, 1]" in capsys.readouterr().err
