@@ -50,6 +50,15 @@ def wrap_angle(e):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
+def _state_dim(xi, target, w, wrap):  # pragma: no cover - compiled
+    """One state dimension's ``w e^2`` (``e`` wrapped to [-pi, pi) if ``wrap``)."""
+    e = xi - target
+    if wrap:
+        e = wrap_angle(e)
+    return w * e * e
+
+
+@nb.njit(inline="always")
 def _state_step(x, p):  # pragma: no cover - compiled
     """sum_i w_i e_i^2 for one state; p = (target (nx), weights (nx), wrap flags (nx))."""
     nx = x.shape[0]
@@ -57,11 +66,25 @@ def _state_step(x, p):  # pragma: no cover - compiled
     for i in range(nx):
         w = p[nx + i]
         if w != 0.0:
-            e = x[i] - p[i]
-            if p[2 * nx + i] != 0.0:
-                e = wrap_angle(e)
-            acc += w * e * e
+            acc += _state_dim(x[i], p[i], w, p[2 * nx + i] != 0.0)
     return acc
+
+
+@nb.njit(inline="always")
+def _state_lanes(x_prev, x, U, t, p, out):  # pragma: no cover - compiled
+    """``_state_step`` for a block of lanes: ``out[l]`` = the cost of state ``x[:, l]``.
+
+    x Shape=(nx, L); the same sums in the same order as ``_state_step`` per lane.
+    """
+    nx, L = x.shape
+    for ln in range(L):
+        out[ln] = 0.0
+    for i in range(nx):
+        w = p[nx + i]
+        if w != 0.0:
+            wrap = p[2 * nx + i] != 0.0
+            for ln in range(L):
+                out[ln] += _state_dim(x[i, ln], p[i], w, wrap)
 
 
 @nb.njit(inline="always")
@@ -83,14 +106,38 @@ def _action_running(x_prev, x, U, t, p):  # pragma: no cover - compiled
     if t < order:
         return acc
     for j in range(nu):
-        if order == 0:
-            e = U[t, j] - p[1 + j]
-        elif order == 1:
-            e = U[t, j] - U[t - 1, j]
-        else:
-            e = U[t, j] - 2.0 * U[t - 1, j] + U[t - 2, j]
+        e = _action_error(order, U[t, j], U[max(t - 1, 0), j], U[max(t - 2, 0), j], p[1 + j])
         acc += p[1 + nu + j] * e * e
     return acc
+
+
+@nb.njit(inline="always")
+def _action_error(order, u, u1, u2, reference):  # pragma: no cover - compiled
+    """An action's error at a step: ``u`` less the reference (order 0), or its first
+    (order 1) or second (order 2) difference with the previous actions ``u1``, ``u2``."""
+    if order == 0:
+        return u - reference
+    if order == 1:
+        return u - u1
+    return u - 2.0 * u1 + u2
+
+
+@nb.njit(inline="always")
+def _action_lanes(x_prev, x, U, t, p, out):  # pragma: no cover - compiled
+    """``_action_running`` for a block of lanes: U Shape=(H, nu, L), out Shape=(L,)."""
+    _, nu, L = U.shape
+    order = int(p[0])
+    for ln in range(L):
+        out[ln] = 0.0
+    if t < order:
+        return
+    for j in range(nu):
+        w = p[1 + nu + j]
+        for ln in range(L):
+            e = _action_error(
+                order, U[t, j, ln], U[max(t - 1, 0), j, ln], U[max(t - 2, 0), j, ln], p[1 + j]
+            )
+            out[ln] += w * e * e
 
 
 _SCENE_HEAD = 7
@@ -242,7 +289,7 @@ class StateTracking:
             )
         if self.terminal_only:
             return StageForm(None, _state_terminal, self._params)
-        return StageForm(_state_running, None, self._params)
+        return StageForm(_state_running, None, self._params, _state_lanes)
 
 
 @dataclass(frozen=True)
@@ -281,7 +328,7 @@ class ControlEffort:
 
     def stage_form(self, nx: int, nu: int) -> StageForm:
         """The per-step form of this term, for the planner's fused kernel."""
-        return StageForm(_action_running, None, self._params(nu))
+        return StageForm(_action_running, None, self._params(nu), _action_lanes)
 
 
 @dataclass(frozen=True)
@@ -307,7 +354,7 @@ class Smoothness:
 
     def stage_form(self, nx: int, nu: int) -> StageForm:
         """The per-step form of this term, for the planner's fused kernel."""
-        return StageForm(_action_running, None, self._params(nu))
+        return StageForm(_action_running, None, self._params(nu), _action_lanes)
 
 
 def _obstacle_array(name: str, rows: ArrayLike, width: int, geometry: int = 2) -> FloatArray:

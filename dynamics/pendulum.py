@@ -26,18 +26,41 @@ def _sin(q):  # pragma: no cover - compiled
     return sincos(q)[0]
 
 
+@nb.njit(inline="always")
+def _euler(theta, omega, sin_theta, u, p):  # pragma: no cover - compiled
+    """One semi-implicit Euler step given ``sin(theta)``: ``(theta', omega')``."""
+    m, length, g, b, dt, vmax = p[0], p[1], p[2], p[3], p[4], p[5]
+    theta_ddot = g / length * sin_theta + (u - b * omega) / (m * length * length)
+    w = omega + dt * theta_ddot
+    w = min(max(w, -vmax), vmax)
+    return theta + dt * w, w
+
+
 @nb.njit(cache=True)
 def pendulum_step(x, u, p, out):  # pragma: no cover - compiled
     """Semi-implicit Euler step. x = (theta, theta_dot), theta = 0 is upright.
 
     p = (mass, length, gravity, damping, dt, max_speed).
     """
-    m, length, g, b, dt, vmax = p[0], p[1], p[2], p[3], p[4], p[5]
-    theta_ddot = g / length * _sin(x[0]) + (u[0] - b * x[1]) / (m * length * length)
-    w = x[1] + dt * theta_ddot
-    w = min(max(w, -vmax), vmax)
-    out[0] = x[0] + dt * w
-    out[1] = w
+    out[0], out[1] = _euler(x[0], x[1], _sin(x[0]), u[0], p)
+
+
+@nb.njit(cache=True)
+def pendulum_lanes(X, U, p, out):  # pragma: no cover - compiled
+    """``pendulum_step`` for a block of lanes: X, out Shape=(2, L), U Shape=(1, L).
+
+    Three loops over the lanes, so the first and last run as packed vector code
+    (``imle_mpc.core.kernels.lanes``): the polynomial ``sin``, libm's where the
+    polynomial is not accurate (a branch, kept out of the packed loops), then the step.
+    """
+    L = X.shape[1]
+    for ln in range(L):  # out[1] holds sin(theta) until the step overwrites it
+        out[1, ln] = sincos(X[0, ln])[0]
+    for ln in range(L):
+        if needs_libm(X[0, ln]):
+            out[1, ln] = np.sin(X[0, ln])
+    for ln in range(L):
+        out[0, ln], out[1, ln] = _euler(X[0, ln], X[1, ln], out[1, ln], U[0, ln], p)
 
 
 @dataclass(frozen=True)
@@ -59,6 +82,7 @@ class Pendulum(AnalyticModel):
     nx: ClassVar[int] = 2
     nu: ClassVar[int] = 1
     step_function: ClassVar = pendulum_step
+    lane_step_function: ClassVar = pendulum_lanes
     state_names: ClassVar[tuple[str, ...]] = ("theta", "theta_dot")
     action_names: ClassVar[tuple[str, ...]] = ("torque",)
 

@@ -58,6 +58,7 @@ from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import (
     Constraint,
     Dynamics,
+    LaneStepModel,
     MemberRollout,
     NominalSettable,
     ParameterRows,
@@ -374,8 +375,9 @@ class SamplingPlanner(NominalSettable):
             isinstance(sampler, GaussianSampler)
             and type(sampler).propose is GaussianSampler.propose
         )
+        lane_step = dyn.lane_step_function if isinstance(dyn, LaneStepModel) else None
         return _FusedPath(
-            make_fused_kernels(step, forms),
+            make_fused_kernels(step, forms, lane_step=lane_step),
             dyn.params_vector,
             forms,
             [t.weight for t in self.cost.terms],

@@ -176,6 +176,10 @@ class AnalyticModel(RolloutMixin):
     nx: ClassVar[int]
     nu: ClassVar[int]
     step_function: ClassVar[Any]
+    lane_step_function: ClassVar[Any] = None
+    """Optional ``@njit lane_step(X (nx, L), U (nu, L), params, out (nx, L))``: the step
+    for a block of L samples, lane last, each lane's arithmetic in ``step_function``'s
+    order. The planners' fused kernel then runs packed (``core.kernels.lanes``)."""
     state_names: ClassVar[tuple[str, ...]] = ()
     action_names: ClassVar[tuple[str, ...]] = ()
 
@@ -187,6 +191,10 @@ class AnalyticModel(RolloutMixin):
             # ``model.step_function`` is the plain @njit function (planners fuse it).
             step = step.__func__ if isinstance(step, staticmethod) else step
             cls.step_function = staticmethod(step)
+            # A new step with no lane step of its own must not inherit its parent's.
+            lanes = cls.__dict__.get("lane_step_function")
+            lanes = lanes.__func__ if isinstance(lanes, staticmethod) else lanes
+            cls.lane_step_function = None if lanes is None else staticmethod(lanes)
             cls._kernel = staticmethod(make_rollout_kernel(step))
             cls._multi_start_kernel = staticmethod(make_rollout_kernel(step, multi_start=True))
 

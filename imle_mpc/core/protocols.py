@@ -127,6 +127,23 @@ class StepModel(Protocol):
 
 
 @runtime_checkable
+class LaneStepModel(Protocol):
+    """A ``StepModel`` whose step also comes for a block of samples, lane last (packed code).
+
+    ``lane_step_function`` is an ``@njit`` ``lane_step(X Shape=(nx, L), U Shape=(nu, L),
+    params Shape=(P,), out Shape=(nx, L)) -> None`` doing ``step_function`` for every
+    lane, each lane's arithmetic in the step's order (so results agree to the bit), in
+    loops over the lanes with no branch or call where it can (those LLVM packs). With it
+    the fused kernel runs lane-major blocks (``imle_mpc.core.kernels.lanes``).
+    """
+
+    @property
+    def lane_step_function(self) -> Any:
+        """The ``@njit`` lane step ``(X, U, params, out) -> None``; None: per sample."""
+        ...
+
+
+@runtime_checkable
 class ScalableParameters(Protocol):
     """A model that copies itself with named physical parameters scaled (a mismatched plant).
 

@@ -186,7 +186,9 @@ def test_a_kernel_that_cannot_compile_falls_back(monkeypatch: pytest.MonkeyPatch
     def broken(*args: object) -> None:
         raise RuntimeError("cannot fuse")
 
-    monkeypatch.setattr(sampling, "make_fused_kernels", lambda *a: FusedKernels(broken, broken))
+    monkeypatch.setattr(
+        sampling, "make_fused_kernels", lambda *a, **kw: FusedKernels(broken, broken)
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         planner = MPPI(Pendulum(), pendulum_cost(), MPPIConfig(num_samples=16, horizon=5))
