@@ -29,10 +29,9 @@ from typing import Any, NamedTuple
 import numba as nb
 import numpy as np
 
-from imle_mpc.core.kernels.lanes import build_lane_kernels, weighted_total
+from imle_mpc.core.kernels.lanes import build_lane_kernels, propose_block, weighted_total
 from imle_mpc.core.kernels.rng import quiet_overflow
 from imle_mpc.core.kernels.rollout import BLOCK, inline_copy
-from imle_mpc.core.kernels.sampling import expand_knots_row, fill_proposal
 
 __all__ = ["FusedKernels", "StageForm", "make_fused_kernels", "pack_params"]
 
@@ -208,12 +207,7 @@ def _build(step: Any, forms: Sequence[StageForm], inline: bool) -> FusedKernels:
         dyn_params, P, weights, X, parts, total,
     ):  # fmt: skip
         H = U.shape[1]
-        if sample:
-            for k in range(k0, k1):
-                fill_proposal(nominal, seed, k, sigma, low, high, k >= first_noisy, Z[k])
-        if Z.shape[1] != H:  # knots: expand them here, while the block is in L1
-            for k in range(k0, k1):
-                expand_knots_row(Z[k], basis, low, high, U[k])
+        propose_block(k0, k1, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, sample)
         for k in range(k0, k1):
             for i in range(parts.shape[1]):
                 parts[k, i] = 0.0

@@ -28,7 +28,7 @@ from imle_mpc.core.kernels.rng import quiet_overflow
 from imle_mpc.core.kernels.rollout import inline_copy
 from imle_mpc.core.kernels.sampling import expand_knots_row, fill_proposal
 
-__all__ = ["LANES", "build_lane_kernels", "weighted_total"]
+__all__ = ["LANES", "build_lane_kernels", "propose_block", "weighted_total"]
 
 LANES = 16
 """Samples per lane-major block: four AVX2 vectors of float64 per state variable.
@@ -55,6 +55,22 @@ def weighted_total(acc, weights):  # pragma: no cover - compiled
         else:
             tot += acc[i]
     return tot
+
+
+@nb.njit(inline="always")
+def propose_block(
+    k0, k1, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, sample
+):  # pragma: no cover - compiled
+    """Rows ``k0..k1-1`` of the proposals (``sample``) and their per-step actions (knots).
+
+    Both fused kernels start a block with it, while the block's rows are in L1.
+    """
+    if sample:
+        for k in range(k0, k1):
+            fill_proposal(nominal, seed, k, sigma, low, high, k >= first_noisy, Z[k])
+    if Z.shape[1] != U.shape[1]:  # knots: expand them to per-step actions
+        for k in range(k0, k1):
+            expand_knots_row(Z[k], basis, low, high, U[k])
 
 
 @nb.njit(inline="always")
@@ -111,12 +127,7 @@ def build_lane_kernels(lane_step: Any, forms: Sequence[Any], terminal: Any) -> t
         for g in range(g0, g1):
             k0 = g * L
             k1 = min(k0 + L, K)
-            if sample:
-                for k in range(k0, k1):
-                    fill_proposal(nominal, seed, k, sigma, low, high, k >= first_noisy, Z[k])
-            if Z.shape[1] != H:  # knots: expand them while the block is in L1
-                for k in range(k0, k1):
-                    expand_knots_row(Z[k], basis, low, high, U[k])
+            propose_block(k0, k1, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, sample)
             for ln in range(L):
                 k = min(k0 + ln, k1 - 1)
                 for t in range(H):
