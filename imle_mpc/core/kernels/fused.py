@@ -29,8 +29,12 @@ from typing import Any, NamedTuple
 import numba as nb
 import numpy as np
 
-from imle_mpc.core.kernels.lanes import build_lane_kernels, propose_block, weighted_total
-from imle_mpc.core.kernels.rng import quiet_overflow
+from imle_mpc.core.kernels.lanes import (
+    build_lane_kernels,
+    make_drivers,
+    propose_block,
+    weighted_total,
+)
 from imle_mpc.core.kernels.rollout import BLOCK, inline_copy
 
 __all__ = ["FusedKernels", "StageForm", "make_fused_kernels", "pack_params"]
@@ -225,32 +229,16 @@ def _build(step: Any, forms: Sequence[StageForm], inline: bool) -> FusedKernels:
             terminal(X[k, last], P, acc)
             total[k] = weighted_total(acc, weights)
 
-    @quiet_overflow
-    @nb.njit(parallel=True, error_model="numpy")
-    def parallel(  # pragma: no cover - compiled
-        x0, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, sample, store,
-        dyn_params, P, weights, X, parts, total,
+    @nb.njit(error_model="numpy")
+    def score_groups(  # pragma: no cover - compiled
+        g0, g1, L, x0, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, sample,
+        store, dyn_params, P, weights, X, parts, total,
     ):  # fmt: skip
         K = U.shape[0]
-        for b in nb.prange((K + BLOCK - 1) // BLOCK):
+        for g in range(g0, g1):
             score_block(
-                b * BLOCK, min(b * BLOCK + BLOCK, K), x0, Z, U, basis, nominal, sigma, low,
-                high, first_noisy, seed, sample, store, dyn_params, P, weights, X, parts, total,
+                g * L, min(g * L + L, K), x0, Z, U, basis, nominal, sigma, low, high,
+                first_noisy, seed, sample, store, dyn_params, P, weights, X, parts, total,
             )  # fmt: skip
 
-    @quiet_overflow
-    def serial(
-        x0: Any, Z: Any, U: Any, basis: Any, nominal: Any, sigma: Any, low: Any, high: Any,
-        first_noisy: int, seed: Any, sample: bool, store: bool, dyn_params: Any, P: Any,
-        weights: Any, X: Any, parts: Any, total: Any,
-    ) -> None:  # fmt: skip
-        # A Python loop over the compiled block: one call for the planner's single
-        # re-scored plan, and no second driver to compile.
-        K = U.shape[0]
-        for k0 in range(0, K, BLOCK):
-            score_block(
-                k0, min(k0 + BLOCK, K), x0, Z, U, basis, nominal, sigma, low, high, first_noisy,
-                np.uint64(seed), sample, store, dyn_params, P, weights, X, parts, total,
-            )  # fmt: skip
-
-    return FusedKernels(parallel, serial)
+    return FusedKernels(*make_drivers(score_groups, BLOCK))

@@ -28,7 +28,7 @@ from imle_mpc.core.kernels.rng import quiet_overflow
 from imle_mpc.core.kernels.rollout import inline_copy
 from imle_mpc.core.kernels.sampling import expand_knots_row, fill_proposal
 
-__all__ = ["LANES", "build_lane_kernels", "propose_block", "weighted_total"]
+__all__ = ["LANES", "build_lane_kernels", "make_drivers", "propose_block", "weighted_total"]
 
 LANES = 16
 """Samples per lane-major block: four AVX2 vectors of float64 per state variable.
@@ -156,21 +156,33 @@ def build_lane_kernels(lane_step: Any, forms: Sequence[Any], terminal: Any) -> t
                 terminal(X[k, slot], P, acc)
                 total[k] = weighted_total(acc, weights)
 
+    return make_drivers(score_groups, LANES)
+
+
+def make_drivers(score_groups: Any, width: int) -> tuple[Any, Any]:
+    """The ``(parallel, serial)`` entry points of a fused kernel (``fused.FusedKernels``).
+
+    Args:
+        score_groups: ``@njit score_groups(g0, g1, L, *kernel_args)`` scoring the blocks
+            ``g0..g1-1`` of ``L`` samples (block ``g`` is samples ``g*L`` to ``g*L+L-1``,
+            the last one cut at K).
+        width: samples per block of ``parallel``; ``serial`` (one or a few samples, e.g.
+            the planner's re-scored plan) uses ``min(width, K)``.
+    """
+
     @quiet_overflow
     @nb.njit(parallel=True, error_model="numpy")
     def parallel(  # pragma: no cover - compiled
         x0, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, sample, store,
         dyn_params, P, weights, X, parts, total,
     ):  # fmt: skip
-        K = U.shape[0]
-        L = LANES
-        groups = (K + L - 1) // L
+        groups = (U.shape[0] + width - 1) // width
         chunks = min(groups, _CHUNKS_PER_THREAD * nb.get_num_threads())
         for c in nb.prange(chunks):
             score_groups(
-                c * groups // chunks, (c + 1) * groups // chunks, L, x0, Z, U, basis, nominal,
-                sigma, low, high, first_noisy, seed, sample, store, dyn_params, P, weights, X,
-                parts, total,
+                c * groups // chunks, (c + 1) * groups // chunks, width, x0, Z, U, basis,
+                nominal, sigma, low, high, first_noisy, seed, sample, store, dyn_params, P,
+                weights, X, parts, total,
             )  # fmt: skip
 
     @quiet_overflow
@@ -180,7 +192,9 @@ def build_lane_kernels(lane_step: Any, forms: Sequence[Any], terminal: Any) -> t
         weights: Any, X: Any, parts: Any, total: Any,
     ) -> None:  # fmt: skip
         K = U.shape[0]
-        L = min(LANES, K)  # one re-scored plan: a block of one lane, not sixteen
+        if K == 0:
+            return
+        L = min(width, K)
         score_groups(
             0, (K + L - 1) // L, L, x0, Z, U, basis, nominal, sigma, low, high, first_noisy,
             np.uint64(seed), sample, store, dyn_params, P, weights, X, parts, total,
