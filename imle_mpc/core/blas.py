@@ -11,9 +11,15 @@ them to the calling thread with ``blas_threads(1)``.
 
 The handle is NumPy's own OpenBLAS (the copy its wheel bundles, or the one the
 process mapped), found once and driven through ``openblas_set_num_threads_local``
-(OpenBLAS >= 0.3.27), which returns the previous count, put back on exit. Where
-NumPy uses another BLAS the scope does nothing and ``blas_threads_controllable()``
-says so.
+(OpenBLAS >= 0.3.27). Despite its name that setting is process-wide in the pthreads
+builds NumPy ships (OpenBLAS 0.3.32 calls the global setter), so two planner threads
+each holding their own scope raced: one thread's exit put the machine's count back
+while the other was still inside, mid-product. A fresh-clone CI run saw it once as
+a shared generator's result differing from its single-threaded one. So the scopes
+are counted process-wide here: the count in force is the smallest any open scope
+asks for, set when that changes, and the count from before the first scope is put
+back when the last one closes. Where NumPy uses another BLAS the scope does nothing
+and ``blas_threads_controllable()`` says so.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import ctypes
 import functools
 import glob
 import os
+import threading
+from collections import Counter
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -92,25 +100,66 @@ def blas_threads_controllable() -> bool:
     return _setter() is not None
 
 
+class _OpenScopes:
+    """The open ``BlasThreads`` scopes of the process, and the count from before them.
+
+    Process-wide because the BLAS setting it drives is (see the module docstring).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._asked: Counter[int] = Counter()  # thread counts the open scopes ask for
+        self._before = 0  # the count before the first open scope
+        self._in_force = 0
+
+    def open(self, setter: Any, n: int) -> None:
+        with self._lock:
+            if not self._asked:
+                self._before = int(setter(n))
+                self._in_force = n
+            elif n < self._in_force:  # fewer threads never breaks the other scopes
+                setter(n)
+                self._in_force = n
+            self._asked[n] += 1
+
+    def close(self, setter: Any, n: int) -> None:
+        with self._lock:
+            self._asked[n] -= 1
+            if self._asked[n] == 0:
+                del self._asked[n]
+            wanted = min(self._asked) if self._asked else self._before
+            if wanted != self._in_force:
+                setter(wanted)
+                self._in_force = wanted
+
+
+_OPEN_SCOPES = _OpenScopes()
+
+
 class BlasThreads:
-    """A context manager: NumPy's BLAS on ``n`` threads inside, the previous count after.
+    """A context manager: NumPy's BLAS on at most ``n`` threads inside.
+
+    Scopes nest and may be open on several threads at once: the count in force is
+    the smallest any open scope asks for, and the count from before the first one
+    comes back when the last one closes (see the module docstring).
 
     Args:
         n: threads (>= 1).
     """
 
-    __slots__ = ("_before", "_n")
+    __slots__ = ("_n", "_open")
 
     def __init__(self, n: int) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"blas_threads needs an int >= 1, got {n!r}.")
         self._n = n
-        self._before: int | None = None
+        self._open = False
 
     def __enter__(self) -> BlasThreads:
         setter = _setter()
         if setter is not None:
-            self._before = int(setter(self._n))
+            _OPEN_SCOPES.open(setter, self._n)
+            self._open = True
         return self
 
     def __exit__(
@@ -119,9 +168,9 @@ class BlasThreads:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._before is not None:
-            _setter()(self._before)
-            self._before = None
+        if self._open:
+            _OPEN_SCOPES.close(_setter(), self._n)
+            self._open = False
 
 
 def blas_threads(n: int) -> BlasThreads:

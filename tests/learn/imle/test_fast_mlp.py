@@ -149,6 +149,38 @@ def test_blas_threads_are_held_inside_and_given_back() -> None:
 
 
 @pytest.mark.skipif(not blas_threads_controllable(), reason="NumPy's BLAS is not OpenBLAS")
+def test_a_scope_closing_on_one_thread_leaves_another_threads_scope_in_force() -> None:
+    # OpenBLAS's count is process-wide: when scope A closes while B (another thread)
+    # is still open, B must keep one thread (a per-scope restore put 2 back under B)
+    import threading
+
+    a_open, b_open, a_closed = threading.Event(), threading.Event(), threading.Event()
+    seen_in_b: list[int | None] = []
+
+    def scope_a() -> None:
+        with blas_threads(1):
+            a_open.set()
+            b_open.wait(5)
+        a_closed.set()
+
+    def scope_b() -> None:
+        a_open.wait(5)
+        with blas_threads(1):
+            b_open.set()
+            a_closed.wait(5)
+            seen_in_b.append(blas_thread_count())
+
+    with blas_threads(2):  # the machine's count before the scopes
+        threads = [threading.Thread(target=scope_a), threading.Thread(target=scope_b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert seen_in_b == [1]
+        assert blas_thread_count() == 2  # both closed: the count from before is back
+
+
+@pytest.mark.skipif(not blas_threads_controllable(), reason="NumPy's BLAS is not OpenBLAS")
 def test_the_numpy_pass_runs_its_products_on_the_calling_thread() -> None:
     gen = make_task("nav_trap").load_generator()
     hist = np.zeros((8, gen.obs_horizon, gen.obs_dim))
