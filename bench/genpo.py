@@ -76,22 +76,26 @@ POLICIES = ("genpo", "gaussian")
 @dataclass(frozen=True)
 class TaskBench:
     """Per task: the results file's name, the headline's name, the Gaussian's log-std, the
-    cloning epochs and GenPO's mixing weight (``--bc-epochs`` and ``--genpo-mix``
-    override them)."""
+    cloning epochs, GenPO's mixing weight and its affine map's log-scale floor
+    (``--bc-epochs``, ``--genpo-mix`` and ``--genpo-min-log-scale`` override them)."""
 
     results: str
     headline: str
     gaussian_log_std: float
     bc_epochs: int = 150
     genpo_mix: float = GenPOConfig.mix
+    genpo_min_log_scale: float = GenPOConfig.min_log_scale
 
 
 TASKS = {
     # nav: GenPO's clone 4 % after 150 epochs, 29 % after 500 (seeds 0-3), and 57.5 %
-    # after PPO with mixing p = 0.8, 94.75 % without; push: 500 epochs did worse than 150
+    # after PPO with mixing p = 0.8, 94.75 % without, 99 % without and with the log-scale
+    # floor at -2.3 for -1.2 (the clone 53.5 %); push: 500 epochs did worse than 150
     # for both policies (bench/results/genpo_push_bc500.json), and without mixing GenPO's
     # clone fails (1-6 %; GenPOConfig.mix)
-    "nav_two_obstacles": TaskBench("genpo", HEADLINE, -0.5, bc_epochs=500, genpo_mix=1.0),
+    "nav_two_obstacles": TaskBench(
+        "genpo", HEADLINE, -0.5, bc_epochs=500, genpo_mix=1.0, genpo_min_log_scale=-2.3
+    ),
     "push_block": TaskBench("genpo_push", f"push_{HEADLINE}", -2.4, bc_epochs=150),
 }
 
@@ -118,7 +122,7 @@ def run(policy: str, seed: int, args: argparse.Namespace, out: Path) -> dict[str
     config = FinetuneConfig(
         task=args.task, policy=policy, num_envs=args.num_envs, bc_epochs=args.bc_epochs,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes, ppo=ppo,
-        genpo=GenPOConfig(mix=args.genpo_mix),
+        genpo=GenPOConfig(mix=args.genpo_mix, min_log_scale=args.genpo_min_log_scale),
     )  # fmt: skip
     mark, t0 = cpu_seconds(), time.perf_counter()
     model, history = finetune(config, out / f"{policy}_{seed}", progress=not args.json)
@@ -173,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--genpo-mix", type=float, default=None, help="GenPO's mixing weight (default: the task's)"
     )
+    parser.add_argument(
+        "--genpo-min-log-scale", type=float, default=None,
+        help="GenPO's log-scale floor (default: the task's)",
+    )  # fmt: skip
     parser.add_argument("--eval-every", type=int, default=30_000)
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--seeds", default="0,1,2,3", help="comma-separated; one run each")
@@ -197,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         args.bc_epochs = setting.bc_epochs
     if args.genpo_mix is None:
         args.genpo_mix = setting.genpo_mix
+    if args.genpo_min_log_scale is None:
+        args.genpo_min_log_scale = setting.genpo_min_log_scale
     if args.out is None:
         args.out = RESULTS / f"{setting.results}.json"
     policies = [p for p in args.policies.split(",") if p]
@@ -233,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps,
         "bc_epochs": args.bc_epochs,
         "genpo_mix": args.genpo_mix,
+        "genpo_min_log_scale": args.genpo_min_log_scale,
         "num_envs": args.num_envs,
         "eval_episodes": args.eval_episodes,
         "seeds": seeds,

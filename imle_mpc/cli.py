@@ -672,13 +672,21 @@ def cmd_refine(args: argparse.Namespace) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _genpo_config(mix: float | None, min_log_scale: float | None) -> Any:
+    """The ``GenPOConfig`` the finetune flags ask for (``None``: the finetune defaults)."""
+    from imle_mpc.learn.genpo import GenPOConfig
+
+    asked = {"mix": mix, "min_log_scale": min_log_scale}
+    given = {name: value for name, value in asked.items() if value is not None}
+    return GenPOConfig(**given) if given else None
+
+
 def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        from imle_mpc.learn.genpo import GenPOConfig
         from imle_mpc.learn.genpo.ppo import PPOConfig
     except ModuleNotFoundError as err:
         raise InputError(
@@ -695,7 +703,7 @@ def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
         config = FinetuneConfig(
             task=args.task, policy=args.policy, num_envs=args.num_envs, bc_epochs=args.bc_epochs,
             eval_every=args.eval_every, eval_episodes=args.eval_episodes, ppo=ppo,
-            genpo=None if args.genpo_mix is None else GenPOConfig(mix=args.genpo_mix),
+            genpo=_genpo_config(args.genpo_mix, args.genpo_min_log_scale),
         )  # fmt: skip
     except ValueError as err:
         raise InputError(str(err)) from None
@@ -1206,6 +1214,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--genpo-mix", type=positive_float, default=None,
         help="GenPO's mixing weight p in (0, 1] (default 0.8; 1: no mixing, the bench's on "
         "nav_two_obstacles)",
+    )  # fmt: skip
+    ft.add_argument(
+        "--genpo-min-log-scale", type=finite_float, default=None,
+        help="the floor under GenPO's final log-scale (default -1.2; the bench's on "
+        "nav_two_obstacles: -2.3)",
     )  # fmt: skip
     ft.add_argument(
         "--gaussian-log-std", type=finite_float, default=-0.5,

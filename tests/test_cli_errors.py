@@ -94,6 +94,7 @@ BAD_OPTIONS = [
     (["finetune"], "--desired-kl", ["-1"], "must be"),
     (["finetune"], "--critic-lr", ["-1"], "must be"),
     (["finetune"], "--genpo-mix", ["0", "nan"], "must be a finite number > 0"),
+    (["finetune"], "--genpo-min-log-scale", ["nan", "-inf"], "must be a finite number"),
     (["finetune"], "--gaussian-log-std", ["nan", "inf"], "must be a finite number"),
     (["finetune"], "--eval-every", ["-1"], "must be an integer >= 0"),
     (["finetune"], "--eval-episodes", ["0"], "must be a positive integer"),

@@ -115,10 +115,12 @@ def test_the_finetune_command_resumes(tmp_path: Path, capsys: pytest.CaptureFixt
 
     args = [
         "finetune", "--task", "nav_one_obstacle", "--num-envs", "8", "--bc-epochs", "2",
-        "--eval-every", "0", "--genpo-mix", "1", "--out", str(tmp_path), "--json",
+        "--eval-every", "0", "--genpo-mix", "1", "--genpo-min-log-scale", "-2.3",
+        "--out", str(tmp_path), "--json",
     ]  # fmt: skip
     assert main([*args, "--steps", "720"]) == 0
-    assert load_policy(tmp_path).config.mix == 1.0  # --genpo-mix reached the policy
+    config = load_policy(tmp_path).config  # the GenPO flags reached the policy
+    assert (config.mix, config.min_log_scale) == (1.0, -2.3)
     assert main([*args, "--steps", "1440"]) == 2  # the run is there: --resume or another --out
     assert main([*args, "--steps", "1440", "--resume"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
