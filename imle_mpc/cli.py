@@ -676,9 +676,13 @@ def _genpo_config(mix: float | None, min_log_scale: float | None) -> Any:
     """The ``GenPOConfig`` the finetune flags ask for (``None``: the finetune defaults)."""
     from imle_mpc.learn.genpo import GenPOConfig
 
-    asked = {"mix": mix, "min_log_scale": min_log_scale}
-    given = {name: value for name, value in asked.items() if value is not None}
-    return GenPOConfig(**given) if given else None
+    if mix is None and min_log_scale is None:
+        return None
+    default = GenPOConfig()
+    return GenPOConfig(
+        mix=default.mix if mix is None else mix,
+        min_log_scale=default.min_log_scale if min_log_scale is None else min_log_scale,
+    )
 
 
 def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
