@@ -87,16 +87,30 @@ def _box_excess_kernel(values, low, high, out):  # pragma: no cover - compiled
     """
     K, T, n = values.shape
     for k in range(K):
-        worst = 0.0
+        # Two running maxima, of the even and of the odd steps: two chains of dependent
+        # max operations side by side (max is exact: the order does not change the result).
+        # Panda (256 x 17 x 7, one thread): 41 -> 28 us. What a NaN does to them is
+        # overwritten below.
+        even = 0.0
+        odd = 0.0
         unjudgeable = False
-        for t in range(T):
+        for t in range(0, T - 1, 2):
             for i in range(n):
                 v = values[k, t, i]
-                below = low[i] - v
-                above = v - high[i]
-                unjudgeable |= (below != below) | (above != above)
-                worst = max(worst, below, above)  # what a NaN does here is overwritten below
-        out[k] = np.nan if unjudgeable else worst
+                u = values[k, t + 1, i]
+                below_v, above_v = low[i] - v, v - high[i]
+                below_u, above_u = low[i] - u, u - high[i]
+                unjudgeable |= (below_v != below_v) | (above_v != above_v)
+                unjudgeable |= (below_u != below_u) | (above_u != above_u)
+                even = max(even, max(below_v, above_v))
+                odd = max(odd, max(below_u, above_u))
+        if T % 2:
+            for i in range(n):
+                v = values[k, T - 1, i]
+                below_v, above_v = low[i] - v, v - high[i]
+                unjudgeable |= (below_v != below_v) | (above_v != above_v)
+                even = max(even, max(below_v, above_v))
+        out[k] = np.nan if unjudgeable else max(even, odd)
 
 
 def clearance_slack(margin: float, points: FloatArray, segments: FloatArray | None) -> FloatArray:

@@ -25,6 +25,7 @@ import numpy as np
 
 from cost.composite import CostSum, Term
 from imle_mpc.core.kernels.perturb import perturb_and_clip
+from imle_mpc.core.kernels.rng import generator_normals
 from imle_mpc.core.kernels.select import argmin_finite
 from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.plan_result import PlanResult
@@ -181,8 +182,7 @@ class IMLESampler(ReferenceSampler):
         out[0] = chunks[0] if stale else nominal
         out[1 : 1 + n_imle] = chunks
         noise = self._noise_buffer(max(end_perturbed - 1 - n_imle, 0), out.shape)
-        if noise.shape[0]:
-            rng.standard_normal(out=noise)  # the numbers standard_normal(shape) returns
+        generator_normals(rng, noise)  # the numbers rng.standard_normal(out=noise) gives
         knots = self.knots
         if cfg.num_gaussian and knots is None:
             gauss = rng.standard_normal((cfg.num_gaussian, *nominal.shape))

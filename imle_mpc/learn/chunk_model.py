@@ -18,6 +18,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch import nn
 
+from imle_mpc.core.kernels.affine import scale_and_shift
 from imle_mpc.core.validation import FloatArray, require_int_at_least
 from imle_mpc.learn.config import TrainConfig
 from imle_mpc.learn.pairs import MinMaxNormalizer, condition_rows
@@ -67,9 +68,9 @@ class ChunkModel:
         self._obs_dim = obs_normalizer.dim
         self._nu = action_normalizer.dim
         self._latent_dim = int(config.latent_dim(self._nu))
-        # Chunk-shaped un-normalisation, broadcast over (n, H, nu).
-        self._act_center = action_normalizer.center.reshape(1, 1, -1)
-        self._act_half = action_normalizer.half_range.reshape(1, 1, -1)
+        # The un-normalisation of every (t, j) entry of a chunk: y * half_range + center.
+        self._act_center_row = np.ascontiguousarray(action_normalizer.center, dtype=np.float64)
+        self._act_half_row = np.ascontiguousarray(action_normalizer.half_range, dtype=np.float64)
 
     # ---- what a subclass provides ----------------------------------------------------------
     def _draw_latents(self, rng: np.random.Generator, count: int) -> np.ndarray:
@@ -252,6 +253,5 @@ class ChunkModel:
                 ct = torch.from_numpy(cond).to(self._device)
                 y_np = self._decode_normalized(zt, ct).cpu().numpy()
         out = np.empty((B * n, self.horizon, self._nu), dtype=np.float64)
-        np.multiply(y_np.reshape(out.shape), self._act_half, out=out)
-        out += self._act_center
+        scale_and_shift(y_np.reshape(out.shape), self._act_half_row, self._act_center_row, out)
         return out.reshape(B, n, self.horizon, self._nu)

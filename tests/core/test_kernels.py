@@ -21,9 +21,12 @@ from cost import (
 )
 from imle_mpc.core.kernels import (
     fill_standard_normal,
+    generator_normals,
     make_fused_kernels,
     seeded_gaussian_proposals,
 )
+from imle_mpc.core.kernels.affine import scale_and_shift
+from imle_mpc.core.kernels.compare import same_values
 from imle_mpc.core.kernels.fused import pack_params
 from imle_mpc.core.kernels.rng import (
     GOLDEN,
@@ -326,3 +329,42 @@ def test_fused_kernel_expands_knots_like_the_sampler_and_expand_knots(
     np.testing.assert_array_equal(U, ref_U)
     assert not np.allclose(U[:, 1:], U[:, :-1])  # really expanded, not held
     np.testing.assert_allclose(bufs["total"], cost(model.rollout(x0, ref_U), ref_U), rtol=1e-12)
+
+
+def test_generator_normals_are_numpys_and_advance_the_generator_alike() -> None:
+    ours, theirs = np.random.default_rng(11), np.random.default_rng(11)
+    a = generator_normals(ours, np.empty((7, 5, 3)))
+    b = theirs.standard_normal((7, 5, 3))
+    np.testing.assert_array_equal(a, b)
+    # The state moved on by the same draws: the next numbers agree too.
+    np.testing.assert_array_equal(ours.standard_normal(4), theirs.standard_normal(4))
+    assert generator_normals(ours, np.empty((0, 3))).shape == (0, 3)
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        generator_normals(ours, np.empty((4, 3), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        generator_normals(ours, np.empty((4, 6))[:, ::2])
+
+
+def test_same_values_is_array_equal_on_strided_batches() -> None:
+    X = np.random.default_rng(3).standard_normal((6, 5, 14))
+    Q = X[..., :7]  # the strided view a clearance cache is asked about
+    key = np.array(Q, order="C")
+    assert same_values(key, Q)
+    for k, t, i in [(0, 0, 0), (5, 4, 6), (2, 3, 1)]:
+        changed = key.copy()
+        changed[k, t, i] = np.nextafter(changed[k, t, i], np.inf)  # one ulp
+        assert not same_values(changed, Q)
+    with_nan = key.copy()
+    with_nan[1, 1, 1] = np.nan
+    assert not same_values(with_nan, with_nan)  # NaN is never equal, as in np.array_equal
+    assert not same_values(key[:, :4], Q)
+    assert same_values(key[0], Q[0]) and not same_values(key[0], Q[1])  # 2-D: array_equal
+
+
+def test_scale_and_shift_is_the_numpy_expression_to_the_bit() -> None:
+    rng = np.random.default_rng(4)
+    y = rng.standard_normal((9, 16, 7)).astype(np.float32)
+    scale, shift = rng.uniform(0.1, 3.0, 7), rng.uniform(-2.0, 2.0, 7)
+    out = np.empty((9, 16, 7))
+    scale_and_shift(y, scale, shift, out)
+    np.testing.assert_array_equal(out, y * scale + shift)

@@ -5,8 +5,9 @@ them plus small Gaussian noise. In NumPy that is a fancy-indexed copy of the
 parents, the noise array, two temporaries for ``parent + sigma * noise`` and a
 clip over the whole batch: on the Panda (K = 256, 128 perturbed rows of 16 x 7)
 about 0.3 ms a control step. This kernel does the same arithmetic in one pass over
-caller-owned arrays; the noise still comes from the planner's ``np.random.Generator``
-(into a preallocated buffer), so the proposals are the same to the bit.
+caller-owned arrays; the noise comes in a preallocated buffer, filled by
+``core.kernels.rng.generator_normals`` with the numbers ``rng.standard_normal`` gives,
+so the proposals are NumPy's to the bit.
 """
 
 from __future__ import annotations
