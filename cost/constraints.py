@@ -71,8 +71,11 @@ def _box_excess(values: np.ndarray, low: FloatArray, high: FloatArray) -> np.nda
     out = np.zeros(values.shape[0])
     if values.shape[1] == 0:
         return out
-    _box_excess_kernel(values, np.broadcast_to(low, values.shape[-1]),
-                       np.broadcast_to(high, values.shape[-1]), out)  # fmt: skip
+    n = values.shape[-1]
+    # a full-size bound as it is (np.broadcast_to costs ~5 us a call)
+    lo = low if low.size == n else np.full(n, low.reshape(-1)[0])
+    hi = high if high.size == n else np.full(n, high.reshape(-1)[0])
+    _box_excess_kernel(values, lo, hi, out)
     return out
 
 

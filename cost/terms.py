@@ -307,24 +307,29 @@ def _action_params(
     return np.concatenate([[float(order)], ref, w])
 
 
-def _action_cost(params: FloatArray, U: FloatArray) -> FloatArray:
-    out = np.empty(U.shape[0])
-    _quadratic_action(np.ascontiguousarray(U, dtype=np.float64), params, out)
-    return out
-
-
 @dataclass(frozen=True)
-class ControlEffort:
-    """``sum_t sum_j w_j (u_t,j - reference_j)^2``."""
+class _ActionQuadratic:
+    """What ``ControlEffort`` and ``Smoothness`` share: the kernel's parameters for an action
+    size, checked and packed once per ``nu`` (every call did it: 40 us of a Panda step)."""
 
-    weights: ArrayLike = 1.0
-    reference: ArrayLike = 0.0
+    _by_nu: dict[int, FloatArray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def _make_params(self, nu: int) -> FloatArray:
+        raise NotImplementedError
 
     def _params(self, nu: int) -> FloatArray:
-        return _action_params("ControlEffort", 0, self.reference, self.weights, nu)
+        params = self._by_nu.get(nu)
+        if params is None:
+            params = self._by_nu[nu] = self._make_params(nu)  # raises on bad weights
+        return params
 
     def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:
-        return _action_cost(self._params(U.shape[2]), U)
+        out = np.empty(U.shape[0])
+        params = self._params(U.shape[2])
+        _quadratic_action(np.ascontiguousarray(U, dtype=np.float64), params, out)
+        return out
 
     def stage_form(self, nx: int, nu: int) -> StageForm:
         """The per-step form of this term, for the planner's fused kernel."""
@@ -332,7 +337,18 @@ class ControlEffort:
 
 
 @dataclass(frozen=True)
-class Smoothness:
+class ControlEffort(_ActionQuadratic):
+    """``sum_t sum_j w_j (u_t,j - reference_j)^2``."""
+
+    weights: ArrayLike = 1.0
+    reference: ArrayLike = 0.0
+
+    def _make_params(self, nu: int) -> FloatArray:
+        return _action_params("ControlEffort", 0, self.reference, self.weights, nu)
+
+
+@dataclass(frozen=True)
+class Smoothness(_ActionQuadratic):
     """Squared finite differences of the actions along time.
 
     ``order=1`` penalises the rate of change (u_t - u_{t-1}); ``order=2`` the
@@ -346,15 +362,8 @@ class Smoothness:
         if self.order not in (1, 2):
             raise ValueError(f"Smoothness.order must be 1 or 2, got {self.order!r}.")
 
-    def _params(self, nu: int) -> FloatArray:
+    def _make_params(self, nu: int) -> FloatArray:
         return _action_params("Smoothness", self.order, 0.0, self.weights, nu)
-
-    def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:
-        return _action_cost(self._params(U.shape[2]), U)
-
-    def stage_form(self, nx: int, nu: int) -> StageForm:
-        """The per-step form of this term, for the planner's fused kernel."""
-        return StageForm(_action_running, None, self._params(nu), _action_lanes)
 
 
 def _obstacle_array(name: str, rows: ArrayLike, width: int, geometry: int = 2) -> FloatArray:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from cost.composite import CostSum, Term
+from imle_mpc.core.kernels.compare import squared_distance_to_plan
 from imle_mpc.core.kernels.perturb import perturb_and_clip
 from imle_mpc.core.kernels.rng import generator_normals
 from imle_mpc.core.kernels.select import argmin_finite
@@ -128,9 +129,10 @@ class ConsistencyCost(ReferenceCost):
         ref = reference
         if ref is None or not ref.active or ref.overlap == 0:
             return np.zeros(U.shape[0])
-        n = ref.overlap
-        diff = U[:, :n] - ref.plan[None, :n]
-        return np.einsum("khj,khj->k", diff, diff)
+        out = np.empty(U.shape[0])
+        steps = min(ref.overlap, U.shape[1], ref.plan.shape[0])  # as the slices were
+        squared_distance_to_plan(U, ref.plan, steps, out)
+        return out
 
 
 class IMLESampler(ReferenceSampler):

@@ -26,7 +26,7 @@ from imle_mpc.core.kernels import (
     seeded_gaussian_proposals,
 )
 from imle_mpc.core.kernels.affine import scale_and_shift
-from imle_mpc.core.kernels.compare import same_values
+from imle_mpc.core.kernels.compare import same_values, squared_distance_to_plan
 from imle_mpc.core.kernels.fused import pack_params
 from imle_mpc.core.kernels.rng import (
     GOLDEN,
@@ -368,3 +368,13 @@ def test_scale_and_shift_is_the_numpy_expression_to_the_bit() -> None:
     out = np.empty((9, 16, 7))
     scale_and_shift(y, scale, shift, out)
     np.testing.assert_array_equal(out, y * scale + shift)
+
+
+def test_squared_distance_to_plan_is_the_einsum() -> None:
+    rng = np.random.default_rng(5)
+    U, plan = rng.standard_normal((11, 16, 7)), rng.standard_normal((16, 7))
+    out = np.empty(11)
+    for steps in (0, 1, 8, 16):
+        squared_distance_to_plan(U, plan, steps, out)
+        diff = U[:, :steps] - plan[None, :steps]
+        np.testing.assert_allclose(out, np.einsum("khj,khj->k", diff, diff), rtol=1e-14)

@@ -1,4 +1,4 @@
-"""Exact comparison of two batches, stopping at the first difference (result caches).
+"""Batches compared: exactly (result caches), and by squared distance to a reference plan.
 
 ``np.array_equal(a, b)`` compares every entry into a temporary boolean array and then
 reduces it, also when the first entries differ. A cache keyed on a planner's batch (the
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["same_values"]
+__all__ = ["same_values", "squared_distance_to_plan"]
 
 
 @nb.njit(cache=True)
@@ -35,3 +35,23 @@ def same_values(a: np.ndarray, b: np.ndarray) -> bool:
     if a.ndim != 3:
         return bool(np.array_equal(a, b))
     return bool(_same_values_3d(a, b))
+
+
+@nb.njit(cache=True)
+def squared_distance_to_plan(U, plan, steps, out):  # pragma: no cover - compiled
+    """``out[k] = sum_{t < steps} sum_j (U[k, t, j] - plan[t, j])^2``, in that order.
+
+    IMLE-MPC's consistency term. NumPy's ``einsum`` on the difference (a temporary)
+    took 46 us a Panda step (K = 256, 8 of 16 steps, nu = 7); this loop about 10 us.
+
+    Args:
+        U: Shape=(K, H, nu); plan: Shape=(>= steps, nu); steps: <= H; out: Shape=(K,).
+    """
+    K, _, nu = U.shape
+    for k in range(K):
+        acc = 0.0
+        for t in range(steps):
+            for j in range(nu):
+                d = U[k, t, j] - plan[t, j]
+                acc += d * d
+        out[k] = acc
