@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -57,6 +57,9 @@ from imle_mpc.tasks import TASKS, Task, load_task
 from imle_mpc.view.watch import EpisodeWatch
 from planners.risk import RiskMeasure, RiskScoring
 from planners.sampling import SamplingPlanner
+
+if TYPE_CHECKING:  # torch: imported by the commands that train, not by the CLI itself
+    from imle_mpc.learn.genpo import GenPOConfig
 
 DEMO_TASKS = ("nav_one_obstacle", "nav_two_obstacles", "nav_trap")
 LOOPBACK = "127.0.0.1"
@@ -672,7 +675,7 @@ def cmd_refine(args: argparse.Namespace) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _genpo_config(mix: float | None, min_log_scale: float | None) -> Any:
+def _genpo_config(mix: float | None, min_log_scale: float | None) -> GenPOConfig | None:
     """The ``GenPOConfig`` the finetune flags ask for (``None``: the finetune defaults)."""
     from imle_mpc.learn.genpo import GenPOConfig
 
