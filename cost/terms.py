@@ -186,12 +186,38 @@ def _proximity_running(x_prev, x, U, t, p):  # pragma: no cover - compiled
 
 @nb.njit(parallel=True, cache=True, error_model="numpy")
 def _quadratic_state(X, params, t_start, out):  # pragma: no cover - compiled
-    K, T, _ = X.shape
-    for k in nb.prange(K):
-        acc = 0.0
+    """``out[k] = sum_{t >= t_start} _state_step(X[k, t])``, four samples interleaved.
+
+    One sample's sum is a chain of dependent adds; four samples' chains side by side
+    overlap their latencies (Panda, K = 256, 16 x 14 states, one thread: 93 -> 45 us).
+    Each sample's sums keep ``_state_step``'s order: the same numbers, the fused kernel's.
+    """
+    K, T, nx = X.shape
+    for g in nb.prange((K + 3) // 4):
+        k0 = 4 * g
+        k1, k2, k3 = min(k0 + 1, K - 1), min(k0 + 2, K - 1), min(k0 + 3, K - 1)
+        a0 = a1 = a2 = a3 = 0.0
         for t in range(t_start, T):
-            acc += _state_step(X[k, t], params)
-        out[k] = acc
+            s0 = s1 = s2 = s3 = 0.0
+            for i in range(nx):
+                w = params[nx + i]
+                if w != 0.0:  # as _state_step: a zero weight adds nothing, not 0 * inf
+                    target, wrap = params[i], params[2 * nx + i] != 0.0
+                    s0 += _state_dim(X[k0, t, i], target, w, wrap)
+                    s1 += _state_dim(X[k1, t, i], target, w, wrap)
+                    s2 += _state_dim(X[k2, t, i], target, w, wrap)
+                    s3 += _state_dim(X[k3, t, i], target, w, wrap)
+            a0 += s0
+            a1 += s1
+            a2 += s2
+            a3 += s3
+        out[k0] = a0
+        if k0 + 1 < K:  # the last group's spare samples repeat its last one: not written
+            out[k1] = a1
+        if k0 + 2 < K:
+            out[k2] = a2
+        if k0 + 3 < K:
+            out[k3] = a3
 
 
 @nb.njit(parallel=True, cache=True, error_model="numpy")
