@@ -2,8 +2,9 @@
 
 ``IMLESampler.propose`` (perturbed chunks, clipped: ``core.kernels.perturb``), the box
 constraints' excess (``cost.constraints._box_excess``) and ``PinocchioDynamics``'
-acceleration-mode integration, each against the NumPy code it replaced, and the arm's
-clearance of a few trajectories (the guard's check) against the batch kernel's rows:
+acceleration-mode integration, each against the NumPy code it replaced, the arm's
+clearance of a few trajectories (the guard's check) against the batch kernel's rows, and
+the state-tracking kernel (four samples side by side) against a per-sample Python sum:
 all to the bit.
 """
 
@@ -154,3 +155,37 @@ def test_one_trajectorys_clearance_is_its_row_of_the_batch() -> None:
         assert np.array_equal(one_swept, swept[rows], equal_nan=True)
     single = kin.clearance(Q[7:8, 4], spheres, ball.radii)
     assert np.array_equal(single, kin.clearance(Q[:, 4], spheres, ball.radii)[7:8])
+
+
+def _state_cost_reference(X: np.ndarray, target, weights, wrap, t_start: int) -> np.ndarray:
+    """StateTracking's sum in plain Python floats, one sample at a time, in its order."""
+    out = np.empty(X.shape[0])
+    for k in range(X.shape[0]):
+        acc = 0.0
+        for t in range(t_start, X.shape[1]):
+            step = 0.0
+            for i in range(X.shape[2]):
+                if weights[i] != 0.0:
+                    e = float(X[k, t, i]) - float(target[i])
+                    if wrap[i]:
+                        e = e - 2.0 * np.pi * np.floor((e + np.pi) * (1.0 / (2.0 * np.pi)))
+                    step += float(weights[i]) * e * e
+            acc += step
+        out[k] = acc
+    return out
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 4, 5, 33])
+def test_state_tracking_kernel_is_the_per_sample_sum(K: int) -> None:
+    # The kernel sums four samples side by side; each must keep its own order of adds.
+    from cost import StateTracking, TerminalState
+
+    rng = np.random.default_rng(K)
+    X = rng.standard_normal((K, 9, 5)) * 4.0
+    X[0, 3, 4] = np.inf  # a zero weight: skipped, not 0 * inf
+    target, weights = rng.standard_normal(5), np.array([1.0, 0.05, 2.0, 0.3, 0.0])
+    wrap = [False, True, False, True, False]
+    for term, t_start in ((StateTracking(target, weights, (1, 3)), 1),
+                          (TerminalState(target, weights, (1, 3)), 8)):  # fmt: skip
+        want = _state_cost_reference(X, target, weights, wrap, t_start)
+        assert np.array_equal(term(X, np.zeros((K, 8, 1))), want)
