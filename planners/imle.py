@@ -25,8 +25,8 @@ import numpy as np
 
 from cost.composite import CostSum, Term
 from imle_mpc.core.kernels.compare import squared_distance_to_plan
+from imle_mpc.core.kernels.pcg64 import generator_normals
 from imle_mpc.core.kernels.perturb import perturb_and_clip
-from imle_mpc.core.kernels.rng import generator_normals
 from imle_mpc.core.kernels.select import argmin_finite
 from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.plan_result import PlanResult

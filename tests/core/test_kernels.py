@@ -21,7 +21,6 @@ from cost import (
 )
 from imle_mpc.core.kernels import (
     fill_standard_normal,
-    generator_normals,
     make_fused_kernels,
     seeded_gaussian_proposals,
 )
@@ -329,20 +328,6 @@ def test_fused_kernel_expands_knots_like_the_sampler_and_expand_knots(
     np.testing.assert_array_equal(U, ref_U)
     assert not np.allclose(U[:, 1:], U[:, :-1])  # really expanded, not held
     np.testing.assert_allclose(bufs["total"], cost(model.rollout(x0, ref_U), ref_U), rtol=1e-12)
-
-
-def test_generator_normals_are_numpys_and_advance_the_generator_alike() -> None:
-    ours, theirs = np.random.default_rng(11), np.random.default_rng(11)
-    a = generator_normals(ours, np.empty((7, 5, 3)))
-    b = theirs.standard_normal((7, 5, 3))
-    np.testing.assert_array_equal(a, b)
-    # The state moved on by the same draws: the next numbers agree too.
-    np.testing.assert_array_equal(ours.standard_normal(4), theirs.standard_normal(4))
-    assert generator_normals(ours, np.empty((0, 3))).shape == (0, 3)
-    with pytest.raises(ValueError, match="C-contiguous float64"):
-        generator_normals(ours, np.empty((4, 3), np.float32))
-    with pytest.raises(ValueError, match="C-contiguous float64"):
-        generator_normals(ours, np.empty((4, 6))[:, ::2])
 
 
 def test_same_values_is_array_equal_on_strided_batches() -> None:

@@ -5,7 +5,8 @@ output arrays, so a planner allocates its work arrays once.
 """
 
 from imle_mpc.core.kernels.fused import FusedKernels, StageForm, make_fused_kernels
-from imle_mpc.core.kernels.rng import draw_seed, fill_standard_normal, generator_normals
+from imle_mpc.core.kernels.pcg64 import generator_normals
+from imle_mpc.core.kernels.rng import draw_seed, fill_standard_normal
 from imle_mpc.core.kernels.rollout import make_rollout_kernel, make_stage_cost_kernel
 from imle_mpc.core.kernels.sampling import (
     expand_knots,

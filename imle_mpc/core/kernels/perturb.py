@@ -6,7 +6,7 @@ parents, the noise array, two temporaries for ``parent + sigma * noise`` and a
 clip over the whole batch: on the Panda (K = 256, 128 perturbed rows of 16 x 7)
 about 0.3 ms a control step. This kernel does the same arithmetic in one pass over
 caller-owned arrays; the noise comes in a preallocated buffer, filled by
-``core.kernels.rng.generator_normals`` with the numbers ``rng.standard_normal`` gives,
+``core.kernels.pcg64.generator_normals`` with the numbers ``rng.standard_normal`` gives,
 so the proposals are NumPy's to the bit.
 """
 

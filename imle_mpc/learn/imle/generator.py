@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from imle_mpc.core.blas import blas_threads_controllable
+from imle_mpc.core.kernels.pcg64 import generator_normals
 from imle_mpc.core.validation import require_int_at_least
 from imle_mpc.learn.chunk_model import ChunkModel
 from imle_mpc.learn.config import GeneratorConfig, TrainConfig
@@ -135,7 +136,9 @@ class IMLEGenerator(ChunkModel):
         return self._numpy_mlp(z, cond)
 
     def _draw_latents(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        return rng.standard_normal((count, self._latent_dim), dtype=np.float32)
+        # rng.standard_normal(..., dtype=np.float32)'s numbers, compiled (139 -> 38 us for
+        # the Panda's 127 x 112 latents)
+        return generator_normals(rng, np.empty((count, self._latent_dim), np.float32))
 
     def _decode_normalized(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self._network(z, cond)
