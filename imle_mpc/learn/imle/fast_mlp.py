@@ -14,6 +14,11 @@ counters) and takes a new snapshot. The matrix products run on the calling threa
 only (``imle_mpc.core.blas.blas_threads``): NumPy's BLAS pool is not part of the
 planners' thread policy. Torch stays the path for training, gradients, CUDA, the
 U-Net and large batches (``IMLEGenerator.inference``).
+
+Each hidden layer is one matrix product, one compiled pass for its bias, FiLM and the
+SiLU's negation, NumPy's SIMD ``exp`` and one compiled divide, each the same float32
+operations in the same order as the NumPy ufuncs they replace (tested to the bit):
+the Panda's 127-latent pass 348 -> 294 us (one thread, idle, alternating calls).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import threading
 from typing import Literal
 
+import numba as nb
 import numpy as np
 import torch
 
@@ -55,6 +61,45 @@ def _relu(x: np.ndarray, tmp: np.ndarray) -> None:
 
 
 _ACTIVATIONS = {"silu": _silu, "mish": _mish, "relu": _relu}
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _bias_and_film(h, bias, film, start, total, negated):  # pragma: no cover - compiled
+    """``h = (h + bias) * film[:, start:] + film[:, total + start:]`` in one pass, float32.
+
+    NumPy's three in-place ufuncs (``h += b``, ``h *= scale``, ``h += shift``), each
+    operation rounded to float32 in that order: the same numbers (no contraction into
+    FMAs without fastmath). ``film`` Shape=(1 or B, 2 * total) holds 1 + scale, then
+    shift; one row is broadcast. ``negated`` Shape=(B, W) receives ``-h`` (the SiLU's
+    first step; scratch for the other activations).
+    """
+    B, W = h.shape
+    broadcast = film.shape[0] == 1
+    for i in range(B):
+        r = 0 if broadcast else i
+        # row views: unit-stride loops LLVM packs (indexing film[r, start + j] did not)
+        scale = film[r, start : start + W]
+        shift = film[r, total + start : total + start + W]
+        row = h[i]
+        minus = negated[i]
+        for j in range(W):
+            v = (row[j] + bias[j]) * scale[j] + shift[j]
+            row[j] = v
+            minus[j] = -v
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _divide_by_one_plus(h, e):  # pragma: no cover - compiled
+    """``h = h / (e + 1)`` in place, float32: the SiLU's ``x / (1 + exp(-x))`` once ``e`` holds
+    ``exp(-x)`` (NumPy's ``e += 1; np.divide(h, e)``, the same rounding). ``error_model=
+    "numpy"``: Python's zero-division check kept the loop scalar (41 -> ~3 us)."""
+    one = np.float32(1.0)
+    B, W = h.shape
+    for i in range(B):
+        row = h[i]
+        denominator = e[i]
+        for j in range(W):
+            row[j] = row[j] / (denominator[j] + one)
 
 
 class _Buffers:
@@ -150,17 +195,23 @@ class NumpyMLP:
             film[:, :total] += 1.0  # 1 + scale, as the torch forward
             h = buf.hidden[0]
             np.matmul(z, self._w_in, out=h)
-            h += self._b_in
+            bias = self._b_in
+            silu = self._act is _silu
             start = 0
             for i, width in enumerate(self._widths):
                 if i:
-                    w, b = self._w_layers[i - 1]
+                    w, bias = self._w_layers[i - 1]
                     h = buf.hidden[i]
                     np.matmul(buf.hidden[i - 1], w, out=h)
-                    h += b
-                h *= film[:, start : start + width]
-                h += film[:, total + start : total + start + width]
-                self._act(h, buf.tmp[i])
+                tmp = buf.tmp[i]
+                # bias, FiLM and (SiLU) the negation in one pass; NumPy's SIMD exp between
+                # (Numba's would be libm's, per element): 26 -> 14 us a 127 x 128 layer
+                _bias_and_film(h, bias, film, start, total, tmp)
+                if silu:
+                    np.exp(tmp, out=tmp)  # overflows to inf for x < -88: x / inf = -0
+                    _divide_by_one_plus(h, tmp)
+                else:
+                    self._act(h, tmp)
                 start += width
             np.matmul(h, self._w_out, out=buf.out)
             buf.out += self._b_out
