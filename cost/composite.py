@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
+from numba.core.errors import TypingError
 
 from imle_mpc.core.kernels.fused import StageForm
 from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.protocols import ReferenceCost
-from imle_mpc.core.validation import FloatArray, user_numba_function
+from imle_mpc.core.validation import FloatArray, numba_typing_error
 
 CostFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -107,11 +108,14 @@ class CostSum:
         total = np.zeros(K)
         breakdown: dict[str, FloatArray] = {}
         for term, with_reference in zip(self.terms, self._with_reference, strict=True):
-            with user_numba_function(
-                f"cost term {term.name!r} must be fn(X Shape=(K, H+1, nx), U Shape=(K, H, nu)) "
-                "-> Shape=(K,), float64 arrays in and out"
-            ):
+            try:  # free in 3.11 where no exception is raised; a context manager is not
                 raw = term.fn(X, U) if with_reference is None else with_reference(X, U, reference)
+            except TypingError as err:
+                raise numba_typing_error(
+                    f"cost term {term.name!r} must be fn(X Shape=(K, H+1, nx), U Shape=(K, H, "
+                    "nu)) -> Shape=(K,), float64 arrays in and out",
+                    err,
+                ) from None
             values = np.asarray(raw, dtype=np.float64)
             if values.shape != (K,):
                 raise ValueError(

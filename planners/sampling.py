@@ -52,6 +52,7 @@ from cost.constraints import constraint_name, split_constraints
 from imle_mpc.core.actions import neutral_action
 from imle_mpc.core.kernels.fused import FusedKernels, StageForm, make_fused_kernels, pack_params
 from imle_mpc.core.kernels.rng import draw_seed
+from imle_mpc.core.kernels.select import reject_violating
 from imle_mpc.core.model import RolloutMixin
 from imle_mpc.core.plan_reference import PlanReference
 from imle_mpc.core.plan_result import PlanResult
@@ -80,6 +81,8 @@ from imle_mpc.core.validation import (
 from planners.knots import Interpolation, KnotSchedule, check_knots
 from planners.risk import RiskScoring
 from planners.samplers import GaussianSampler
+
+_NO_TOTALS = np.empty(0)  # reject_violating without a running sum (read, never written)
 
 
 @dataclass(frozen=True)
@@ -468,19 +471,16 @@ class SamplingPlanner(NominalSettable):
         """
         if not self.constraints:
             return  # the violations are read only when there are constraints
-        if violation is not None:
-            violation[:] = np.where(np.isfinite(costs), 0.0, np.inf)
-        for constraint in self.constraints:
+        totals = _NO_TOTALS if violation is None else violation
+        for i, constraint in enumerate(self.constraints):
             v = np.asarray(constraint.violation(X, U), dtype=np.float64)
             if v.shape != costs.shape:
                 raise ValueError(
                     f"constraint {constraint_name(constraint)!r} returned shape {v.shape}; "
                     f"violation(X, U) must return one number per sample, Shape={costs.shape}."
                 )
-            v = np.where(np.isnan(v), np.inf, v)  # an unjudgeable sample is not safe
-            costs[v > 0.0] = np.inf
-            if violation is not None:
-                violation += v
+            # NaN -> +inf, costs of violating samples -> +inf, the sum: one pass
+            reject_violating(costs, v, totals, i == 0)
 
     def _propose(self, x: FloatArray, plan: FloatArray, Z: FloatArray) -> None:
         """Fill ``Z`` with proposals around ``plan``; take the sampler's reference for them.

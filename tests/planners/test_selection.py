@@ -83,3 +83,36 @@ def test_selectors_report_no_feasible_sample() -> None:
 def test_selection_kernels_without_jit() -> None:
     result = run_without_jit("tests/planners/test_selection.py")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def _reject_reference(costs: np.ndarray, verdicts: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The NumPy sequence ``reject_violating`` replaces (the planners' former code)."""
+    costs = costs.copy()
+    totals = np.where(np.isfinite(costs), 0.0, np.inf)
+    for v in verdicts:
+        v = np.where(np.isnan(v), np.inf, v)
+        costs[v > 0.0] = np.inf
+        totals += v
+    return costs, totals
+
+
+def test_reject_violating_is_the_numpy_sequence() -> None:
+    """Protects: violating and unjudgeable (NaN) samples lose, the sum counts NaN as +inf
+    and starts at +inf for an unscorable cost, a second constraint adds to the first."""
+    from imle_mpc.core.kernels.select import reject_violating
+
+    rng = np.random.default_rng(9)
+    costs = rng.uniform(0.0, 5.0, 12)
+    costs[[1, 2]] = [np.inf, np.nan]
+    first = np.array([0.0, 0.0, 0.0, 0.3, np.nan, -1e-3, 0.0, 2.0, 0.0, 0.0, np.inf, 0.0])
+    second = np.array([0.0, 0.0, 0.7, 0.0, 0.0, -0.2, 0.0, 0.0, 0.7, 0.0, 0.0, 0.0])
+    expected_costs, expected_totals = _reject_reference(costs, [first, second])
+    ours, totals = costs.copy(), np.full(12, 123.0)  # the start overwrites what was there
+    reject_violating(ours, first, totals, True)
+    reject_violating(ours, second, totals, False)
+    np.testing.assert_array_equal(ours, expected_costs)
+    np.testing.assert_array_equal(totals, expected_totals)
+    assert np.isinf(ours[[3, 4, 7, 8, 10]]).all() and np.isfinite(ours[[0, 5, 6]]).all()
+    alone = costs.copy()  # no running sum: only the costs change
+    reject_violating(alone, first, np.empty(0), True)
+    np.testing.assert_array_equal(alone, _reject_reference(costs, [first])[0])

@@ -86,3 +86,26 @@ def elite_indices(costs: np.ndarray, n_elites: int) -> np.ndarray:
         return finite[np.argsort(costs[finite], kind="stable")]
     part = finite[np.argpartition(costs[finite], n_elites - 1)[:n_elites]]
     return part[np.argsort(costs[part], kind="stable")]
+
+
+@nb.njit(cache=True)
+def reject_violating(costs, violation, totals, start_totals):  # pragma: no cover - compiled
+    """One hard constraint's verdict on a batch, in place. All Shape=(K,) float64.
+
+    ``costs[k] = +inf`` where ``violation[k] > 0`` or is NaN (an unjudgeable sample is not
+    safe). ``totals`` (Shape=(K,), or Shape=(0,) for none) sums the violations, NaN counted
+    as +inf; with ``start_totals`` it is first set to 0 for a finite cost and +inf for an
+    unscorable one (before this constraint marks any). NumPy's ``np.where`` / mask /
+    ``+=`` sequence in one pass without its temporaries: the same numbers.
+    """
+    track = totals.shape[0] == costs.shape[0]
+    for k in range(costs.shape[0]):
+        if track and start_totals:
+            totals[k] = 0.0 if np.isfinite(costs[k]) else np.inf
+        v = violation[k]
+        if v != v:
+            v = np.inf
+        if v > 0.0:
+            costs[k] = np.inf
+        if track:
+            totals[k] += v
