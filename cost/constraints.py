@@ -152,7 +152,47 @@ def clearance_violation(
     """``max(0, -clearance_slack(...))``: 0 for a safe sample, Shape=(K,); no states: 0."""
     if points.shape[1] < 2:
         return np.zeros(points.shape[0])
-    return np.asarray(np.maximum(-clearance_slack(margin, points, segments), 0.0))
+    out = np.empty(points.shape[0])
+    steps = _NO_SEGMENTS if segments is None else segments
+    _clearance_violation_kernel(float(margin), points, steps, segments is not None, out)
+    return out
+
+
+_NO_SEGMENTS = np.empty((0, 0))
+
+
+@nb.njit(inline="always")
+def _smaller(a, b):  # pragma: no cover - compiled
+    """``np.minimum(a, b)``: NaN if either is NaN."""
+    if a != a or b != b:
+        return np.nan
+    return a if a < b else b
+
+
+@nb.njit(cache=True)
+def _clearance_violation_kernel(margin, points, segments, swept, out):  # pragma: no cover
+    """``max(0, -clearance_slack(margin, points, segments))`` per sample, into out (K,).
+
+    ``clearance_slack``'s reductions (its minima over steps, NaN propagating) and then
+    ``np.maximum(-slack, 0)`` in one pass per sample: min is exact, so the same numbers
+    without the five (K,) temporaries and four NumPy reductions (~25 us a Panda step).
+    ``points`` Shape=(K, H+1) with H >= 1; ``segments`` Shape=(K, H) read when ``swept``.
+    """
+    K, T = points.shape
+    for k in range(K):
+        lowest = points[k, 1]
+        for t in range(2, T):
+            lowest = _smaller(lowest, points[k, t])
+        slack = lowest - margin
+        if swept and segments.shape[1] > 0:
+            first = segments[k, 0] - _smaller(margin, points[k, 0])
+            slack = _smaller(slack, first)
+            if segments.shape[1] > 1:
+                rest = segments[k, 1]
+                for t in range(2, segments.shape[1]):
+                    rest = _smaller(rest, segments[k, t])
+                slack = _smaller(slack, rest - margin)
+        out[k] = np.nan if slack != slack else max(-slack, 0.0)
 
 
 @dataclass(frozen=True)

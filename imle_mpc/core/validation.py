@@ -13,6 +13,8 @@ import numpy as np
 from numba.core.errors import TypingError
 from numpy.typing import ArrayLike, NDArray
 
+from imle_mpc.core.kernels.compare import all_finite
+
 FloatArray = NDArray[np.float64]
 
 
@@ -58,7 +60,7 @@ def check_state(state: ArrayLike, nx: int, who: str = "state") -> FloatArray:
             f"{who} must have shape ({nx},) to match the dynamics' nx={nx}, got shape "
             f"{arr.shape}. Pass the full state vector, not an observation."
         )
-    if not np.all(np.isfinite(arr)):
+    if not all_finite(arr):
         bad = np.flatnonzero(~np.isfinite(arr)).tolist()
         raise ValueError(
             f"{who} contains NaN/inf at indices {bad}: {arr.tolist()}. Check the state "
@@ -78,7 +80,7 @@ def valid_measurement(state: object, nx: int) -> FloatArray | None:
         x = np.asarray(state, dtype=np.float64)
     except (TypeError, ValueError):  # not numbers at all: a broken sensor driver
         return None
-    if x.shape != (nx,) or not np.all(np.isfinite(x)):
+    if x.shape != (nx,) or not all_finite(x):
         return None
     return np.ascontiguousarray(x)
 

@@ -49,6 +49,7 @@ import numpy as np
 from cost.constraints import split_constraints
 from imle_mpc.core.actions import DelayLine, neutral_action
 from imle_mpc.core.errors import PlanningTimeoutError
+from imle_mpc.core.kernels.compare import all_finite
 from imle_mpc.core.plan_result import PlanResult
 from imle_mpc.core.protocols import Dynamics, Planner, fast_rollout
 from imle_mpc.core.threads import PLANNING_THREADS, ThreadPolicy, under_thread_policy
@@ -406,7 +407,7 @@ class SafetyGuard(PlannerWrapper):
         expected = (self.horizon, self.dynamics.nu)
         if actions.shape != expected:
             return f"planner returned actions of shape {actions.shape}, expected {expected}"
-        if not np.all(np.isfinite(actions)):
+        if not all_finite(actions):
             return "planner returned non-finite actions"
         if result.num_feasible == 0:
             return "no feasible sample"
@@ -467,7 +468,7 @@ class SafetyGuard(PlannerWrapper):
         # Shapes are checked already (x here, plans by _well_formed or by construction).
         X = self._rollout(np.ascontiguousarray(x), U, np.empty((1, U.shape[1] + 1, len(x))))
         violation = 0.0 if outside <= tol else float(outside)
-        if not np.all(np.isfinite(X)):
+        if not all_finite(X):
             violation = np.inf
         for constraint in self.constraints:
             v = float(np.asarray(constraint.violation(X, U), dtype=np.float64)[0])
@@ -517,7 +518,7 @@ class SafetyGuard(PlannerWrapper):
 def _well_formed(actions: Any, horizon: int, nu: int) -> bool:
     """A plan of the right shape with finite entries (worth comparing as a candidate)."""
     arr = np.asarray(actions)
-    return arr.shape == (horizon, nu) and bool(np.all(np.isfinite(arr)))
+    return arr.shape == (horizon, nu) and all_finite(arr)
 
 
 def _shifted(actions: FloatArray) -> FloatArray:

@@ -25,7 +25,7 @@ from imle_mpc.core.kernels import (
     seeded_gaussian_proposals,
 )
 from imle_mpc.core.kernels.affine import scale_and_shift
-from imle_mpc.core.kernels.compare import same_values, squared_distance_to_plan
+from imle_mpc.core.kernels.compare import all_finite, same_values, squared_distance_to_plan
 from imle_mpc.core.kernels.fused import pack_params
 from imle_mpc.core.kernels.rng import (
     GOLDEN,
@@ -363,3 +363,21 @@ def test_squared_distance_to_plan_is_the_einsum() -> None:
         squared_distance_to_plan(U, plan, steps, out)
         diff = U[:, :steps] - plan[None, :steps]
         np.testing.assert_allclose(out, np.einsum("khj,khj->k", diff, diff), rtol=1e-14)
+
+
+def test_all_finite_is_numpys_isfinite_all() -> None:
+    rng = np.random.default_rng(5)
+    for shape in [(0,), (1,), (14,), (1, 17, 14), (16, 7)]:
+        base = rng.standard_normal(shape)
+        assert all_finite(base)
+        for bad in (np.nan, np.inf, -np.inf):
+            for where in {0, base.size // 2, base.size - 1} if base.size else set():
+                arr = base.copy()
+                arr.reshape(-1)[where] = bad
+                assert not all_finite(arr)
+    huge = np.array([np.finfo(np.float64).max, -np.finfo(np.float64).max, 5e-324, -0.0])
+    assert all_finite(huge)  # the largest, the smallest subnormal, minus zero: finite
+    strided = np.zeros((4, 6))
+    strided[0, 1] = np.nan
+    assert all_finite(strided[:, ::2]) and not all_finite(strided[:, 1::2])  # NumPy's path
+    assert not all_finite(np.array([1.0, np.inf], np.float32))

@@ -134,3 +134,28 @@ def test_a_robot_sphere_passing_through_an_obstacle_between_steps(swept: bool) -
         assert v[0] == pytest.approx(MARGIN - chord, abs=1e-12)
     else:
         assert v[0] == 0.0
+
+
+@pytest.mark.parametrize("steps", [1, 2, 16])
+@pytest.mark.parametrize("swept", [True, False])
+def test_clearance_violation_is_max_of_zero_and_minus_the_slack(steps: int, swept: bool) -> None:
+    """Protects: the one-pass kernel gives ``max(0, -clearance_slack)`` to the bit, NaN
+    (unjudgeable) included, the first segment held to the measured state's distance."""
+    from cost.constraints import clearance_slack, clearance_violation
+
+    rng = np.random.default_rng(steps)
+    K, margin = 40, 0.05
+    points = rng.uniform(-0.1, 0.4, (K, steps + 1))
+    segments = rng.uniform(-0.1, 0.4, (K, steps)) if swept else None
+    points[0, 0] = 0.01  # measured inside the margin: the first segment keeps 0.01
+    points[1, -1] = np.nan
+    points[2, 0] = np.nan
+    if segments is not None:
+        segments[3, -1] = np.nan
+        segments[4, 0] = -np.inf
+    points[5, 1:] = np.inf
+    expected = np.maximum(-clearance_slack(margin, points, segments), 0.0)
+    got = clearance_violation(margin, points, segments)
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(got[1]) and (np.isnan(got[2]) == swept)
+    assert np.all(got[np.isfinite(expected)] >= 0.0)
