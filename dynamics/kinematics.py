@@ -171,6 +171,31 @@ def _chain_path_clearance(
     L = _LANES
     groups = (K + L - 1) // L
     blocks = min(groups, _BLOCKS)
+    # A planner's batch starts every trajectory at the measured state: then configuration
+    # t = 0 is evaluated once here (one lane's operations, so the same bits) and copied
+    # into every group (1/T of the kernel's work).
+    shared = T > 0 and K > 1
+    for k in range(1, K if shared else 1):
+        for j in range(nj):
+            if Q[k, 0, j] != Q[0, 0, j]:  # NaN never equal: such a batch takes the lanes
+                shared = False
+        if not shared:
+            break
+    here0 = np.empty((n, 3))
+    best0 = np.inf
+    if shared:
+        R0, p0, A0 = _scratch(nj)
+        _chain_frames(Q[0, 0], rot, trans, axes, R0, p0, A0)
+        for i in range(n):
+            for r in range(3):
+                here0[i, r] = _point(R0, p0, point_joint[i], point_offset[i], r)
+            radius = point_radius[i]
+            for o in range(spheres.shape[0]):
+                dx = here0[i, 0] - spheres[o, 0]
+                dy = here0[i, 1] - spheres[o, 1]
+                dz = here0[i, 2] - spheres[o, 2]
+                gap = np.sqrt(dx * dx + dy * dy + dz * dz) - spheres[o, 3] - radius
+                best0 = min(best0, gap)
     for blk in nb.prange(blocks):
         R = np.zeros((nj + 1, 3, 3, L))  # joint frames, lane last; R[0] the identity
         for d in range(3):
@@ -188,87 +213,95 @@ def _chain_path_clearance(
         for g in range(blk * groups // blocks, (blk + 1) * groups // blocks):
             k0 = g * L
             for t in range(T):
-                for j in range(nj):
-                    # gathered first: the strided reads kept sincos's loop from packing
-                    # (a third of the kernel's time on a Zen 4 core)
+                if t == 0 and shared:  # the one start configuration, evaluated once above
                     for w in range(L):
-                        angle[w] = Q[min(k0 + w, K - 1), t, j]
-                    for w in range(L):  # packed: no branch, no call
-                        sin_w, cos_w = sincos(angle[w])
-                        s[w] = sin_w
-                        c[w] = cos_w
-                    for w in range(L):  # as _joint_sincos: libm beyond the reduction's range
-                        q = angle[w]
-                        if needs_libm(q):
-                            s[w], c[w] = np.sin(q), np.cos(q)
-                    # one pass over the lanes per row of the frame (the translation and
-                    # the three products, each in _chain_frames's order): 27 % less time
-                    # than a loop per product
-                    t0, t1, t2 = trans[j, 0], trans[j, 1], trans[j, 2]
-                    m00, m01, m02 = rot[j, 0, 0], rot[j, 0, 1], rot[j, 0, 2]
-                    m10, m11, m12 = rot[j, 1, 0], rot[j, 1, 1], rot[j, 1, 2]
-                    m20, m21, m22 = rot[j, 2, 0], rot[j, 2, 1], rot[j, 2, 2]
-                    for r in range(3):
-                        for w in range(L):
-                            r0, r1, r2 = R[j, r, 0, w], R[j, r, 1, w], R[j, r, 2, w]
-                            acc = p[j, r, w]
-                            acc += r0 * t0
-                            acc += r1 * t1
-                            acc += r2 * t2
-                            p[j + 1, r, w] = acc
-                            acc = 0.0
-                            acc += r0 * m00
-                            acc += r1 * m10
-                            acc += r2 * m20
-                            A[r, 0, w] = acc
-                            acc = 0.0
-                            acc += r0 * m01
-                            acc += r1 * m11
-                            acc += r2 * m21
-                            A[r, 1, w] = acc
-                            acc = 0.0
-                            acc += r0 * m02
-                            acc += r1 * m12
-                            acc += r2 * m22
-                            A[r, 2, w] = acc
-                    axis = axes[j]
-                    a = (axis + 1) % 3
-                    b = (axis + 2) % 3
-                    for r in range(3):
-                        for w in range(L):
-                            R[j + 1, r, axis, w] = A[r, axis, w]
-                            R[j + 1, r, a, w] = c[w] * A[r, a, w] + s[w] * A[r, b, w]
-                            R[j + 1, r, b, w] = -s[w] * A[r, a, w] + c[w] * A[r, b, w]
-                for w in range(L):
-                    best[w] = np.inf
-                    moved[w] = np.inf
-                for i in range(n):
-                    joint = point_joint[i]
-                    o0, o1, o2 = point_offset[i, 0], point_offset[i, 1], point_offset[i, 2]
-                    for r in range(3):
-                        for w in range(L):
-                            acc = p[joint, r, w]
-                            acc += R[joint, r, 0, w] * o0
-                            acc += R[joint, r, 1, w] * o1
-                            acc += R[joint, r, 2, w] * o2
-                            here[i, r, w] = acc
-                    radius = point_radius[i]
-                    for o in range(spheres.shape[0]):
-                        cx, cy, cz = spheres[o, 0], spheres[o, 1], spheres[o, 2]
-                        reach = spheres[o, 3]
-                        for w in range(L):
-                            dx = here[i, 0, w] - cx
-                            dy = here[i, 1, w] - cy
-                            dz = here[i, 2, w] - cz
-                            gap = np.sqrt(dx * dx + dy * dy + dz * dz) - reach - radius
-                            best[w] = min(best[w], gap)
-                        if t > 0:
+                        best[w] = best0
+                    for i in range(n):
+                        for r in range(3):
                             for w in range(L):
-                                d = point_segment_distance3(
-                                    cx, cy, cz, prev[i, 0, w], prev[i, 1, w], prev[i, 2, w],
-                                    here[i, 0, w], here[i, 1, w], here[i, 2, w],
-                                )  # fmt: skip
-                                moved[w] = min(moved[w], d - reach - radius)
+                                here[i, r, w] = here0[i, r]
+                else:
+                    for j in range(nj):
+                        # gathered first: the strided reads kept sincos's loop from packing
+                        # (a third of the kernel's time on a Zen 4 core)
+                        for w in range(L):
+                            angle[w] = Q[min(k0 + w, K - 1), t, j]
+                        for w in range(L):  # packed: no branch, no call
+                            sin_w, cos_w = sincos(angle[w])
+                            s[w] = sin_w
+                            c[w] = cos_w
+                        for w in range(L):  # as _joint_sincos: libm beyond the reduction's range
+                            q = angle[w]
+                            if needs_libm(q):
+                                s[w], c[w] = np.sin(q), np.cos(q)
+                        # one pass over the lanes per row of the frame (the translation and
+                        # the three products, each in _chain_frames's order): 27 % less time
+                        # than a loop per product
+                        t0, t1, t2 = trans[j, 0], trans[j, 1], trans[j, 2]
+                        m00, m01, m02 = rot[j, 0, 0], rot[j, 0, 1], rot[j, 0, 2]
+                        m10, m11, m12 = rot[j, 1, 0], rot[j, 1, 1], rot[j, 1, 2]
+                        m20, m21, m22 = rot[j, 2, 0], rot[j, 2, 1], rot[j, 2, 2]
+                        for r in range(3):
+                            for w in range(L):
+                                r0, r1, r2 = R[j, r, 0, w], R[j, r, 1, w], R[j, r, 2, w]
+                                acc = p[j, r, w]
+                                acc += r0 * t0
+                                acc += r1 * t1
+                                acc += r2 * t2
+                                p[j + 1, r, w] = acc
+                                acc = 0.0
+                                acc += r0 * m00
+                                acc += r1 * m10
+                                acc += r2 * m20
+                                A[r, 0, w] = acc
+                                acc = 0.0
+                                acc += r0 * m01
+                                acc += r1 * m11
+                                acc += r2 * m21
+                                A[r, 1, w] = acc
+                                acc = 0.0
+                                acc += r0 * m02
+                                acc += r1 * m12
+                                acc += r2 * m22
+                                A[r, 2, w] = acc
+                        axis = axes[j]
+                        a = (axis + 1) % 3
+                        b = (axis + 2) % 3
+                        for r in range(3):
+                            for w in range(L):
+                                R[j + 1, r, axis, w] = A[r, axis, w]
+                                R[j + 1, r, a, w] = c[w] * A[r, a, w] + s[w] * A[r, b, w]
+                                R[j + 1, r, b, w] = -s[w] * A[r, a, w] + c[w] * A[r, b, w]
+                    for w in range(L):
+                        best[w] = np.inf
+                        moved[w] = np.inf
+                    for i in range(n):
+                        joint = point_joint[i]
+                        o0, o1, o2 = point_offset[i, 0], point_offset[i, 1], point_offset[i, 2]
+                        for r in range(3):
+                            for w in range(L):
+                                acc = p[joint, r, w]
+                                acc += R[joint, r, 0, w] * o0
+                                acc += R[joint, r, 1, w] * o1
+                                acc += R[joint, r, 2, w] * o2
+                                here[i, r, w] = acc
+                        radius = point_radius[i]
+                        for o in range(spheres.shape[0]):
+                            cx, cy, cz = spheres[o, 0], spheres[o, 1], spheres[o, 2]
+                            reach = spheres[o, 3]
+                            for w in range(L):
+                                dx = here[i, 0, w] - cx
+                                dy = here[i, 1, w] - cy
+                                dz = here[i, 2, w] - cz
+                                gap = np.sqrt(dx * dx + dy * dy + dz * dz) - reach - radius
+                                best[w] = min(best[w], gap)
+                            if t > 0:
+                                for w in range(L):
+                                    d = point_segment_distance3(
+                                        cx, cy, cz, prev[i, 0, w], prev[i, 1, w], prev[i, 2, w],
+                                        here[i, 0, w], here[i, 1, w], here[i, 2, w],
+                                    )  # fmt: skip
+                                    moved[w] = min(moved[w], d - reach - radius)
                 for w in range(L):
                     if k0 + w < K:
                         out[k0 + w, t] = best[w]

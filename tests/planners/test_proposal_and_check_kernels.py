@@ -157,6 +157,31 @@ def test_one_trajectorys_clearance_is_its_row_of_the_batch() -> None:
     assert np.array_equal(single, kin.clearance(Q[:, 4], spheres, ball.radii)[7:8])
 
 
+@pytest.mark.parametrize("nudge", [False, True])
+def test_a_batch_from_one_start_state_gives_each_rows_bits(nudge: bool) -> None:
+    """Protects: when every trajectory starts at the same configuration (a planner's batch),
+    the lane kernel evaluates it once and copies it; every row must still be its own
+    trajectory's result to the bit (and the same with one start one ulp away: no sharing)."""
+    pytest.importorskip("pinocchio")
+    from imle_mpc.tasks.panda.robot import panda_collision_constraint
+
+    ball = panda_collision_constraint()
+    kin = ball.kinematics
+    rng = np.random.default_rng(8)
+    Q = rng.uniform(-2.0, 2.0, (70, 17, kin.nq))
+    Q[:, 0] = [0.3, 0.4, -0.2, -1.9, 0.1, 1.7, 0.6]  # near the ball: a finite, small gap
+    if nudge:
+        Q[33, 0, 4] = np.nextafter(Q[33, 0, 4], np.inf)
+    spheres = np.array([[0.4, 0.0, 0.5, 0.15], [0.0, 0.4, 0.3, 0.1]])
+    points, swept = kin.path_clearance(Q, spheres, ball.radii)  # the lane kernel
+    for k in (0, 1, 31, 32, 33, 69):
+        one_points, one_swept = kin.path_clearance(Q[k : k + 1], spheres, ball.radii)
+        assert np.array_equal(one_points, points[k : k + 1])
+        assert np.array_equal(one_swept, swept[k : k + 1])
+    if not nudge:
+        assert np.all(points[:, 0] == points[0, 0])
+
+
 def _state_cost_reference(X: np.ndarray, target, weights, wrap, t_start: int) -> np.ndarray:
     """StateTracking's sum in plain Python floats, one sample at a time, in its order."""
     out = np.empty(X.shape[0])
