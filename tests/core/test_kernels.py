@@ -381,3 +381,24 @@ def test_all_finite_is_numpys_isfinite_all() -> None:
     strided[0, 1] = np.nan
     assert all_finite(strided[:, ::2]) and not all_finite(strided[:, 1::2])  # NumPy's path
     assert not all_finite(np.array([1.0, np.inf], np.float32))
+
+
+def test_perturb_and_clip_is_the_numpy_expression_to_the_bit() -> None:
+    from imle_mpc.core.kernels.perturb import perturb_and_clip
+
+    rng = np.random.default_rng(12)
+    K, H, nu, first, P = 23, 5, 3, 8, 7
+    out = 2.0 * rng.standard_normal((K, H, nu))
+    out[2, 1, 0] = np.nan
+    parents = 2.0 * rng.standard_normal((P, H, nu))
+    parents[3, 4, 2] = np.nan
+    noise = rng.standard_normal((K - first, H, nu))
+    low, high = np.array([-1.0, -2.0, -0.5]), np.array([1.0, 0.5, 3.0])
+    expected = out.copy()
+    expected[:first] = np.clip(out[:first], low, high)
+    for r in range(K - first):
+        expected[first + r] = np.clip(parents[r % P] + 0.3 * noise[r], low, high)
+    perturb_and_clip(out, first, parents, noise, 0.3, low, high)
+    np.testing.assert_array_equal(out, expected)
+    assert np.isnan(out[2, 1, 0]) and np.isnan(out[first + 3, 4, 2])
+    assert (out[~np.isnan(out)] >= -2.0).all()

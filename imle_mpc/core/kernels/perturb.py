@@ -13,6 +13,7 @@ so the proposals are NumPy's to the bit.
 from __future__ import annotations
 
 import numba as nb
+import numpy as np
 
 __all__ = ["perturb_and_clip"]
 
@@ -27,23 +28,35 @@ def perturb_and_clip(out, first, parents, noise, sigma, low, high):  # pragma: n
     Args:
         out: proposals, Shape=(K, H, nu), C-contiguous, written in place.
         first: rows already filled (clipped here); perturbed rows start after them.
-        parents: the rows perturbed in turn, Shape=(P, H, nu).
-        noise: standard normals, Shape=(R, H, nu), R <= K - first.
+        parents: the rows perturbed in turn, Shape=(P, H, nu), C-contiguous.
+        noise: standard normals, Shape=(R, H, nu), R <= K - first, C-contiguous.
         sigma: the noise's standard deviation.
         low, high: actuator box, Shape=(nu,).
     """
-    H, nu = out.shape[1], out.shape[2]
+    K, H, nu = out.shape
+    n = H * nu
+    # Rows as flat (H * nu) runs against bounds tiled to match: a loop LLVM packs (the
+    # loop over nu = 7 entries did not): 46 -> 8 us for the Panda's 128 perturbed rows.
+    lo = np.empty(n)
+    hi = np.empty(n)
+    for t in range(H):
+        for j in range(nu):
+            lo[t * nu + j] = low[j]
+            hi[t * nu + j] = high[j]
+    rows = out.reshape(K, n)
     for k in range(first):
-        for t in range(H):
-            for j in range(nu):
-                out[k, t, j] = _clip(out[k, t, j], low[j], high[j])
+        row = rows[k]
+        for i in range(n):
+            row[i] = _clip(row[i], lo[i], hi[i])
     P = parents.shape[0]
+    flat_parents = parents.reshape(P, n)
+    flat_noise = noise.reshape(noise.shape[0], n)
     for r in range(noise.shape[0]):
-        parent = parents[r % P]
-        row = out[first + r]
-        for t in range(H):
-            for j in range(nu):
-                row[t, j] = _clip(parent[t, j] + sigma * noise[r, t, j], low[j], high[j])
+        parent = flat_parents[r % P]
+        z = flat_noise[r]
+        row = rows[first + r]
+        for i in range(n):
+            row[i] = _clip(parent[i] + sigma * z[i], lo[i], hi[i])
 
 
 @nb.njit(inline="always")
