@@ -49,7 +49,8 @@ def test_tail_and_wedge_draws_are_numpys(dtype: type) -> None:
     out = generator_normals(ours, np.empty(2_000_000, dtype))
     np.testing.assert_array_equal(out, theirs.standard_normal(2_000_000, dtype=dtype))
     assert ours.bit_generator.state == theirs.bit_generator.state
-    assert (np.abs(out) > np.float32(_R64)).sum() > 100  # the tail branch ran
+    # the tail branch ran: P(|x| > r = 3.654) = 2.6e-4, about 520 of 2e6 draws (sd ~23)
+    assert (np.abs(out) > np.float32(_R64)).sum() > 400
 
 
 def test_consecutive_calls_continue_one_stream() -> None:
