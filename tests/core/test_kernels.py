@@ -25,7 +25,12 @@ from imle_mpc.core.kernels import (
     seeded_gaussian_proposals,
 )
 from imle_mpc.core.kernels.affine import scale_and_shift
-from imle_mpc.core.kernels.compare import all_finite, same_values, squared_distance_to_plan
+from imle_mpc.core.kernels.compare import (
+    all_finite,
+    key_copy,
+    same_values,
+    squared_distance_to_plan,
+)
 from imle_mpc.core.kernels.fused import pack_params
 from imle_mpc.core.kernels.rng import (
     GOLDEN,
@@ -344,6 +349,19 @@ def test_same_values_is_array_equal_on_strided_batches() -> None:
     assert not same_values(with_nan, with_nan)  # NaN is never equal, as in np.array_equal
     assert not same_values(key[:, :4], Q)
     assert same_values(key[0], Q[0]) and not same_values(key[0], Q[1])  # 2-D: array_equal
+
+
+def test_key_copy_is_a_contiguous_copy_of_any_view() -> None:
+    X = np.random.default_rng(6).standard_normal((6, 5, 14))
+    X[2, 3, 4] = np.nan
+    for view in (X[..., :7], X[::2, 1:, 3:], X, X[..., :7].astype(np.float32), X[0, :, :7]):
+        key = key_copy(view)
+        assert key.flags.c_contiguous and key.dtype == view.dtype and key.shape == view.shape
+        assert np.array_equal(key, view, equal_nan=True)
+        assert not np.shares_memory(key, X)  # a copy: the caller may change X after
+    key, before = key_copy(X[..., :7]), X[0, 0, 0]
+    X[0, 0, 0] = 99.0
+    assert key[0, 0, 0] == before
 
 
 def test_scale_and_shift_is_the_numpy_expression_to_the_bit() -> None:

@@ -159,3 +159,27 @@ def test_clearance_violation_is_max_of_zero_and_minus_the_slack(steps: int, swep
     np.testing.assert_array_equal(got, expected)
     assert np.isnan(got[1]) and (np.isnan(got[2]) == swept)
     assert np.all(got[np.isfinite(expected)] >= 0.0)
+
+
+@pytest.mark.parametrize("steps", [1, 5, 16, 128, 129])
+def test_clearance_proximity_is_numpys_squared_gap_sum_to_the_bit(steps: int) -> None:
+    """Protects: the one-pass kernel of the soft clearance cost (the Panda's
+    ``SphereProximity``) gives NumPy's numbers, its summation order included; NaN stays
+    NaN, the measured state (column 0) is not charged. 129 steps: NumPy's own path."""
+    from cost.constraints import clearance_proximity
+
+    rng = np.random.default_rng(steps)
+    K, margin = 64, 0.1
+    points = rng.uniform(-0.3, 0.3, (K, steps + 1)) * 10.0 ** rng.integers(-6, 1, (K, steps + 1))
+    points[0, 0] = -5.0  # column 0 deep inside: not charged
+    points[1, -1] = np.nan
+    points[2, 1:] = np.inf  # far away: 0
+    points[3, 1:] = margin  # on the margin: 0
+    expected = (np.maximum(margin - points[:, 1:], 0.0) ** 2).sum(axis=1)
+    got = clearance_proximity(margin, points)
+    assert np.array_equal(got, expected, equal_nan=True)
+    finite = ~np.isnan(got)
+    assert np.array_equal(got[finite].view(np.int64), expected[finite].view(np.int64))
+    assert np.isnan(got[1]) and got[2] == 0.0 and got[3] == 0.0 and (got > 0.0).sum() > K // 2
+    row0 = (np.maximum(margin - points[0, 1:], 0.0) ** 2).sum()
+    assert got[0] == row0  # the -5.0 in column 0 left out

@@ -90,13 +90,23 @@ def test_box_excess_is_numpys_including_nan_and_inf() -> None:
     X[7, 2, 3] = np.inf
     X[9, 1, 0] = -np.inf
     X[11, 5, 2] = -np.inf  # against a -inf bound: inf - inf is NaN, in NumPy too
+    X[20] = 0.0  # inside the box
+    X[21] = 0.0
+    X[21, :, 0] = 2.0  # on its upper bound: an excess of exactly 0
     low, high = np.array([-2.0, -1.0, -np.inf, -3.0]), np.array([2.0, np.inf, 1.0, 3.0])
-    for values in (X, X[:, 1:], X[:, :0], X[:, 2:3], X[::2, :, :]):
-        for lo, hi in ((low, high), (np.array([-1.0]), np.array([1.0]))):
-            expected = _numpy_box_excess(values, lo, hi)
-            assert np.array_equal(_box_excess(values, lo, hi), expected, equal_nan=True)
-    got = _box_excess(X, low, high)
+    for values in (X, X[:, 1:], X[:, :0], X[:, 2:3], X[::2, :, :], X[:, :, 1:]):
+        n = values.shape[-1]
+        for lo, hi in ((low[-n:], high[-n:]), (np.array([-1.0]), np.array([1.0]))):
+            for first in (0, 1, 2):
+                expected = _numpy_box_excess(values[:, first:], lo, hi)
+                got = _box_excess(values, first, lo, hi)
+                assert np.array_equal(got, expected, equal_nan=True)
+                # the bits too: the largest excess itself, +0.0 (never -0.0) when inside
+                finite = ~np.isnan(expected)
+                assert np.array_equal(got[finite].view(np.int64), expected[finite].view(np.int64))
+    got = _box_excess(X, 0, low, high)
     assert np.isnan(got[3]) and np.isnan(got[11]) and got[7] == np.inf and got[9] == np.inf
+    assert (got == 0.0).any() and (got > 0.0).any()  # inside the box and outside, both seen
     # a StateBox judges X[:, 1:] with the same numbers
     box = StateBox(low, high)
     assert np.array_equal(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["all_finite", "same_values", "squared_distance_to_plan"]
+__all__ = ["all_finite", "key_copy", "same_values", "squared_distance_to_plan"]
 
 
 @nb.njit(cache=True)
@@ -35,6 +35,29 @@ def same_values(a: np.ndarray, b: np.ndarray) -> bool:
     if a.ndim != 3:
         return bool(np.array_equal(a, b))
     return bool(_same_values_3d(a, b))
+
+
+@nb.njit(cache=True)
+def _copy_3d(a, out):  # pragma: no cover - compiled
+    K, T, n = a.shape
+    for k in range(K):
+        for t in range(T):
+            for i in range(n):
+                out[k, t, i] = a[k, t, i]
+
+
+def key_copy(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``a`` (any strides): a cache's key for ``same_values``.
+
+    For the Panda's configurations, a (256, 17, 7) view of the (256, 17, 14) states,
+    NumPy's strided copy runs its inner loop once per 7 numbers: 21 us, this loop 13 us.
+    Float64 arrays of three axes take the loop, anything else ``np.array(a, order="C")``.
+    """
+    if a.ndim != 3 or a.dtype != np.float64:
+        return np.array(a, order="C")
+    out = np.empty(a.shape)
+    _copy_3d(a, out)
+    return out
 
 
 @nb.njit(cache=True)

@@ -57,10 +57,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cost import JointLimits
-from cost.constraints import clearance_violation
+from cost.constraints import clearance_proximity, clearance_violation
 from dynamics.kinematics import ChainKinematics
 from imle_mpc.core.errors import InputError
-from imle_mpc.core.kernels.compare import same_values
+from imle_mpc.core.kernels.compare import key_copy, same_values
 from imle_mpc.core.validation import FloatArray
 from imle_mpc.loop.faults import FaultConfig
 
@@ -220,7 +220,7 @@ class FusedSphereConstraint:
         if last is not None and hit and (not swept or last[2] is not None):
             return last[1], last[2]
         moved: FloatArray | None = None
-        Q = np.array(Q, order="C")  # one copy: the kinematics' input and the cache key
+        Q = key_copy(Q)  # one copy: the kinematics' input and the cache key
         if swept:
             d, moved = self.kinematics.path_clearance(Q, self.spheres, self.radii)
             moved.flags.writeable = False
@@ -303,9 +303,7 @@ class SphereProximity:
 
     def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:
         # distances of all of X, then dropped: the same batch as the hard constraint's (cache)
-        d = self.constraint.distances(np.asarray(X))[:, 1:]
-        gap = np.maximum(self.margin - d, 0.0)
-        return np.asarray((gap * gap).sum(axis=1))
+        return clearance_proximity(self.margin, self.constraint.distances(np.asarray(X)))
 
 
 def joint_torques(states: ArrayLike, accelerations: ArrayLike) -> FloatArray:
