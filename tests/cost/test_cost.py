@@ -109,11 +109,14 @@ def test_cost_sum_breakdown_adds_up_and_nan_is_inf(batch) -> None:
     )
     total, parts = cost.evaluate(X, U)
     np.testing.assert_allclose(total, parts["track"] + parts["effort"], rtol=1e-12)
-    np.testing.assert_allclose(parts["track"], 2.0 * StateTracking(np.zeros(NX))(X, U))
+    # each part is its term times the weight, to the bit, and the total their sum in order
+    np.testing.assert_array_equal(parts["track"], 2.0 * StateTracking(np.zeros(NX))(X, U))
+    np.testing.assert_array_equal(parts["effort"], 0.1 * ControlEffort()(X, U))
+    np.testing.assert_array_equal(total, (0.0 + parts["track"]) + parts["effort"])
     X_nan = X.copy()
     X_nan[3, 2, 0] = np.nan
-    total_nan = cost(X_nan, U)
-    assert total_nan[3] == np.inf
+    total_nan, parts_nan = cost.evaluate(X_nan, U)
+    assert total_nan[3] == np.inf and np.isnan(parts_nan["track"][3])  # the part says why
     np.testing.assert_allclose(np.delete(total_nan, 3), np.delete(total, 3))
 
 
