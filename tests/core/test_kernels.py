@@ -420,3 +420,24 @@ def test_perturb_and_clip_is_the_numpy_expression_to_the_bit() -> None:
     np.testing.assert_array_equal(out, expected)
     assert np.isnan(out[2, 1, 0]) and np.isnan(out[first + 3, 4, 2])
     assert (out[~np.isnan(out)] >= -2.0).all()
+
+
+def test_rollout_kernels_copy_the_starts_and_refuse_buffers_of_another_shape() -> None:
+    """The start copy is a loop (no slice assignment: see kernels.rollout); the unchecked
+    path still raises on a start or a buffer of the wrong size instead of writing past it."""
+    from dynamics import PointMass2D
+
+    model = PointMass2D(mass=1.0, drag=0.5, dt=0.1, max_force=2.0)
+    U = np.random.default_rng(1).uniform(-1.0, 1.0, (5, 4, 2))
+    x0 = np.array([0.5, -1.0, 0.2, 0.1])
+    X = model.rollout_unchecked(x0, U, np.full((5, 5, 4), np.nan))
+    np.testing.assert_array_equal(X[:, 0], np.broadcast_to(x0, (5, 4)))
+    np.testing.assert_array_equal(X, model.rollout(x0, U))
+    starts = np.arange(20.0).reshape(5, 4)
+    np.testing.assert_array_equal(model.rollout_from_states(starts, U)[:, 0], starts)
+    with pytest.raises(ValueError, match="disagree"):
+        model.rollout_unchecked(x0[:3], U, np.empty((5, 5, 4)))
+    with pytest.raises(ValueError, match="disagree"):
+        model.rollout_unchecked(x0, U, np.empty((4, 5, 4)))
+    with pytest.raises(ValueError, match="disagree"):
+        model._multi_start_kernel(starts[:4], U, model.params_vector(), np.empty((5, 5, 4)))

@@ -142,3 +142,31 @@ def test_a_subclass_with_its_own_step_does_not_inherit_the_lane_step() -> None:
     assert _Spring.lane_step_function is None
     planner = MPPI(_Spring(), _cost(), MPPIConfig(num_samples=16, horizon=H, seed=0))
     assert not planner._fused.kernels.lanes
+
+
+@nb.njit(error_model="numpy")
+def _tag_blocks(  # pragma: no cover - compiled
+    g0, g1, L, x0, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, sample, store,
+    dyn_params, P, weights, X, parts, total,
+):  # fmt: skip
+    """A stand-in block scorer: total[k] = the index of k's block times 1000 + L."""
+    K = U.shape[0]
+    for g in range(g0, g1):
+        for k in range(g * L, min(g * L + L, K)):
+            total[k] = g * 1000.0 + L
+
+
+def test_both_drivers_share_one_compiled_block_scorer_and_its_blocks() -> None:
+    """Protects: the serial driver calls the block scorer with the parallel one's argument
+    types (the block width a compile-time constant in both), so each fused kernel compiles
+    its scorer once (a second specialisation was 0.4-3 s of every kernel's build)."""
+    from imle_mpc.core.kernels.lanes import make_drivers
+
+    parallel, serial = make_drivers(_tag_blocks, 8)
+    for K, driver in ((20, parallel), (1, serial), (3, serial), (20, serial)):
+        U, total = np.zeros((K, 2, 1)), np.full(K, np.nan)
+        args = (np.zeros(1), U, U, np.zeros((1, 1)), np.zeros((2, 1)), np.ones((2, 1)))
+        driver(*args, np.zeros(1), np.ones(1), 0, np.uint64(0), False, True, np.zeros(1),
+               np.zeros(1), np.zeros(1), np.zeros((K, 3, 1)), np.zeros((K, 1)), total)  # fmt: skip
+        np.testing.assert_array_equal(total, [k // 8 * 1000.0 + 8 for k in range(K)])
+    assert len(_tag_blocks.signatures) == 1, _tag_blocks.signatures

@@ -166,8 +166,8 @@ def make_drivers(score_groups: Any, width: int) -> tuple[Any, Any]:
         score_groups: ``@njit score_groups(g0, g1, L, *kernel_args)`` scoring the blocks
             ``g0..g1-1`` of ``L`` samples (block ``g`` is samples ``g*L`` to ``g*L+L-1``,
             the last one cut at K).
-        width: samples per block of ``parallel``; ``serial`` (one or a few samples, e.g.
-            the planner's re-scored plan) uses ``min(width, K)``.
+        width: samples per block of both; ``serial`` (one or a few samples, e.g. the
+            planner's re-scored plan) runs the blocks on the calling thread.
     """
 
     @quiet_overflow
@@ -185,19 +185,32 @@ def make_drivers(score_groups: Any, width: int) -> tuple[Any, Any]:
                 weights, X, parts, total,
             )  # fmt: skip
 
+    # The same blocks of `width` samples on the calling thread: one specialisation of
+    # score_groups serves both drivers (`width` is a compile-time constant in both; a
+    # `min(width, K)` here was a second one, 0.4-3 s more to compile every kernel). A
+    # batch shorter than `width` fills the spare lanes with its last sample, as the
+    # parallel driver's last block does.
+    @nb.njit(error_model="numpy")
+    def serial_blocks(  # pragma: no cover - compiled
+        g0, x0, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, sample, store,
+        dyn_params, P, weights, X, parts, total,
+    ):  # fmt: skip
+        score_groups(
+            g0, (U.shape[0] + width - 1) // width, width, x0, Z, U, basis, nominal, sigma, low,
+            high, first_noisy, seed, sample, store, dyn_params, P, weights, X, parts, total,
+        )  # fmt: skip
+
     @quiet_overflow
     def serial(
         x0: Any, Z: Any, U: Any, basis: Any, nominal: Any, sigma: Any, low: Any, high: Any,
         first_noisy: int, seed: Any, sample: bool, store: bool, dyn_params: Any, P: Any,
         weights: Any, X: Any, parts: Any, total: Any,
     ) -> None:  # fmt: skip
-        K = U.shape[0]
-        if K == 0:
+        if U.shape[0] == 0:
             return
-        L = min(width, K)
-        score_groups(
-            0, (K + L - 1) // L, L, x0, Z, U, basis, nominal, sigma, low, high, first_noisy,
-            np.uint64(seed), sample, store, dyn_params, P, weights, X, parts, total,
+        serial_blocks(  # g0 = 0 from here: an int64, as in `parallel` (a literal 0 is not)
+            0, x0, Z, U, basis, nominal, sigma, low, high, first_noisy, np.uint64(seed), sample,
+            store, dyn_params, P, weights, X, parts, total,
         )  # fmt: skip
 
     return parallel, serial

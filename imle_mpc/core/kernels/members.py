@@ -37,6 +37,10 @@ def make_member_rollout_kernel(step: Any) -> Any:
     def rollout(x0, U, rows, X):  # pragma: no cover - compiled
         M = rows.shape[0]
         K, H, _ = U.shape
+        # a loop copies the start (as kernels.rollout: a slice assignment compiles Numba's
+        # shape-formatting error path, seconds for every process), checked once here
+        if x0.shape[0] != X.shape[3] or X.shape[0] != M or X.shape[1] != K:
+            raise ValueError("member rollout: x0 (nx,), U (K, H, nu), X (M, K, H+1, nx) disagree")
         blocks = (K + BLOCK - 1) // BLOCK
         # One flat loop over (member, block): every member's blocks run in parallel.
         for j in nb.prange(M * blocks):
@@ -46,7 +50,8 @@ def make_member_rollout_kernel(step: Any) -> Any:
             params = rows[m]
             Xm = X[m]
             for k in range(k0, k1):
-                Xm[k, 0, :] = x0
+                for i in range(x0.shape[0]):
+                    Xm[k, 0, i] = x0[i]
             for t in range(H):
                 for k in range(k0, k1):
                     step_fn(Xm[k, t], U[k, t], params, Xm[k, t + 1])

@@ -90,15 +90,25 @@ def make_rollout_kernel(step: Any, multi_start: bool = False) -> Any:
                 for k in range(k0, k1):
                     step_fn(X[k, t], U[k, t], params, X[k, t + 1])
 
+    # The first states are copied by loops under a check with a fixed message: a slice
+    # assignment (`X[k, 0, :] = x0`) made Numba compile its shape-formatting error path,
+    # 1.5-2.4 s of every process's first rollout (this kernel is a closure: not cached).
     @nb.njit(error_model="numpy")
     def rollout(x0, U, params, X):  # pragma: no cover - compiled
+        if x0.shape[0] != X.shape[2] or X.shape[0] != U.shape[0]:
+            raise ValueError("rollout: x0 (nx,), U (K, H, nu) and X (K, H+1, nx) disagree")
         for k in range(U.shape[0]):
-            X[k, 0, :] = x0
+            for i in range(x0.shape[0]):
+                X[k, 0, i] = x0[i]
         advance(U, params, X)
 
     @nb.njit(error_model="numpy")
     def rollout_multi_start(x0, U, params, X):  # pragma: no cover - compiled
-        X[:, 0, :] = x0
+        if x0.shape[0] != X.shape[0] or x0.shape[1] != X.shape[2] or X.shape[0] != U.shape[0]:
+            raise ValueError("rollout: x0 (K, nx), U (K, H, nu) and X (K, H+1, nx) disagree")
+        for k in range(x0.shape[0]):
+            for i in range(x0.shape[1]):
+                X[k, 0, i] = x0[k, i]
         advance(U, params, X)
 
     return rollout_multi_start if multi_start else rollout
