@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from imle_mpc.core.kernels.affine import shift_scale_to_float32
 from imle_mpc.core.validation import FloatArray, require_int_at_least
 from imle_mpc.learn.demos import DemoDataset
 
@@ -188,8 +189,11 @@ def condition_rows(
         raise ValueError(
             f"obs_histories must have Shape=(B, {want[0]}, {want[1]}) with B >= 1; got {obs.shape}."
         )
-    if not np.all(np.isfinite(obs)):
+    rows = 1 if not batch else obs.shape[0]
+    flat = np.ascontiguousarray(obs).reshape(rows, -1)
+    out = np.empty(flat.shape, np.float32)
+    # normalizer.normalize(obs).astype(float32) and the finiteness check in one pass
+    if not shift_scale_to_float32(flat, normalizer.center, normalizer.scale, out):
         what = "obs_histories contain" if batch else "obs_history contains"
         raise ValueError(f"{what} NaN/inf; check the observation source.")
-    rows = 1 if not batch else obs.shape[0]
-    return np.ascontiguousarray(normalizer.normalize(obs).astype(np.float32).reshape(rows, -1))
+    return out

@@ -441,3 +441,23 @@ def test_rollout_kernels_copy_the_starts_and_refuse_buffers_of_another_shape() -
         model.rollout_unchecked(x0, U, np.empty((4, 5, 4)))
     with pytest.raises(ValueError, match="disagree"):
         model._multi_start_kernel(starts[:4], U, model.params_vector(), np.empty((5, 5, 4)))
+
+
+def test_shift_scale_to_float32_is_the_normalizers_numpy_expression_to_the_bit() -> None:
+    """Protects: the condition rows' one pass gives ``float32((x - c) * s)`` per entry, each
+    vector's entries with their own centre and scale, and flags NaN and +-inf."""
+    from imle_mpc.core.kernels.affine import shift_scale_to_float32
+
+    rng = np.random.default_rng(12)
+    d = 7
+    center, scale = rng.normal(size=d), 10.0 ** rng.uniform(-3, 3, size=d)
+    for rows, n in ((1, 4 * d), (9, 2 * d), (3, d)):
+        x = rng.normal(size=(rows, n)) * 10.0 ** rng.uniform(-5, 5, size=(rows, n))
+        out = np.empty((rows, n), np.float32)
+        assert shift_scale_to_float32(x, center, scale, out)
+        expected = ((x.reshape(rows, -1, d) - center) * scale).astype(np.float32)
+        np.testing.assert_array_equal(out, expected.reshape(rows, n))
+        for bad in (np.nan, np.inf, -np.inf):
+            y = x.copy()
+            y[rows - 1, n - 1] = bad
+            assert not shift_scale_to_float32(y, center, scale, out)
