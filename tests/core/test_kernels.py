@@ -461,3 +461,20 @@ def test_shift_scale_to_float32_is_the_normalizers_numpy_expression_to_the_bit()
             y = x.copy()
             y[rows - 1, n - 1] = bad
             assert not shift_scale_to_float32(y, center, scale, out)
+
+
+def test_the_member_rollout_kernel_copies_the_start_and_refuses_another_shape() -> None:
+    from dynamics import PointMass2D
+    from imle_mpc.core.kernels.members import make_member_rollout_kernel
+
+    model = PointMass2D(mass=1.0, drag=0.5, dt=0.1, max_force=2.0)
+    kernel = make_member_rollout_kernel(type(model).step_function)
+    rows = np.stack([model.params_vector(), model.params_vector()])
+    U = np.random.default_rng(2).uniform(-1.0, 1.0, (5, 4, 2))
+    x0 = np.array([0.5, -1.0, 0.2, 0.1])
+    X = np.full((2, 5, 5, 4), np.nan)
+    kernel(x0, U, rows, X)
+    np.testing.assert_array_equal(X[1], model.rollout(x0, U))  # row 1: the model's params
+    for bad_x0, bad_X in ((x0[:3], X), (x0, X[:1]), (x0, X[:, :4])):
+        with pytest.raises(ValueError, match="disagree"):
+            kernel(bad_x0, U, rows, np.ascontiguousarray(bad_X))
