@@ -44,14 +44,29 @@ def other_cpu_load(start: CpuMark | None, wall: float) -> float | None:
 
 
 def cpu_name() -> str:
-    """The CPU model (``/proc/cpuinfo``), else what ``platform`` knows."""
+    """The CPU model (``/proc/cpuinfo``), else what ``platform`` knows.
+
+    Virtual machines often report a bare family name ("AMD EPYC") for CPUs whose
+    speed differs by half or more, so the family, model and stepping numbers are
+    appended where ``/proc/cpuinfo`` has them: figures from two sessions compare
+    only on the same line.
+    """
     try:
+        fields: dict[str, str] = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if not line.strip():
+                break  # the first processor's block is enough
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        fields = {}
+    name = fields.get("model name")
+    if name is None:
+        return platform.processor() or platform.machine()
+    numbers = [(k, fields[k]) for k in ("cpu family", "model", "stepping") if k in fields]
+    if not numbers:
+        return name
+    return f"{name} ({', '.join(f'{k} {v}' for k, v in numbers)})"
 
 
 @contextmanager

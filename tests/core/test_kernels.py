@@ -39,6 +39,7 @@ from imle_mpc.core.kernels.rng import (
     ZIG_R,
     ZIG_W,
     next_uint64,
+    normal_lanes,
     stream_state,
 )
 from imle_mpc.core.model import StepDynamics
@@ -137,6 +138,42 @@ def test_normals_reproducible_per_seed_and_per_row() -> None:
     fill_standard_normal(np.uint64(7), small)
     np.testing.assert_array_equal(small, a[:3])
     assert len(np.unique(a)) == a.size  # rows are distinct streams
+
+
+@nb.njit  # not cached: it inlines normal_lanes from another module
+def _draw_lanes(seed, out, layers_seen, used):  # pragma: no cover - compiled
+    """out[l, i]: draw i of lane l's stream (stream l) by normal_lanes; per draw, the
+    layer of an edge lane (-1 inside) and how many 64-bit numbers it used."""
+    L, n = out.shape
+    states = np.empty(L, np.uint64)
+    for ln in range(L):
+        states[ln] = stream_state(seed, ln)
+    draws, signs, layers = np.empty(L), np.empty(L), np.empty(L, np.intp)
+    for i in range(n):
+        before = states.copy()
+        normal_lanes(states, draws, signs, layers)
+        for ln in range(L):
+            out[ln, i] = draws[ln]
+            layers_seen[ln, i] = layers[ln]
+            used[ln, i] = np.int64((states[ln] - before[ln]) * np.uint64(0xF1DE83E19937733D))
+
+
+def test_normal_lanes_give_each_streams_standard_normals() -> None:
+    """Protects: the lane-major draw (packed table part, then the edge lanes) gives every
+    lane its stream's numbers and leaves the state where standard_normal would, through
+    the wedge, a rejected attempt's retry and the tail, all of which this seed reaches."""
+    L, n = 64, 3000
+    got = np.empty((L, n))
+    layers, used = np.empty((L, n), np.intp), np.empty((L, n), np.int64)
+    _draw_lanes(np.uint64(31), got, layers, used)
+    want = np.empty((L, n))
+    fill_standard_normal(np.uint64(31), want)
+    np.testing.assert_array_equal(got, want)
+    edge = layers >= 0
+    assert np.all(used[~edge] == 1)  # inside: one 64-bit number
+    assert np.sum(edge & (layers > 0) & (used == 2)) > 100  # wedge accepted
+    assert np.sum(edge & (layers > 0) & (used > 2)) > 10  # wedge rejected: a retry
+    assert np.sum(edge & (layers == 0)) > 5  # the base layer (its tail)
 
 
 @pytest.mark.skipif(not JIT, reason="needs compiled kernels (slow as Python)")

@@ -158,15 +158,17 @@ def _tag_blocks(  # pragma: no cover - compiled
 
 def test_both_drivers_share_one_compiled_block_scorer_and_its_blocks() -> None:
     """Protects: the serial driver calls the block scorer with the parallel one's argument
-    types (the block width a compile-time constant in both), so each fused kernel compiles
-    its scorer once (a second specialisation was 0.4-3 s of every kernel's build)."""
+    types (the block width a run-time int64 in both), so each fused kernel compiles its
+    scorer once (a second specialisation was 0.4-3 s of every kernel's build); a batch
+    shorter than the width is one block of its own size in both."""
     from imle_mpc.core.kernels.lanes import make_drivers
 
     parallel, serial = make_drivers(_tag_blocks, 8)
-    for K, driver in ((20, parallel), (1, serial), (3, serial), (20, serial)):
+    for K, driver in ((20, parallel), (5, parallel), (1, serial), (3, serial), (20, serial)):
         U, total = np.zeros((K, 2, 1)), np.full(K, np.nan)
         args = (np.zeros(1), U, U, np.zeros((1, 1)), np.zeros((2, 1)), np.ones((2, 1)))
         driver(*args, np.zeros(1), np.ones(1), 0, np.uint64(0), False, True, np.zeros(1),
                np.zeros(1), np.zeros(1), np.zeros((K, 3, 1)), np.zeros((K, 1)), total)  # fmt: skip
-        np.testing.assert_array_equal(total, [k // 8 * 1000.0 + 8 for k in range(K)])
+        L = min(8, K)  # a batch shorter than the width is one block of its own size
+        np.testing.assert_array_equal(total, [k // L * 1000.0 + L for k in range(K)])
     assert len(_tag_blocks.signatures) == 1, _tag_blocks.signatures

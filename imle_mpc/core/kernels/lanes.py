@@ -6,7 +6,8 @@ vectorise. Here a block of ``LANES`` samples lives lane-last, ``S[i, ln]`` = sta
 ``i`` of lane ``l``, and the model's ``lane_step`` and every term's
 ``running_lanes`` loop over the lanes with a trip count known only at run time
 (a compile-time 8 or 16 gets unrolled into scalar code instead). Branch-free
-steps then run as packed AVX2 arithmetic: the pendulum step with its polynomial
+steps then run as packed vector arithmetic (AVX2, or AVX-512 where the CPU has it): the
+pendulum step with its polynomial
 ``sin`` (``core.kernels.trig``) and both cost terms took 5 ns a sample-step on one
 thread of this 2-core VM, against 20 ns per sample.
 
@@ -14,6 +15,10 @@ Each lane does its sample's arithmetic in the per-sample functions' order (no
 reassociation, no FMA contraction), so costs and states equal the per-sample
 kernel's to the bit; the proposals are the same rows (``fill_proposal``).
 Terminal costs, which run once per sample, use the per-sample ``terminal``.
+
+The proposals' noise is drawn lane-major too (``sampling.fill_proposal_lanes``): the
+table part of every lane's ziggurat draw in one packed loop. On the pendulum (K=1000,
+one thread) the draws took 3.7 ns a sample-step per row and 1.5 ns lane-major.
 """
 
 from __future__ import annotations
@@ -26,14 +31,16 @@ import numpy as np
 
 from imle_mpc.core.kernels.rng import quiet_overflow
 from imle_mpc.core.kernels.rollout import inline_copy
-from imle_mpc.core.kernels.sampling import expand_knots_row, fill_proposal
+from imle_mpc.core.kernels.sampling import expand_knots_row, fill_proposal, fill_proposal_lanes
 
 __all__ = ["LANES", "build_lane_kernels", "make_drivers", "propose_block", "weighted_total"]
 
-LANES = 16
-"""Samples per lane-major block: four AVX2 vectors of float64 per state variable.
-Measured (pendulum, K=1000, H=30, one thread): 16 lanes 9.9 ns a sample-step with
-the normal draws, 8 lanes 10.9 ns."""
+LANES = 64
+"""Samples per lane-major block. Each lane loop then has enough independent vectors for
+the core to overlap their latencies. Measured (pendulum, K=1000, H=30, one thread, the
+fused plan's kernel without its draws; 2026-12-04, an AVX-512 machine): 16 lanes 8.5 ns
+a sample-step, 32 lanes 4.2, 64 lanes 3.3, 128 lanes 3.6. (On 2026-12-02's AVX2
+machine 16 lanes beat 8: 9.9 against 10.9 ns with the draws.)"""
 
 _CHUNKS_PER_THREAD = 4
 """Each parallel task allocates its block buffers once and works through several
@@ -120,19 +127,30 @@ def build_lane_kernels(lane_step: Any, forms: Sequence[Any], terminal: Any) -> t
         K, H, nu = U.shape
         nx = x0.shape[0]
         n_terms = parts.shape[1]
+        knots = Z.shape[1] != H
         S = np.empty((2, nx, L))  # ping-pong states, lane last
         Ub = np.empty((H, nu, L))  # the block's actions, lane last
+        Zb = np.empty((Z.shape[1], nu, L)) if knots else Ub  # the block's proposals
         A = np.empty((n_terms, L))  # raw running costs per term and lane
         tmp = np.empty(L)
+        streams = np.empty(L, np.uint64)  # the proposal draws' scratch
+        draws, signs, layers = np.empty(L), np.empty(L), np.empty(L, np.intp)
         for g in range(g0, g1):
             k0 = g * L
             k1 = min(k0 + L, K)
-            propose_block(k0, k1, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, sample)
+            if sample:  # the noise of all lanes at once, in packed code
+                fill_proposal_lanes(
+                    nominal, seed, k0, k1, sigma, low, high, first_noisy, streams, draws,
+                    signs, layers, Zb, Z,
+                )  # fmt: skip
+            # expands knots (the proposals are drawn already)
+            propose_block(k0, k1, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, False)
             for ln in range(L):
-                k = min(k0 + ln, k1 - 1)
-                for t in range(H):
-                    for j in range(nu):
-                        Ub[t, j, ln] = U[k, t, j]
+                if knots or not sample:  # else Ub holds the actions already
+                    k = min(k0 + ln, k1 - 1)
+                    for t in range(H):
+                        for j in range(nu):
+                            Ub[t, j, ln] = U[k, t, j]
                 for i in range(nx):
                     S[0, i, ln] = x0[i]
             A[:] = 0.0
@@ -159,6 +177,12 @@ def build_lane_kernels(lane_step: Any, forms: Sequence[Any], terminal: Any) -> t
     return make_drivers(score_groups, LANES)
 
 
+@nb.njit(inline="always")
+def block_width(width, K):  # pragma: no cover - compiled
+    """Samples per block for a batch of ``K``: ``width``, or ``K`` when fewer (an int64)."""
+    return np.int64(min(width, max(K, 1)))
+
+
 def make_drivers(score_groups: Any, width: int) -> tuple[Any, Any]:
     """The ``(parallel, serial)`` entry points of a fused kernel (``fused.FusedKernels``).
 
@@ -166,8 +190,9 @@ def make_drivers(score_groups: Any, width: int) -> tuple[Any, Any]:
         score_groups: ``@njit score_groups(g0, g1, L, *kernel_args)`` scoring the blocks
             ``g0..g1-1`` of ``L`` samples (block ``g`` is samples ``g*L`` to ``g*L+L-1``,
             the last one cut at K).
-        width: samples per block of both; ``serial`` (one or a few samples, e.g. the
-            planner's re-scored plan) runs the blocks on the calling thread.
+        width: samples per block of both (fewer for a batch of fewer samples);
+            ``serial`` (one or a few samples, e.g. the planner's re-scored plan) runs the
+            blocks on the calling thread.
     """
 
     @quiet_overflow
@@ -176,28 +201,29 @@ def make_drivers(score_groups: Any, width: int) -> tuple[Any, Any]:
         x0, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, sample, store,
         dyn_params, P, weights, X, parts, total,
     ):  # fmt: skip
-        groups = (U.shape[0] + width - 1) // width
+        L = block_width(width, U.shape[0])
+        groups = (U.shape[0] + L - 1) // L
         chunks = min(groups, _CHUNKS_PER_THREAD * nb.get_num_threads())
         for c in nb.prange(chunks):
             score_groups(
-                c * groups // chunks, (c + 1) * groups // chunks, width, x0, Z, U, basis,
+                c * groups // chunks, (c + 1) * groups // chunks, L, x0, Z, U, basis,
                 nominal, sigma, low, high, first_noisy, seed, sample, store, dyn_params, P,
                 weights, X, parts, total,
             )  # fmt: skip
 
-    # The same blocks of `width` samples on the calling thread: one specialisation of
-    # score_groups serves both drivers (`width` is a compile-time constant in both; a
-    # `min(width, K)` here was a second one, 0.4-3 s more to compile every kernel). A
-    # batch shorter than `width` fills the spare lanes with its last sample, as the
-    # parallel driver's last block does.
+    # The same blocks on the calling thread. Both drivers pass the block width as a
+    # run-time int64 (`block_width`), so one specialisation of score_groups serves both
+    # (a compile-time `width` in one and an int64 in the other was a second one, 0.4-3 s
+    # more to compile every kernel), and a one-row re-score steps one lane, not 64.
     @nb.njit(error_model="numpy")
     def serial_blocks(  # pragma: no cover - compiled
         g0, x0, Z, U, basis, nominal, sigma, low, high, first_noisy, seed, sample, store,
         dyn_params, P, weights, X, parts, total,
     ):  # fmt: skip
+        L = block_width(width, U.shape[0])
         score_groups(
-            g0, (U.shape[0] + width - 1) // width, width, x0, Z, U, basis, nominal, sigma, low,
-            high, first_noisy, seed, sample, store, dyn_params, P, weights, X, parts, total,
+            g0, (U.shape[0] + L - 1) // L, L, x0, Z, U, basis, nominal, sigma, low, high,
+            first_noisy, seed, sample, store, dyn_params, P, weights, X, parts, total,
         )  # fmt: skip
 
     @quiet_overflow

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numba as nb
 
-from imle_mpc.core.kernels.rng import quiet_overflow, standard_normal, stream_state
+from imle_mpc.core.kernels.rng import normal_lanes, quiet_overflow, standard_normal, stream_state
 
 
 @quiet_overflow
@@ -26,6 +26,39 @@ def fill_proposal(nominal, seed, k, sigma, low, high, noisy, row):  # pragma: no
                 s, z = standard_normal(s)
                 u += sigma[t, j] * z
             row[t, j] = min(max(u, low[j]), high[j])
+
+
+@nb.njit(inline="always")
+def fill_proposal_lanes(
+    nominal, seed, k0, k1, sigma, low, high, first_noisy, states, draws, signs, layers, block, Z
+):  # pragma: no cover - compiled
+    """Rows ``k0..k1-1`` of a proposal batch lane-major: ``fill_proposal``'s numbers.
+
+    Lane ``l`` holds row ``min(k0 + l, k1 - 1)`` (spare lanes repeat the last row) and
+    draws from that row's stream, one ``normal_lanes`` call per entry, so the noise of
+    all lanes is drawn in packed code. A row below ``first_noisy`` is the clipped nominal.
+
+    Args:
+        block: the rows lane-last, Shape=(H, nu, L), written.
+        Z: the batch, Shape=(K, H, nu); rows ``k0..k1-1`` written from ``block``.
+        states (uint64), draws, signs (float64), layers (intp): scratch, Shape=(L,).
+    """
+    H, nu, L = block.shape
+    for ln in range(L):
+        states[ln] = stream_state(seed, min(k0 + ln, k1 - 1))
+    for t in range(H):
+        for j in range(nu):
+            normal_lanes(states, draws, signs, layers)
+            mean, scale, lo, hi = nominal[t, j], sigma[t, j], low[j], high[j]
+            for ln in range(L):
+                u = mean
+                if min(k0 + ln, k1 - 1) >= first_noisy:
+                    u += scale * draws[ln]
+                block[t, j, ln] = min(max(u, lo), hi)
+    for k in range(k0, k1):
+        for t in range(H):
+            for j in range(nu):
+                Z[k, t, j] = block[t, j, k - k0]
 
 
 @quiet_overflow
