@@ -8,8 +8,8 @@ vectorise. Here a block of ``LANES`` samples lives lane-last, ``S[i, ln]`` = sta
 (a compile-time 8 or 16 gets unrolled into scalar code instead). Branch-free
 steps then run as packed vector arithmetic (AVX2, or AVX-512 where the CPU has it):
 the pendulum step with its polynomial ``sin`` (``core.kernels.trig``) and both cost
-terms took 5 ns a sample-step on one thread of the 2026-12-02 AVX2 machine, against 20
-ns per sample.
+terms took 5 ns a sample-step on one thread of the 2026-12-02 machine, against 20 ns
+per sample.
 
 Each lane does its sample's arithmetic in the per-sample functions' order (no
 reassociation, no FMA contraction), so costs and states equal the per-sample
@@ -39,7 +39,7 @@ LANES = 64
 """Samples per lane-major block. Each lane loop then has enough independent vectors for
 the core to overlap their latencies. Measured (pendulum, K=1000, H=30, one thread, the
 fused plan's kernel without its draws; 2026-12-04, an AVX-512 machine): 16 lanes 8.5 ns
-a sample-step, 32 lanes 4.2, 64 lanes 3.3, 128 lanes 3.6. (On 2026-12-02's AVX2
+a sample-step, 32 lanes 4.2, 64 lanes 3.3, 128 lanes 3.6. (On 2026-12-02's
 machine 16 lanes beat 8: 9.9 against 10.9 ns with the draws.)"""
 
 _CHUNKS_PER_THREAD = 4
