@@ -180,6 +180,8 @@ def run_closed_loop(
     fallbacks: list[str] = []
     overruns = 0
     deadline_overruns = 0
+    # once, not per step: a check against a runtime Protocol walks its members
+    episodic = config.stop_when_done and isinstance(robot, EpisodicRobot)
     next_tick = time.perf_counter()
     for step in range(config.steps):
         x = np.asarray(robot.read_state(), dtype=np.float64)
@@ -209,7 +211,7 @@ def run_closed_loop(
                 time.sleep(delay)
             else:  # behind schedule: restart the clock rather than burst to catch up
                 next_tick = time.perf_counter()
-        if config.stop_when_done and isinstance(robot, EpisodicRobot) and robot.done:
+        if episodic and robot.done:  # type: ignore[attr-defined]
             break
     states.append(np.asarray(robot.read_state(), dtype=np.float64))
     trajectory = np.array(states)
