@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             "cores": os.cpu_count(),
             "load_average_at_start": [round(v, 2) for v in load_average],
             "other_cpu_load": load,
+            # forces NumPy's OpenBLAS kernels (the generator's matrix products) when set
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         },
     }
     write_json_atomic(args.out, result)

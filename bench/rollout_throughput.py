@@ -548,6 +548,8 @@ def main(argv: list[str] | None = None) -> int:
             "processor": cpu_name(),
             "loadavg_1min_before_after": [load_before[0], load_after[0]],
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+            # forces NumPy's OpenBLAS kernels (the generator's matrix products) when set
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         },
         "versions": _versions(),
         "timing": rows,
