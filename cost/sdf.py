@@ -2,21 +2,42 @@
 
 Point forms (a position) and swept forms (the smallest signed distance over the straight
 segment between two positions, exact: the path a plan takes between its sampled states).
+
+The batch kernels (``trajectory_distances``, ``swept_trajectory_distances``) work on
+``LANES`` samples at a time, lane last: one loop over the lanes per obstacle, the
+helpers inlined into it (``_into_batch_kernels``), so LLVM packs the arithmetic and turns
+the helpers' branches into selects. Each lane does ``scene_distance`` /
+``scene_segment_distance``'s operations in their order, with their pruning as a select,
+so the numbers are those of one position or segment at a time, to the bit (tested).
+Measured (``nav_trap``'s three capsules, K=1024, H=16, one thread, 2026-12-04): the swept
+distances 803 -> 135 us; a scene of two circles, two boxes and three capsules 2440 ->
+330 us.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba as nb
 import numpy as np
 
+_BATCH_KERNELS = frozenset({"trajectory_distances", "swept_trajectory_distances"})
 
-@nb.njit(cache=True)
+
+def _into_batch_kernels(expr: Any, caller: Any, callee: Any) -> bool:
+    """Numba's inlining choice for the helpers below: inline them into this module's batch
+    kernels (their lane loops then vectorise), call them from everywhere else (inlined
+    into every fused planner kernel too, they made building a planner ~3 s slower)."""
+    return caller.func_id.func_qualname in _BATCH_KERNELS
+
+
+@nb.njit(cache=True, inline=_into_batch_kernels)
 def circle_distance(px, py, cx, cy, radius):  # pragma: no cover - compiled
     """Signed distance from (px, py) to a disc."""
     return np.sqrt((px - cx) ** 2 + (py - cy) ** 2) - radius
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline=_into_batch_kernels)
 def box_distance(px, py, cx, cy, half_w, half_h):  # pragma: no cover - compiled
     """Signed distance from (px, py) to an axis-aligned box given by centre and half extents."""
     dx = abs(px - cx) - half_w
@@ -26,7 +47,7 @@ def box_distance(px, py, cx, cy, half_w, half_h):  # pragma: no cover - compiled
     return np.sqrt(ox * ox + oy * oy) + min(max(dx, dy), 0.0)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline=_into_batch_kernels)
 def capsule_distance(px, py, ax, ay, bx, by, radius):  # pragma: no cover - compiled
     """Signed distance from (px, py) to a capsule: the segment a-b thickened by ``radius``."""
     dx = bx - ax
@@ -58,13 +79,44 @@ def scene_distance(px, py, circles, boxes, capsules):  # pragma: no cover - comp
     return d
 
 
-@nb.njit(parallel=True, cache=True)
+LANES = 64
+"""Samples the batch kernels evaluate side by side (every work array's last axis)."""
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy")
 def trajectory_distances(X, ix, iy, circles, boxes, capsules, out):  # pragma: no cover - compiled
-    """out[k, t] = scene distance of the position (X[k, t, ix], X[k, t, iy]). out Shape=(K, H+1)."""
+    """out[k, t] = scene distance of the position (X[k, t, ix], X[k, t, iy]). out Shape=(K, H+1).
+
+    ``scene_distance`` of each position, lane-major (see the module docstring).
+    ``error_model="numpy"``: the helpers' divisions are guarded, and the zero checks of
+    Python's error model would keep the lane loops scalar.
+    """
     K, T, _ = X.shape
-    for k in nb.prange(K):
+    L = LANES
+    for g in nb.prange((K + L - 1) // L):
+        k0 = g * L
+        px, py, d = np.empty(L), np.empty(L), np.empty(L)
         for t in range(T):
-            out[k, t] = scene_distance(X[k, t, ix], X[k, t, iy], circles, boxes, capsules)
+            for w in range(L):  # spare lanes of the last group repeat its last sample
+                k = min(k0 + w, K - 1)
+                px[w] = X[k, t, ix]
+                py[w] = X[k, t, iy]
+                d[w] = np.inf
+            for i in range(circles.shape[0]):
+                cx, cy, r = circles[i, 0], circles[i, 1], circles[i, 2]
+                for w in range(L):
+                    d[w] = min(d[w], circle_distance(px[w], py[w], cx, cy, r))
+            for i in range(boxes.shape[0]):
+                cx, cy, hw, hh = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+                for w in range(L):
+                    d[w] = min(d[w], box_distance(px[w], py[w], cx, cy, hw, hh))
+            for i in range(capsules.shape[0]):
+                ax, ay, bx, by, r = (capsules[i, 0], capsules[i, 1], capsules[i, 2],
+                                     capsules[i, 3], capsules[i, 4])  # fmt: skip
+                for w in range(L):
+                    d[w] = min(d[w], capsule_distance(px[w], py[w], ax, ay, bx, by, r))
+            for w in range(min(L, K - k0)):
+                out[k0 + w, t] = d[w]
 
 
 # --- swept checks: the straight segment between two consecutive positions -----------------
@@ -73,7 +125,7 @@ def trajectory_distances(X, ix, iy, circles, boxes, capsules, out):  # pragma: n
 # smallest signed distance over a segment a-b is well defined and, below, exact.
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline=_into_batch_kernels)
 def segment_segment_distance(ax, ay, bx, by, cx, cy, dx, dy):  # pragma: no cover - compiled
     """Distance between the segments a-b and c-d in the plane (0 where they cross or touch)."""
     ux, uy = bx - ax, by - ay
@@ -90,19 +142,19 @@ def segment_segment_distance(ax, ay, bx, by, cx, cy, dx, dy):  # pragma: no cove
     return min(d, capsule_distance(dx, dy, ax, ay, bx, by, 0.0))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline=_into_batch_kernels)
 def circle_segment_distance(ax, ay, bx, by, cx, cy, radius):  # pragma: no cover - compiled
     """Smallest signed distance from the segment a-b to a disc (negative inside)."""
     return capsule_distance(cx, cy, ax, ay, bx, by, radius)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline=_into_batch_kernels)
 def capsule_segment_distance(ax, ay, bx, by, px, py, qx, qy, radius):  # pragma: no cover
     """Smallest signed distance from the segment a-b to the capsule p-q of ``radius``."""
     return segment_segment_distance(ax, ay, bx, by, px, py, qx, qy) - radius
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline=_into_batch_kernels)
 def box_segment_distance(ax, ay, bx, by, cx, cy, half_w, half_h):  # pragma: no cover
     """Smallest signed distance from the segment a-b to an axis-aligned box (negative inside).
 
@@ -174,16 +226,54 @@ def scene_segment_distance(ax, ay, bx, by, circles, boxes, capsules):  # pragma:
     return d
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, error_model="numpy")
 def swept_trajectory_distances(X, ix, iy, circles, boxes, capsules, out):  # pragma: no cover
     """out[k, t] = smallest scene distance over the segment X[k, t] -> X[k, t+1] (positions).
 
-    X Shape=(K, H+1, nx); out Shape=(K, H).
+    X Shape=(K, H+1, nx); out Shape=(K, H). ``scene_segment_distance`` of each segment,
+    lane-major (see the module docstring): every lane computes each obstacle's segment
+    distance, and the pruning keeps or drops it as a select.
     """
     K, T, _ = X.shape
-    for k in nb.prange(K):
+    L = LANES
+    for g in nb.prange((K + L - 1) // L):
+        k0 = g * L
+        ax, ay, bx, by = np.empty(L), np.empty(L), np.empty(L), np.empty(L)
+        half, d = np.empty(L), np.empty(L)
         for t in range(T - 1):
-            out[k, t] = scene_segment_distance(
-                X[k, t, ix], X[k, t, iy], X[k, t + 1, ix], X[k, t + 1, iy], circles, boxes,
-                capsules,
-            )  # fmt: skip
+            for w in range(L):  # spare lanes of the last group repeat its last sample
+                k = min(k0 + w, K - 1)
+                ax[w] = X[k, t, ix]
+                ay[w] = X[k, t, iy]
+                bx[w] = X[k, t + 1, ix]
+                by[w] = X[k, t + 1, iy]
+            for w in range(L):
+                half[w] = 0.5 * np.sqrt((bx[w] - ax[w]) ** 2 + (by[w] - ay[w]) ** 2)
+                d[w] = np.inf
+            for i in range(circles.shape[0]):
+                cx, cy, r = circles[i, 0], circles[i, 1], circles[i, 2]
+                for w in range(L):
+                    d[w] = min(d[w], circle_segment_distance(ax[w], ay[w], bx[w], by[w], cx, cy, r))
+            for i in range(boxes.shape[0]):
+                cx, cy, hw, hh = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+                for w in range(L):
+                    near = min(
+                        box_distance(ax[w], ay[w], cx, cy, hw, hh),
+                        box_distance(bx[w], by[w], cx, cy, hw, hh),
+                    )
+                    swept = box_segment_distance(ax[w], ay[w], bx[w], by[w], cx, cy, hw, hh)
+                    if near - half[w] < d[w]:
+                        d[w] = min(d[w], swept)
+            for i in range(capsules.shape[0]):
+                c = capsules[i]
+                c0, c1, c2, c3, c4 = c[0], c[1], c[2], c[3], c[4]
+                for w in range(L):
+                    near = min(
+                        capsule_distance(ax[w], ay[w], c0, c1, c2, c3, c4),
+                        capsule_distance(bx[w], by[w], c0, c1, c2, c3, c4),
+                    )
+                    swept = capsule_segment_distance(ax[w], ay[w], bx[w], by[w], c0, c1, c2, c3, c4)
+                    if near - half[w] < d[w]:
+                        d[w] = min(d[w], swept)
+            for w in range(min(L, K - k0)):
+                out[k0 + w, t] = d[w]

@@ -25,6 +25,7 @@ import numpy as np
 
 from cost.composite import CostSum, Term
 from cost.constraints import Penalty, constraint_name, split_constraints
+from imle_mpc.core.kernels.compare import all_finite
 from imle_mpc.core.protocols import (
     BatchObservation,
     ChunkDecoder,
@@ -131,11 +132,14 @@ class PolicyCostToGo:
         while done < self.steps:
             n = min(self._chunk_steps, self.steps - done)
             history = self._observe(path[:, done : done + oh])
-            finite = np.all(np.isfinite(history), axis=(1, 2))
-            safe_history = np.where(finite[:, None, None], history, 0.0)
-            chunk = self._decoder.decode_batch(safe_history, z)[:, 0, :n]
+            # the per-row masks only when some row diverged (one compiled check otherwise)
+            finite = None if all_finite(history) else np.all(np.isfinite(history), axis=(1, 2))
+            if finite is not None:
+                history = np.where(finite[:, None, None], history, 0.0)
+            chunk = self._decoder.decode_batch(history, z)[:, 0, :n]
             np.clip(chunk, self._low, self._high, out=chunk)
-            chunk[~finite] = np.nan  # a diverged candidate's continuation stays diverged
+            if finite is not None:
+                chunk[~finite] = np.nan  # a diverged candidate's continuation stays diverged
             actions[:, done : done + n] = chunk
             now = oh - 1 + done
             path[:, now : now + n + 1] = self._rollout_from(path[:, now], chunk)
@@ -149,7 +153,12 @@ class PolicyCostToGo:
 
     def _rollout_from(self, starts: FloatArray, chunk: FloatArray) -> FloatArray:
         """Roll chunk ``k`` out from ``starts[k]``: Shape=(K, n+1, nx); NaN rows stay NaN."""
-        ok = np.all(np.isfinite(starts), axis=1) & np.all(np.isfinite(chunk), axis=(1, 2))
+        every = all_finite(starts) and all_finite(chunk)  # the per-row mask only if not
+        ok = (
+            np.ones(starts.shape[0], dtype=bool)
+            if every
+            else np.all(np.isfinite(starts), axis=1) & np.all(np.isfinite(chunk), axis=(1, 2))
+        )
         dynamics = self.dynamics
         if self._declared(dynamics, MultiStartRollout):
             out = np.asarray(cast(MultiStartRollout, dynamics).rollout_from_states(starts, chunk))
@@ -157,7 +166,8 @@ class PolicyCostToGo:
             out = np.empty((chunk.shape[0], chunk.shape[1] + 1, starts.shape[1]))
             for k in np.flatnonzero(ok):
                 out[k] = self.dynamics.rollout(starts[k], chunk[k : k + 1])[0]
-        out[~ok] = np.nan
+        if not every:
+            out[~ok] = np.nan
         return out
 
     def _declared(self, obj: object, protocol: type) -> bool:

@@ -8,6 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cost import ObstacleConstraint, Scene, SphereConstraint
+from cost.sdf import (
+    LANES,
+    scene_distance,
+    scene_segment_distance,
+    swept_trajectory_distances,
+    trajectory_distances,
+)
 from dynamics.kinematics import ChainKinematics
 
 MARGIN = 0.05
@@ -183,3 +190,35 @@ def test_clearance_proximity_is_numpys_squared_gap_sum_to_the_bit(steps: int) ->
     assert np.isnan(got[1]) and got[2] == 0.0 and got[3] == 0.0 and (got > 0.0).sum() > K // 2
     row0 = (np.maximum(margin - points[0, 1:], 0.0) ** 2).sum()
     assert got[0] == row0  # the -5.0 in column 0 left out
+
+
+@pytest.mark.parametrize("K", [1, 37, LANES, 2 * LANES + 9])
+def test_batch_scene_kernels_give_each_positions_and_segments_own_distance(K: int) -> None:
+    """Protects: the lane-major batch kernels (every obstacle kind, the pruning as a select,
+    spare lanes of the last group) give each position ``scene_distance`` and each segment
+    ``scene_segment_distance`` to the bit, including touching, crossing and zero-length
+    segments and positions inside obstacles; an empty scene gives +inf."""
+    rng = np.random.default_rng(K)
+    circles = np.array([[0.4, 0.1, 0.3], [-0.6, 0.5, 0.2]])
+    boxes = np.array([[0.0, -0.7, 0.4, 0.2], [0.9, 0.8, 0.1, 0.3]])
+    capsules = np.array([[-1.0, -1.0, -0.2, -0.4, 0.1], [0.5, 0.6, 0.5, 0.6, 0.2]])  # one a disc
+    X = rng.uniform(-1.3, 1.3, (K, 9, 4))
+    X[:, 3] = X[:, 2]  # zero-length segments
+    X[0, 5, :2] = [0.0, -0.5]  # the top edge of the first box, touched
+    X[0, 6, :2] = [0.0, -0.9]  # ... and the segment on to its bottom edge, crossing it
+    ix, iy = 0, 1
+    points, swept = np.empty((K, 9)), np.empty((K, 8))
+    trajectory_distances(X, ix, iy, circles, boxes, capsules, points)
+    swept_trajectory_distances(X, ix, iy, circles, boxes, capsules, swept)
+    for k in range(K):
+        for t in range(9):
+            want = scene_distance(X[k, t, 0], X[k, t, 1], circles, boxes, capsules)
+            assert points[k, t] == want, (k, t)
+        for t in range(8):
+            want = scene_segment_distance(*X[k, t, :2], *X[k, t + 1, :2], circles, boxes, capsules)
+            assert swept[k, t] == want, (k, t)
+    assert np.any(points < 0.0) and np.any(swept < 0.0) and np.any(swept > 0.0)
+    empty3, empty4, empty5 = np.zeros((0, 3)), np.zeros((0, 4)), np.zeros((0, 5))
+    swept_trajectory_distances(X, ix, iy, empty3, empty4, empty5, swept)
+    trajectory_distances(X, ix, iy, empty3, empty4, empty5, points)
+    assert np.all(np.isinf(swept)) and np.all(np.isinf(points))

@@ -89,6 +89,34 @@ def _bias_and_film(h, bias, film, start, total, negated):  # pragma: no cover - 
 
 
 @nb.njit(cache=True, error_model="numpy")
+def _film_bias(film, bias, total):  # pragma: no cover - compiled
+    """``film += bias; film[:, :total] += 1`` in one pass, float32: the FiLM layer's bias,
+    then ``1 + scale`` (the torch forward's), each addition rounded in that order."""
+    one = np.float32(1.0)
+    B, W = film.shape
+    for i in range(B):
+        row = film[i]
+        for j in range(total):
+            row[j] = (row[j] + bias[j]) + one
+        for j in range(total, W):
+            row[j] = row[j] + bias[j]
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _bias_and_negate(h, bias, negated):  # pragma: no cover - compiled
+    """``h += bias`` and ``negated = -h`` in one pass, float32 (the embedding's bias and
+    its SiLU's first step: NumPy's ``h += b`` and ``np.negative``, the same numbers)."""
+    B, W = h.shape
+    for i in range(B):
+        row = h[i]
+        minus = negated[i]
+        for j in range(W):
+            v = row[j] + bias[j]
+            row[j] = v
+            minus[j] = -v
+
+
+@nb.njit(cache=True, error_model="numpy")
 def _divide_by_one_plus(h, e):  # pragma: no cover - compiled
     """``h = h / (e + 1)`` in place, float32: the SiLU's ``x / (1 + exp(-x))`` once ``e`` holds
     ``exp(-x)`` (NumPy's ``e += 1; np.divide(h, e)``, the same rounding). ``error_model=
@@ -184,19 +212,23 @@ class NumpyMLP:
             )
             buffers[(batch, rows)] = buf
         total = sum(self._widths)
+        silu = self._act is _silu
         with blas_threads(1), np.errstate(over="ignore"):
             e = buf.embed
             np.matmul(cond, self._w_embed, out=e)
-            e += self._b_embed
-            self._act(e, buf.embed_tmp)
+            if silu:  # as the hidden layers below: one compiled pass, NumPy's exp, a divide
+                _bias_and_negate(e, self._b_embed, buf.embed_tmp)
+                np.exp(buf.embed_tmp, out=buf.embed_tmp)
+                _divide_by_one_plus(e, buf.embed_tmp)
+            else:
+                e += self._b_embed
+                self._act(e, buf.embed_tmp)
             film = buf.film
             np.matmul(e, self._w_film, out=film)
-            film += self._b_film
-            film[:, :total] += 1.0  # 1 + scale, as the torch forward
+            _film_bias(film, self._b_film, total)  # + bias, then 1 + scale as torch's forward
             h = buf.hidden[0]
             np.matmul(z, self._w_in, out=h)
             bias = self._b_in
-            silu = self._act is _silu
             start = 0
             for i, width in enumerate(self._widths):
                 if i:

@@ -247,3 +247,26 @@ def test_the_fused_film_and_silu_passes_are_numpys_ufuncs_to_the_bit(film_rows: 
     _divide_by_one_plus(h, e)
     np.testing.assert_array_equal(h, expected_silu)
     assert h.dtype == np.float32
+
+
+def test_the_fused_embedding_and_film_bias_passes_are_numpys_ufuncs_to_the_bit() -> None:
+    """Protects: the embedding's bias + negation and the FiLM layer's bias + (1 + scale)
+    passes give NumPy's in-place ufuncs' numbers exactly."""
+    from imle_mpc.learn.imle.fast_mlp import _bias_and_negate, _film_bias
+
+    rng = np.random.default_rng(8)
+    B, W, total = 7, 30, 12
+    film = (30 * rng.standard_normal((B, W))).astype(np.float32)
+    bias = rng.standard_normal(W).astype(np.float32)
+    expected = film.copy()
+    expected += bias
+    expected[:, :total] += 1.0
+    _film_bias(film, bias, total)
+    np.testing.assert_array_equal(film, expected)
+    h = (30 * rng.standard_normal((B, W))).astype(np.float32)
+    want = h + bias
+    negated = np.empty_like(h)
+    _bias_and_negate(h, bias, negated)
+    np.testing.assert_array_equal(h, want)
+    np.testing.assert_array_equal(negated, -want)
+    assert film.dtype == h.dtype == negated.dtype == np.float32
