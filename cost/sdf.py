@@ -61,13 +61,23 @@ def capsule_distance(px, py, ax, ay, bx, by, radius):  # pragma: no cover - comp
     return np.sqrt(qx * qx + qy * qy) - radius
 
 
+@nb.njit(inline="always")
+def _known(a, b):  # pragma: no cover - compiled
+    """Whether both coordinates are finite (``v - v`` is NaN for NaN and +-inf, else 0)."""
+    return a - a == 0.0 and b - b == 0.0
+
+
 @nb.njit(cache=True)
 def scene_distance(px, py, circles, boxes, capsules):  # pragma: no cover - compiled
     """Smallest signed distance to any obstacle; +inf for an empty scene.
 
     circles Shape=(nc, 3) rows (cx, cy, r); boxes Shape=(nb, 4) rows (cx, cy, half_w, half_h);
-    capsules Shape=(ns, 5) rows (ax, ay, bx, by, r).
+    capsules Shape=(ns, 5) rows (ax, ay, bx, by, r). A NaN or infinite position gives NaN:
+    a diverged state is never clear of the obstacles (the minimum alone dropped its NaN
+    distances and called it +inf away), and NaN makes every check reject it.
     """
+    if not _known(px, py):
+        return np.nan
     d = np.inf
     for i in range(circles.shape[0]):
         d = min(d, circle_distance(px, py, circles[i, 0], circles[i, 1], circles[i, 2]))
@@ -116,7 +126,7 @@ def trajectory_distances(X, ix, iy, circles, boxes, capsules, out):  # pragma: n
                 for w in range(L):
                     d[w] = min(d[w], capsule_distance(px[w], py[w], ax, ay, bx, by, r))
             for w in range(min(L, K - k0)):
-                out[k0 + w, t] = d[w]
+                out[k0 + w, t] = d[w] if _known(px[w], py[w]) else np.nan
 
 
 # --- swept checks: the straight segment between two consecutive positions -----------------
@@ -198,8 +208,10 @@ def box_segment_distance(ax, ay, bx, by, cx, cy, half_w, half_h):  # pragma: no 
 def scene_segment_distance(ax, ay, bx, by, circles, boxes, capsules):  # pragma: no cover
     """Smallest signed distance from the segment a-b to any obstacle; +inf for an empty scene.
 
-    The arrays are those of ``scene_distance``.
+    The arrays are those of ``scene_distance``; NaN where an end is NaN or infinite.
     """
+    if not (_known(ax, ay) and _known(bx, by)):
+        return np.nan
     # An obstacle whose lower bound (nearer end's distance minus half the length:
     # 1-Lipschitz) is no better than the best so far cannot change the minimum.
     half = 0.5 * np.sqrt((bx - ax) ** 2 + (by - ay) ** 2)
@@ -276,4 +288,5 @@ def swept_trajectory_distances(X, ix, iy, circles, boxes, capsules, out):  # pra
                     if near - half[w] < d[w]:
                         d[w] = min(d[w], swept)
             for w in range(min(L, K - k0)):
-                out[k0 + w, t] = d[w]
+                known = _known(ax[w], ay[w]) and _known(bx[w], by[w])
+                out[k0 + w, t] = d[w] if known else np.nan

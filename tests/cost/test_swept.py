@@ -206,19 +206,46 @@ def test_batch_scene_kernels_give_each_positions_and_segments_own_distance(K: in
     X[:, 3] = X[:, 2]  # zero-length segments
     X[0, 5, :2] = [0.0, -0.5]  # the top edge of the first box, touched
     X[0, 6, :2] = [0.0, -0.9]  # ... and the segment on to its bottom edge, crossing it
+    X[-1, 7, 1] = np.nan  # a diverged sample: NaN where the per-segment functions give it
     ix, iy = 0, 1
     points, swept = np.empty((K, 9)), np.empty((K, 8))
     trajectory_distances(X, ix, iy, circles, boxes, capsules, points)
     swept_trajectory_distances(X, ix, iy, circles, boxes, capsules, swept)
-    for k in range(K):
-        for t in range(9):
-            want = scene_distance(X[k, t, 0], X[k, t, 1], circles, boxes, capsules)
-            assert points[k, t] == want, (k, t)
-        for t in range(8):
-            want = scene_segment_distance(*X[k, t, :2], *X[k, t + 1, :2], circles, boxes, capsules)
-            assert swept[k, t] == want, (k, t)
+    want_points = [
+        [scene_distance(X[k, t, 0], X[k, t, 1], circles, boxes, capsules) for t in range(9)]
+        for k in range(K)
+    ]
+    want_swept = [
+        [
+            scene_segment_distance(*X[k, t, :2], *X[k, t + 1, :2], circles, boxes, capsules)
+            for t in range(8)
+        ]
+        for k in range(K)
+    ]
+    np.testing.assert_array_equal(points, want_points)  # NaN where NaN
+    np.testing.assert_array_equal(swept, want_swept)
     assert np.any(points < 0.0) and np.any(swept < 0.0) and np.any(swept > 0.0)
+    # the diverged state and both its segments are unknown, not clear
+    assert np.isnan(points[-1, 7]) and np.isnan(swept[-1, 6:]).all()
+    assert np.isfinite(points[-1, :7]).all() and np.isfinite(swept[-1, :6]).all()
     empty3, empty4, empty5 = np.zeros((0, 3)), np.zeros((0, 4)), np.zeros((0, 5))
     swept_trajectory_distances(X, ix, iy, empty3, empty4, empty5, swept)
     trajectory_distances(X, ix, iy, empty3, empty4, empty5, points)
-    assert np.all(np.isinf(swept)) and np.all(np.isinf(points))
+    known_points, known_swept = np.isfinite(X[:, :, 1]), np.isfinite(X[:, :, 1]).copy()
+    known_swept = known_swept[:, 1:] & known_swept[:, :-1]
+    assert np.all(np.isinf(points[known_points])) and np.all(np.isnan(points[~known_points]))
+    assert np.all(np.isinf(swept[known_swept])) and np.all(np.isnan(swept[~known_swept]))
+
+
+def test_a_diverged_state_is_never_clear_of_the_obstacles() -> None:
+    """Protects: a NaN or infinite position has no distance (NaN), so the obstacle
+    constraint cannot call its trajectory safe; the minimum over obstacles alone dropped
+    the NaN distances and gave +inf, a violation of 0 (a defect until 2026-12-04)."""
+    scene = Scene(circles=[[0.4, 0.1, 0.3]], boxes=[[0.0, -0.7, 0.4, 0.2]])
+    X = np.zeros((3, 4, 4))
+    X[:, :, 0] = np.linspace(-1.0, -0.5, 4)
+    X[1, 2, 1] = np.nan
+    X[2, 3, 0] = np.inf
+    for swept in (True, False):
+        v = ObstacleConstraint(scene, margin=0.1, swept=swept).violation(X, np.zeros((3, 3, 2)))
+        assert v[0] == 0.0 and np.isnan(v[1]) and np.isnan(v[2]), (swept, v)

@@ -167,6 +167,35 @@ def test_one_trajectorys_clearance_is_its_row_of_the_batch() -> None:
     assert np.array_equal(single, kin.clearance(Q[:, 4], spheres, ball.radii)[7:8])
 
 
+@pytest.mark.parametrize("rows", [40, 2])  # the lane kernel, the scalar one
+def test_a_configuration_nobody_can_place_has_no_clearance(rows: int) -> None:
+    """Protects: a NaN or infinite joint gives NaN gaps for that configuration and both its
+    segments, in both kernels and through a shared start, so the sphere constraint rejects
+    the trajectory; the minima alone dropped the NaN gaps and read it as clear (+inf)."""
+    pytest.importorskip("pinocchio")
+    from imle_mpc.tasks.panda.robot import panda_collision_constraint
+
+    ball = panda_collision_constraint()
+    kin = ball.kinematics
+    rng = np.random.default_rng(4)
+    Q = rng.uniform(-2.0, 2.0, (rows, 6, kin.nq))
+    Q[1, 3, 2] = np.nan
+    Q[0, 5, 0] = np.inf
+    spheres = np.array([[0.4, 0.0, 0.5, 0.15]])
+    points, swept = kin.path_clearance(Q, spheres, ball.radii)
+    assert np.isnan(points[1, 3]) and np.isnan(swept[1, 2:4]).all()
+    assert np.isnan(points[0, 5]) and np.isnan(swept[0, 4])
+    unknown = {(1, 3), (0, 5)}
+    known = [(k, t) for k in range(rows) for t in range(6) if (k, t) not in unknown]
+    assert all(np.isfinite(points[k, t]) for k, t in known)
+    Q[:, 0] = [np.inf, 0.4, -0.2, -1.9, 0.1, 1.7, 0.6]  # one start shared by every row
+    points, swept = kin.path_clearance(Q, spheres, ball.radii)
+    assert np.isnan(points[:, 0]).all() and np.isnan(swept[:, 0]).all()
+    assert np.isfinite(points[2:, 1:]).all()
+    v = ball.violation(np.concatenate([Q, np.zeros_like(Q)], axis=2), np.zeros((rows, 5, 7)))
+    assert np.isnan(v).all()  # every row starts from a configuration with no clearance
+
+
 @pytest.mark.parametrize("nudge", [False, True])
 def test_a_batch_from_one_start_state_gives_each_rows_bits(nudge: bool) -> None:
     """Protects: when every trajectory starts at the same configuration (a planner's batch),
