@@ -62,7 +62,7 @@ def capsule_distance(px, py, ax, ay, bx, by, radius):  # pragma: no cover - comp
 
 
 @nb.njit(inline="always")
-def _known(a, b):  # pragma: no cover - compiled
+def known_position(a, b):  # pragma: no cover - compiled
     """Whether both coordinates are finite (``v - v`` is NaN for NaN and +-inf, else 0)."""
     return a - a == 0.0 and b - b == 0.0
 
@@ -76,7 +76,7 @@ def scene_distance(px, py, circles, boxes, capsules):  # pragma: no cover - comp
     a diverged state is never clear of the obstacles (the minimum alone dropped its NaN
     distances and called it +inf away), and NaN makes every check reject it.
     """
-    if not _known(px, py):
+    if not known_position(px, py):
         return np.nan
     d = np.inf
     for i in range(circles.shape[0]):
@@ -126,7 +126,7 @@ def trajectory_distances(X, ix, iy, circles, boxes, capsules, out):  # pragma: n
                 for w in range(L):
                     d[w] = min(d[w], capsule_distance(px[w], py[w], ax, ay, bx, by, r))
             for w in range(min(L, K - k0)):
-                out[k0 + w, t] = d[w] if _known(px[w], py[w]) else np.nan
+                out[k0 + w, t] = d[w] if known_position(px[w], py[w]) else np.nan
 
 
 # --- swept checks: the straight segment between two consecutive positions -----------------
@@ -210,7 +210,7 @@ def scene_segment_distance(ax, ay, bx, by, circles, boxes, capsules):  # pragma:
 
     The arrays are those of ``scene_distance``; NaN where an end is NaN or infinite.
     """
-    if not (_known(ax, ay) and _known(bx, by)):
+    if not (known_position(ax, ay) and known_position(bx, by)):
         return np.nan
     # An obstacle whose lower bound (nearer end's distance minus half the length:
     # 1-Lipschitz) is no better than the best so far cannot change the minimum.
@@ -288,5 +288,5 @@ def swept_trajectory_distances(X, ix, iy, circles, boxes, capsules, out):  # pra
                     if near - half[w] < d[w]:
                         d[w] = min(d[w], swept)
             for w in range(min(L, K - k0)):
-                known = _known(ax[w], ay[w]) and _known(bx[w], by[w])
+                known = known_position(ax[w], ay[w]) and known_position(bx[w], by[w])
                 out[k0 + w, t] = d[w] if known else np.nan

@@ -22,6 +22,7 @@ from cost.sdf import (
     capsule_segment_distance,
     circle_distance,
     circle_segment_distance,
+    known_position,
     swept_trajectory_distances,
     trajectory_distances,
 )
@@ -148,12 +149,16 @@ _SCENE_HEAD = 7
 def _proximity_running(x_prev, x, U, t, p):  # pragma: no cover - compiled
     """max(0, margin - d)^2 for one step: d at the state x, or over the segment x_prev -> x.
 
-    p = (ix, iy, margin, nc, nb, ns, swept, circles..., boxes..., capsules...).
+    p = (ix, iy, margin, nc, nb, ns, swept, circles..., boxes..., capsules...). A NaN or
+    infinite position (either end of a swept step) costs NaN, as ``cost.sdf``'s distances
+    are NaN there: the minimum below alone read it as far from everything, at no cost.
     """
     ix, iy = int(p[0]), int(p[1])
     bx, by = x[ix], x[iy]
     ax, ay = x_prev[ix], x_prev[iy]
     swept = p[6] != 0.0
+    if not known_position(bx, by) or (swept and not known_position(ax, ay)):
+        return np.nan
     nc, nbox, ncap = int(p[3]), int(p[4]), int(p[5])
     h = _SCENE_HEAD
     d = np.inf

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cost import ObstacleConstraint, Scene, SphereConstraint
+from cost import ObstacleConstraint, ObstacleProximity, Scene, SphereConstraint
 from cost.sdf import (
     LANES,
     scene_distance,
@@ -249,3 +249,6 @@ def test_a_diverged_state_is_never_clear_of_the_obstacles() -> None:
     for swept in (True, False):
         v = ObstacleConstraint(scene, margin=0.1, swept=swept).violation(X, np.zeros((3, 3, 2)))
         assert v[0] == 0.0 and np.isnan(v[1]) and np.isnan(v[2]), (swept, v)
+        # the soft cost (also the fused kernel's running form) is NaN there too: no free row
+        c = ObstacleProximity(scene, margin=0.6, swept=swept)(X, np.zeros((3, 3, 2)))
+        assert c[0] > 0.0 and np.isnan(c[1]) and np.isnan(c[2]), (swept, c)
