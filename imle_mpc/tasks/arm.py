@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cost import ControlEffort, CostSum, StageCost, StateTracking, Term, TerminalState
-from cost.sdf import capsule_distance
+from cost.sdf import capsule_distance, known_position
 from dynamics import TwoLinkArm
 from imle_mpc.core.validation import FloatArray
 from imle_mpc.loop.faults import FaultConfig
@@ -56,7 +56,12 @@ def arm_post_distance(q1, q2, p):  # pragma: no cover - compiled
         q1: shoulder angle (rad).
         q2: elbow angle (rad).
         p: ``(link1_length, link2_length, cx, cy, radius, ...)``.
+
+    NaN for a NaN or infinite angle: the minimum over the links alone kept the other
+    link's distance and read an arm nobody can place as clear.
     """
+    if not known_position(q1, q2):  # both angles finite
+        return np.nan
     l1, l2, cx, cy, r = p[0], p[1], p[2], p[3], p[4]
     ex = l1 * np.cos(q1)
     ey = l1 * np.sin(q1)
@@ -70,7 +75,10 @@ def arm_post_distance(q1, q2, p):  # pragma: no cover - compiled
 @nb.njit(cache=True)
 def _arm_proximity_stage(x, u, t, p):  # pragma: no cover - compiled
     """``max(0, margin - d)^2`` for one state; p = (l1, l2, cx, cy, radius, margin)."""
-    v = max(p[5] - arm_post_distance(x[0], x[1], p), 0.0)
+    d = arm_post_distance(x[0], x[1], p)
+    if d != d:  # an arm nobody can place costs NaN (max(NaN, 0) would make it free)
+        return np.nan
+    v = max(p[5] - d, 0.0)
     return v * v
 
 

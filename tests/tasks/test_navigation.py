@@ -173,6 +173,15 @@ def test_arm_clearance_matches_a_sampled_reference(rng: np.random.Generator) -> 
     np.testing.assert_allclose(arm_clearance(states), ref, atol=2e-3)
 
 
+def test_an_arm_with_an_unknown_angle_is_never_clear() -> None:
+    """Protects: a NaN or infinite elbow (or shoulder) angle gives NaN clearance, so the
+    post constraint rejects the state; the minimum over the links kept the shoulder
+    link's distance and called it clear (a defect until 2026-12-04)."""
+    states = np.array([[0.1, np.nan, 0, 0], [np.inf, 0.1, 0, 0], [0.1, 0.1, 0, 0]])
+    d = arm_clearance(states)
+    assert np.isnan(d[0]) and np.isnan(d[1]) and np.isfinite(d[2])
+
+
 def test_arm_start_and_goal_are_straight_and_clear() -> None:
     start = np.array([*ARM_START_Q, 0.0, 0.0])
     goal = np.array([*ARM_GOAL_Q, 0.0, 0.0])
