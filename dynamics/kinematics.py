@@ -51,7 +51,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from imle_mpc.core.errors import InputError
-from imle_mpc.core.kernels.geometry import point_segment_distance3
+from imle_mpc.core.kernels.geometry import lower_keeping_nan, point_segment_distance3
 from imle_mpc.core.kernels.trig import needs_libm, sincos
 from imle_mpc.core.validation import FloatArray
 
@@ -113,13 +113,6 @@ def _scratch(nj):  # pragma: no cover - compiled
     return R, np.zeros((nj + 1, 3)), np.empty((3, 3))
 
 
-@nb.njit(inline="always")
-def _lower(best, gap):  # pragma: no cover - compiled
-    """``min(best, gap)`` that keeps a NaN: a point nobody can place (a NaN or infinite joint
-    before it) makes its configuration's gap NaN, never the other points' minimum."""
-    return gap if (gap < best or gap != gap) else best
-
-
 _BLOCKS = 64
 """Work blocks of the parallel kernels: scratch arrays are allocated once per block."""
 
@@ -166,7 +159,7 @@ def _chain_path_clearance(
     entry t the smallest gap of any point sphere's centre on its straight segment
     from configuration t to t+1 (T = 1: single configurations, nothing swept). A
     point nobody can place (a NaN or infinite joint before it) makes the gap NaN, and
-    the swept gaps of both its segments: the minima keep NaN (``_lower``).
+    the swept gaps of both its segments: the minima keep NaN (``lower_keeping_nan``).
 
     ``_LANES`` candidates at a time, each lane doing exactly ``_chain_frames`` /
     ``_point``'s operations in their order (the results are those of one
@@ -204,7 +197,7 @@ def _chain_path_clearance(
                 dy = here0[i, 1] - spheres[o, 1]
                 dz = here0[i, 2] - spheres[o, 2]
                 gap = np.sqrt(dx * dx + dy * dy + dz * dz) - spheres[o, 3] - radius
-                best0 = _lower(best0, gap)
+                best0 = lower_keeping_nan(best0, gap)
     for blk in nb.prange(blocks):
         R = np.zeros((nj + 1, 3, 3, L))  # joint frames, lane last; R[0] the identity
         for d in range(3):
@@ -303,14 +296,14 @@ def _chain_path_clearance(
                                 dy = here[i, 1, w] - cy
                                 dz = here[i, 2, w] - cz
                                 gap = np.sqrt(dx * dx + dy * dy + dz * dz) - reach - radius
-                                best[w] = _lower(best[w], gap)
+                                best[w] = lower_keeping_nan(best[w], gap)
                             if t > 0:
                                 for w in range(L):
                                     d = point_segment_distance3(
                                         cx, cy, cz, prev[i, 0, w], prev[i, 1, w], prev[i, 2, w],
                                         here[i, 0, w], here[i, 1, w], here[i, 2, w],
                                     )  # fmt: skip
-                                    moved[w] = _lower(moved[w], d - reach - radius)
+                                    moved[w] = lower_keeping_nan(moved[w], d - reach - radius)
                 for w in range(L):
                     if k0 + w < K:
                         out[k0 + w, t] = best[w]
@@ -357,13 +350,13 @@ def _chain_path_clearance_scalar(
                     dy = here[i, 1] - cy
                     dz = here[i, 2] - cz
                     gap = np.sqrt(dx * dx + dy * dy + dz * dz) - reach - radius
-                    best = _lower(best, gap)
+                    best = lower_keeping_nan(best, gap)
                     if t > 0:
                         d = point_segment_distance3(
                             cx, cy, cz, prev[i, 0], prev[i, 1], prev[i, 2],
                             here[i, 0], here[i, 1], here[i, 2],
                         )  # fmt: skip
-                        moved = _lower(moved, d - reach - radius)
+                        moved = lower_keeping_nan(moved, d - reach - radius)
             out[k, t] = best
             if t > 0:
                 swept[k, t - 1] = moved

@@ -149,17 +149,22 @@ def test_fused_sphere_constraint_equals_the_generic_one() -> None:
     )
     for K in (40, 5):  # the kernel runs 32 candidates side by side: a full group, short ones
         Q = _random_configurations(K * 9, seed=K).reshape(K, 9, 7)
+        Q[2, 4, 3] = np.nan  # a configuration nobody can place: NaN on both, never clear
         X = np.concatenate([Q, np.zeros_like(Q)], axis=-1)
         U = np.zeros((K, 8, 7))
         np.testing.assert_allclose(fused.distances(X), generic.distances(X), atol=1e-12)
         np.testing.assert_allclose(fused.violation(X, U), generic.violation(X, U), atol=1e-12)
         np.testing.assert_allclose(fused.swept_distances(X), generic.swept_distances(X), atol=1e-12)
+        assert np.isnan(fused.violation(X, U)[2]) and np.isnan(generic.violation(X, U)[2])
+        assert np.isfinite(fused.violation(X, U)[3:]).all()
     point = panda_collision_constraint(0.03, swept=False)  # the states alone, on both
     generic_point = SphereConstraint(
         panda_collision_kinematics(), [PANDA_OBSTACLE], panda_sphere_radii(), 0.03, swept=False
     )
     np.testing.assert_allclose(point.violation(X, U), generic_point.violation(X, U), atol=1e-12)
-    assert np.all(fused.violation(X, U) >= point.violation(X, U))
+    swept_v, point_v = fused.violation(X, U), point.violation(X, U)
+    np.testing.assert_array_equal(np.isnan(swept_v), np.isnan(point_v))  # row 2 on both
+    assert np.all(swept_v[~np.isnan(point_v)] >= point_v[~np.isnan(point_v)])
     X[:, :, 0] += 0.3  # a new batch is computed afresh, not served from the cache
     np.testing.assert_allclose(fused.distances(X), generic.distances(X), atol=1e-12)
 

@@ -19,11 +19,20 @@ def point_segment_distance3(px, py, pz, ax, ay, az, bx, by, bz):  # pragma: no c
     return np.sqrt(dx * dx + dy * dy + dz * dz)
 
 
+@nb.njit(inline="always")
+def lower_keeping_nan(best, gap):  # pragma: no cover - compiled
+    """``min(best, gap)`` that keeps a NaN: a robot point nobody can place (a NaN or
+    infinite joint before it) makes the whole minimum NaN, so no check reads it as clear
+    (the plain minimum dropped NaN gaps and could end at +inf)."""
+    return gap if (gap < best or gap != gap) else best
+
+
 @nb.njit(parallel=True, cache=True)
 def swept_sphere_clearance(P, radii, spheres, out):  # pragma: no cover - compiled
     """Smallest gap between moving robot spheres and obstacle spheres over each step.
 
-    ``out[k, t] = min_{i, s} dist(centre_s, segment P[k, t, i] -> P[k, t+1, i]) - r_s - radii[i]``.
+    ``out[k, t] = min_{i, s} dist(centre_s, segment P[k, t, i] -> P[k, t+1, i]) - r_s - radii[i]``,
+    NaN where a centre is NaN.
 
     Args:
         P: robot sphere centres, Shape=(K, T, n, 3).
@@ -43,5 +52,5 @@ def swept_sphere_clearance(P, radii, spheres, out):  # pragma: no cover - compil
                     d = point_segment_distance3(
                         c[0], c[1], c[2], a[0], a[1], a[2], b[0], b[1], b[2]
                     )
-                    best = min(best, d - c[3] - radii[i])
+                    best = lower_keeping_nan(best, d - c[3] - radii[i])
             out[k, t] = best
