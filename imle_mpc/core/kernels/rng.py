@@ -173,8 +173,9 @@ def normal_lanes(states, out, signs, layers):  # pragma: no cover - compiled
 
     ``states`` (uint64, Shape=(L,)) advance as ``standard_normal`` advances them;
     ``out`` Shape=(L,) gets the draws. The table part runs for all lanes in one
-    branch-free loop (packed code: about 3x the per-lane loop at L = 64); the ~1% of
-    lanes outside their layer's inner rectangle finish in a second loop.
+    branch-free loop (packed code: in the pendulum's plan, L = 64, 1.5 ns a draw against
+    3.7 drawn row by row); the ~1% of lanes outside their layer's inner rectangle finish
+    in a second loop.
     ``signs`` (float64) and ``layers`` (intp), Shape=(L,), are scratch.
     """
     L = states.shape[0]
